@@ -1,0 +1,316 @@
+//! Connectors: how a pool opens, checks and closes its connections.
+//!
+//! [`TcpConnector`] is built in (TCP and Unix sockets, connect timeout, keepalive).
+//! Programs with their own connection objects implement [`Connector`].
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::config::Config;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+
+/// How a pool opens and closes connections of type [`Connector::Conn`].
+///
+/// `connect` runs on the manager's runtime; `is_alive` runs on the thread that
+/// acquires (it must be cheap and must not block); `close` runs wherever the
+/// connection is let go.
+pub trait Connector: Send + Sync + 'static {
+    /// The managed connection type.
+    type Conn: Send + 'static;
+
+    /// Opens a connection to `endpoint`. The pool bounds it by its connect timeout.
+    fn connect(&self, endpoint: &Endpoint) -> impl Future<Output = Result<Self::Conn>> + Send;
+
+    /// A cheap check on checkout: `false` means the connection is broken and must be
+    /// closed instead of handed out.
+    fn is_alive(&self, _conn: &mut Self::Conn) -> bool {
+        true
+    }
+
+    /// Closes a connection the pool is done with.
+    fn close(&self, conn: Self::Conn) {
+        drop(conn);
+    }
+}
+
+/// A connected built-in socket (TCP or Unix). While leased it is in blocking mode, so
+/// a C program can use its fd with plain `send`/`recv`.
+#[derive(Debug)]
+pub struct Socket {
+    kind: SocketKind,
+}
+
+#[derive(Debug)]
+enum SocketKind {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Socket {
+    /// The raw file descriptor. It stays owned by the socket.
+    pub fn fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+
+    /// Sends some of `buf`, blocking; returns how many bytes went.
+    pub fn send(&self, buf: &[u8]) -> Result<usize> {
+        let r = match &self.kind {
+            SocketKind::Tcp(s) => (&*s).write(buf),
+            SocketKind::Unix(s) => (&*s).write(buf),
+        };
+        r.map_err(|e| Error::from_io("send", &e))
+    }
+
+    /// Sends all of `buf`, blocking.
+    pub fn send_all(&self, buf: &[u8]) -> Result<()> {
+        let r = match &self.kind {
+            SocketKind::Tcp(s) => (&*s).write_all(buf),
+            SocketKind::Unix(s) => (&*s).write_all(buf),
+        };
+        r.map_err(|e| Error::from_io("send", &e))
+    }
+
+    /// Receives into `buf`, blocking until at least one byte arrives; `Ok(0)` means
+    /// the peer closed the connection.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+        let r = match &self.kind {
+            SocketKind::Tcp(s) => (&*s).read(buf),
+            SocketKind::Unix(s) => (&*s).read(buf),
+        };
+        r.map_err(|e| Error::from_io("recv", &e))
+    }
+
+    /// Sets the deadline of each blocking send and recv (`None`: wait forever). A
+    /// call that passes it fails with Timeout.
+    pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        let timeout = timeout.map(|t| t.max(Duration::from_micros(1)));
+        let r = match &self.kind {
+            SocketKind::Tcp(s) => s
+                .set_read_timeout(timeout)
+                .and_then(|_| s.set_write_timeout(timeout)),
+            SocketKind::Unix(s) => s
+                .set_read_timeout(timeout)
+                .and_then(|_| s.set_write_timeout(timeout)),
+        };
+        r.map_err(|e| Error::from_io("set socket timeout", &e))
+    }
+
+    /// Whether the peer is still there, without blocking and without consuming data:
+    /// a peer that closed (FIN) or reset the connection makes this `false`.
+    pub fn is_alive(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: fd is a valid open socket owned by self; the buffer is one writable
+        // byte that outlives the call; MSG_PEEK leaves the data in the socket.
+        let n = unsafe {
+            libc::recv(
+                self.fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => false,
+            n if n > 0 => true,
+            _ => {
+                let err = io::Error::last_os_error();
+                matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                )
+            }
+        }
+    }
+
+    /// Writes all of `buf` without blocking a thread; for async callers (Node, asyncio).
+    /// Must run on the manager's runtime.
+    pub async fn write_all_async(&self, buf: &[u8]) -> Result<()> {
+        let mut done = 0;
+        self.with_async(Interest::WRITABLE, |s| {
+            while done < buf.len() {
+                match s.send(&buf[done..]) {
+                    Ok(0) => {
+                        return Some(Err(Error::unavailable("send: connection closed by peer")));
+                    }
+                    Ok(n) => done += n,
+                    Err(e) => return retry_or(e),
+                }
+            }
+            Some(Ok(()))
+        })
+        .await
+    }
+
+    /// Reads up to `max` bytes without blocking a thread; an empty result means the
+    /// peer closed. Must run on the manager's runtime.
+    pub async fn read_async(&self, max: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; max];
+        let n = self
+            .with_async(Interest::READABLE, |s| match s.recv(&mut buf) {
+                Ok(n) => Some(Ok(n)),
+                Err(e) => retry_or(e),
+            })
+            .await?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Runs `op` in non-blocking mode whenever the socket is ready, until it returns
+    /// `Some`; puts the socket back into blocking mode afterwards.
+    async fn with_async<T>(
+        &self,
+        interest: Interest,
+        mut op: impl FnMut(&Socket) -> Option<Result<T>>,
+    ) -> Result<T> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::failed_precondition(
+                "async socket calls must run on the manager's runtime",
+            ));
+        }
+        self.set_nonblocking(true)?;
+        let result = async {
+            // SAFETY: the fd belongs to `self`, which is borrowed for the whole life of
+            // `afd` (dropped at the end of this block), so it stays open and refers to
+            // the same socket; FdRef always returns that same fd.
+            let afd = unsafe { AsyncFd::register_with_interest(FdRef(self.fd()), interest) }
+                .map_err(|e| Error::from_io("register socket with the runtime", &e.into()))?;
+            loop {
+                let mut guard = afd
+                    .ready(interest)
+                    .await
+                    .map_err(|e| Error::from_io("wait for socket", &e))?;
+                if let Some(r) = op(self) {
+                    return r;
+                }
+                guard.clear_ready();
+            }
+        }
+        .await;
+        self.set_nonblocking(false)?;
+        result
+    }
+
+    fn set_nonblocking(&self, on: bool) -> Result<()> {
+        let r = match &self.kind {
+            SocketKind::Tcp(s) => s.set_nonblocking(on),
+            SocketKind::Unix(s) => s.set_nonblocking(on),
+        };
+        r.map_err(|e| Error::from_io("set socket mode", &e))
+    }
+}
+
+fn retry_or<T>(e: Error) -> Option<Result<T>> {
+    if e.errno() == Some(libc::EAGAIN) || e.errno() == Some(libc::EINTR) {
+        None
+    } else {
+        Some(Err(e))
+    }
+}
+
+/// A borrowed fd for `AsyncFd`; dropping it deregisters without closing.
+struct FdRef(RawFd);
+
+impl AsRawFd for FdRef {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.kind {
+            SocketKind::Tcp(s) => s.as_fd(),
+            SocketKind::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// Settings of the built-in connector, from the `tcp.*` keys.
+#[derive(Debug, Clone)]
+pub struct TcpSettings {
+    /// Keepalive idle time; `None` turns keepalive off.
+    pub keepalive: Option<Duration>,
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+}
+
+impl TcpSettings {
+    /// Reads the `tcp.*` keys.
+    pub fn from_config(cfg: &Config) -> Self {
+        let ka = cfg.duration("tcp.keepalive");
+        TcpSettings {
+            keepalive: (!ka.is_zero()).then_some(ka),
+            nodelay: cfg.bool("tcp.nodelay"),
+        }
+    }
+}
+
+/// The built-in connector: TCP (`tcp://host:port`) and Unix sockets (`unix:///path`).
+#[derive(Debug, Clone)]
+pub struct TcpConnector {
+    settings: TcpSettings,
+}
+
+impl TcpConnector {
+    /// A connector with the given settings.
+    pub fn new(settings: TcpSettings) -> Self {
+        TcpConnector { settings }
+    }
+}
+
+impl Connector for TcpConnector {
+    type Conn = Socket;
+
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Socket> {
+        let ctx = || format!("connect to {endpoint}");
+        let kind = match endpoint {
+            Endpoint::Tcp { host, port } => {
+                let s = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(|e| Error::from_io(ctx(), &e))?;
+                let s = s.into_std().map_err(|e| Error::from_io(ctx(), &e))?;
+                let sock = socket2::SockRef::from(&s);
+                if let Some(idle) = self.settings.keepalive {
+                    let ka = socket2::TcpKeepalive::new()
+                        .with_time(idle)
+                        .with_interval(Duration::from_secs(idle.as_secs().clamp(1, 10)));
+                    sock.set_tcp_keepalive(&ka)
+                        .map_err(|e| Error::from_io(ctx(), &e))?;
+                }
+                s.set_nodelay(self.settings.nodelay)
+                    .map_err(|e| Error::from_io(ctx(), &e))?;
+                s.set_nonblocking(false)
+                    .map_err(|e| Error::from_io(ctx(), &e))?;
+                SocketKind::Tcp(s)
+            }
+            Endpoint::Unix(path) => {
+                let s = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| Error::from_io(ctx(), &e))?;
+                let s = s.into_std().map_err(|e| Error::from_io(ctx(), &e))?;
+                s.set_nonblocking(false)
+                    .map_err(|e| Error::from_io(ctx(), &e))?;
+                SocketKind::Unix(s)
+            }
+            Endpoint::Named(name) => {
+                return Err(Error::invalid_argument(format!(
+                    "the built-in connector cannot open \"{name}\"; use tcp://host:port or unix:///path, or supply a custom connector"
+                )));
+            }
+        };
+        Ok(Socket { kind })
+    }
+
+    #[inline]
+    fn is_alive(&self, conn: &mut Socket) -> bool {
+        conn.is_alive()
+    }
+}

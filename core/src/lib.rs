@@ -1,0 +1,37 @@
+//! switchboard-core: connection pools and the bookkeeping around them, on one tokio
+//! runtime per [`Manager`]. All behaviour of switchboard lives here; the C ABI, the
+//! Python and the Node packages only translate.
+//!
+//! ```no_run
+//! use switchboard_core::{AcquireOptions, Config, Manager};
+//! let manager = Manager::new(&Config::new())?;
+//! let pool = manager.pool("echo", "tcp://127.0.0.1:7000", &Config::new())?;
+//! let lease = pool.acquire_blocking(AcquireOptions::default())?;
+//! lease.send_all(b"ping\n")?;
+//! let mut buf = [0u8; 16];
+//! let n = lease.recv(&mut buf)?;
+//! lease.release();
+//! # let _ = n;
+//! # Ok::<(), switchboard_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod connector;
+pub mod endpoint;
+pub mod error;
+pub mod manager;
+pub mod pool;
+pub mod runtime;
+
+pub use config::Config;
+pub use connector::{Connector, Socket, TcpConnector, TcpSettings};
+pub use endpoint::Endpoint;
+pub use error::{Code, Error, Result};
+pub use manager::Manager;
+pub use pool::{AcquireOptions, Lease, Pool, PoolSettings, PoolStats};
+
+/// The library version, from Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

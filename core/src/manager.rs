@@ -1,0 +1,253 @@
+//! The manager: the root object that owns the runtime and the pools.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::connector::{Connector, TcpConnector, TcpSettings};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::pool::{Pool, PoolSettings, PoolStats};
+use crate::runtime::{self, RuntimeShared};
+
+/// What the manager needs of a pool of any connector type.
+trait PoolControl: Send + Sync {
+    fn close(&self);
+    fn is_closed(&self) -> bool;
+    fn stats(&self) -> PoolStats;
+}
+
+impl<C: Connector> PoolControl for Pool<C> {
+    fn close(&self) {
+        Pool::close(self);
+    }
+    fn is_closed(&self) -> bool {
+        Pool::is_closed(self)
+    }
+    fn stats(&self) -> PoolStats {
+        Pool::stats(self)
+    }
+}
+
+struct ManagerInner {
+    config: Config,
+    rt: Arc<RuntimeShared>,
+    runtime: Mutex<Option<Runtime>>,
+    pools: Mutex<HashMap<String, Box<dyn PoolControl>>>,
+    closed: AtomicBool,
+    clock: SharedClock,
+}
+
+/// The root object a program creates once: owns the tokio runtime, the pools and
+/// (later) everything else. Cheap to clone; the last clone dropped closes it.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use switchboard_core::{Config, Manager};
+/// let manager = Manager::new(&Config::new())?;
+/// let mut pool_cfg = Config::new();
+/// pool_cfg.set("pool.max_size", "4")?;
+/// let pool = manager.pool("echo", "tcp://127.0.0.1:7000", &pool_cfg)?;
+/// let lease = pool.acquire_blocking(Default::default())?;
+/// lease.send_all(b"hello")?;
+/// drop(lease); // back to the pool
+/// manager.close(Duration::from_secs(5))?;
+/// # Ok::<(), switchboard_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Manager {
+    inner: Arc<ManagerInner>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Manager {
+    /// Creates a manager and starts its runtime (`runtime.worker_threads`).
+    pub fn new(config: &Config) -> Result<Manager> {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// Creates a manager whose state machines read time from `clock` (for tests).
+    pub fn with_clock(config: &Config, clock: SharedClock) -> Result<Manager> {
+        let workers = config.u64("runtime.worker_threads") as usize;
+        let (rt, shared) = RuntimeShared::build(workers)?;
+        Ok(Manager {
+            inner: Arc::new(ManagerInner {
+                config: config.clone(),
+                rt: Arc::new(shared),
+                runtime: Mutex::new(Some(rt)),
+                pools: Mutex::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+                clock,
+            }),
+        })
+    }
+
+    /// The manager's config. Its `pool.*` and `tcp.*` keys are defaults for pools.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The manager's runtime, for bindings that run async work on it.
+    pub fn runtime(&self) -> &Arc<RuntimeShared> {
+        &self.inner.rt
+    }
+
+    /// Whether [`Manager::close`] has been called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::unavailable("the manager is closed"));
+        }
+        self.inner.rt.check_pid()
+    }
+
+    /// Creates a pool of built-in sockets named `name` to `target`
+    /// (`tcp://host:port`, `unix:///path`, or a comma-separated list). `config`
+    /// overrides the manager's `pool.*`/`tcp.*` keys for this pool.
+    pub fn pool(&self, name: &str, target: &str, config: &Config) -> Result<Pool<TcpConnector>> {
+        let cfg = self.inner.config.merged(config);
+        let connector = TcpConnector::new(TcpSettings::from_config(&cfg));
+        self.pool_with(name, target, config, connector)
+    }
+
+    /// Creates a pool whose connections are made by `connector`. Targets that are not
+    /// `tcp://` or `unix://` are passed to the connector as [`Endpoint::Named`].
+    pub fn pool_with<C: Connector>(
+        &self,
+        name: &str,
+        target: &str,
+        config: &Config,
+        connector: C,
+    ) -> Result<Pool<C>> {
+        self.check_open()?;
+        if name.is_empty() {
+            return Err(Error::invalid_argument(
+                "pool name must be a non-empty string",
+            ));
+        }
+        let endpoints = Endpoint::parse_list(target, true)?;
+        let cfg = self.inner.config.merged(config);
+        let settings = PoolSettings::from_config(&cfg);
+        let mut pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if pools.get(name).is_some_and(|p| !p.is_closed()) {
+            return Err(Error::invalid_argument(format!(
+                "a pool named \"{name}\" already exists; pool names must be unique within a manager"
+            )));
+        }
+        let pool = Pool::new(
+            name.to_string(),
+            endpoints,
+            connector,
+            settings,
+            self.inner.rt.clone(),
+            self.inner.clock.clone(),
+        );
+        pools.insert(name.to_string(), Box::new(pool.clone()));
+        Ok(pool)
+    }
+
+    /// Snapshots of every open pool, sorted by name.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<PoolStats> = pools
+            .values()
+            .filter(|p| !p.is_closed())
+            .map(|p| p.stats())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Closes the manager: stops accepting work, fails waiters, waits up to `timeout`
+    /// for leases to come back, closes every connection and stops the runtime, joining
+    /// its threads. Leases still out after the timeout are closed when released.
+    /// Closing twice is a no-op. Calling it from a callback that runs on this
+    /// manager's runtime is an error (FailedPrecondition).
+    pub fn close(&self, timeout: Duration) -> Result<()> {
+        if self.inner.rt.on_own_thread() {
+            return Err(Error::failed_precondition(
+                "close() was called on the manager's own runtime thread (from a callback); close the manager from another thread",
+            ));
+        }
+        self.inner.close(timeout);
+        Ok(())
+    }
+}
+
+impl ManagerInner {
+    fn close(&self, timeout: Duration) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        self.rt.mark_closed();
+        let pools: Vec<Box<dyn PoolControl>> = {
+            let mut p = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+            p.drain().map(|(_, v)| v).collect()
+        };
+        for p in &pools {
+            p.close();
+        }
+        // Wait (bounded) for leases to come back and for blocked callers to leave.
+        let mut pause = Duration::from_micros(50);
+        loop {
+            let leased: usize = pools.iter().map(|p| p.stats().leased).sum();
+            let now = Instant::now();
+            if (leased == 0 && self.rt.active() == 0) || now >= deadline {
+                break;
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        // Callers blocked in the runtime were woken by the pools' close; give them a
+        // moment to leave before the runtime's timers and I/O go away.
+        let grace = Instant::now() + Duration::from_secs(5);
+        while self.rt.active() != 0 && Instant::now() < grace {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let rt = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(rt) = rt {
+            let left = deadline.saturating_duration_since(Instant::now());
+            runtime::shutdown(rt, left.max(Duration::from_millis(100)));
+        }
+    }
+}
+
+impl Drop for ManagerInner {
+    fn drop(&mut self) {
+        if self.rt.on_own_thread() {
+            // Dropped by the last clone on our own worker: we cannot join ourselves.
+            self.closed.store(true, Ordering::SeqCst);
+            self.rt.mark_closed();
+            if let Some(rt) = self
+                .runtime
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                rt.shutdown_background();
+            }
+            return;
+        }
+        self.close(Duration::ZERO);
+    }
+}
