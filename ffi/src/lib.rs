@@ -1,1 +1,34 @@
-//! placeholder
+//! switchboard's C ABI: translation only, all behaviour lives in `switchboard-core`.
+//!
+//! One module per C object ([`config`], [`manager`], [`pool`], [`lease`]), plus
+//! [`error`] (status codes, `sb_last_error` and the panic guard every exported
+//! function runs in), [`version`] and [`handles`] (the generation-checked ids that C
+//! programs hold instead of pointers). The header `include/switchboard.h` is generated
+//! from these modules by cbindgen (see `build.rs` and `cbindgen.toml`); its
+//! documentation block states the thread-safety and ownership rules.
+
+// The order of these modules is the order of the header's sections.
+pub mod error;
+
+pub mod version;
+
+pub mod config;
+
+pub mod manager;
+
+pub mod pool;
+
+pub mod lease;
+
+mod args;
+pub mod handles;
+
+pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
+pub use error::{last_error, sb_last_error, sb_status, sb_status_str};
+pub use lease::{
+    sb_lease, sb_lease_discard, sb_lease_fd, sb_lease_recv, sb_lease_release, sb_lease_send,
+    sb_lease_send_all,
+};
+pub use manager::{sb_manager, sb_manager_close, sb_manager_free, sb_manager_new};
+pub use pool::{sb_pool, sb_pool_acquire, sb_pool_free, sb_pool_new, sb_pool_try_acquire};
+pub use version::{SB_VERSION_MAJOR, SB_VERSION_MINOR, SB_VERSION_PATCH, sb_version};

@@ -1,0 +1,614 @@
+//! Handles: the values C programs hold are generation-checked ids, not addresses.
+//!
+//! Each C object type has one [`Slab`]: a growable array of slots that is never moved
+//! or freed (segments of doubling size are added as needed, so a slot's address is
+//! stable for the life of the process). A handle encodes
+//!
+//! ```text
+//!   bits 63..56  type tag (1 = sb_config, 2 = sb_manager, 3 = sb_pool, 4 = sb_lease)
+//!   bits 55..24  generation of the slot when the handle was made
+//!   bits 23..0   slot index
+//! ```
+//!
+//! so it is never NULL, and a handle of the wrong type, a stale handle (its slot was
+//! freed, and maybe reused with a newer generation) or a made-up value is detected and
+//! reported as `SB_INVALID_HANDLE` instead of being dereferenced. The value also is
+//! not a canonical x86-64/aarch64 address, so a C program that dereferences the opaque
+//! pointer crashes at once instead of corrupting memory.
+//!
+//! Each slot has one atomic state word:
+//!
+//! ```text
+//!   bits 63..32  generation
+//!   bit  31      LIVE     the slot holds a value
+//!   bit  30      CLOSING  the value was removed (freed/released); no new users
+//!   bits 29..0   number of calls using the value right now
+//! ```
+//!
+//! A call *gets* the value by a compare-and-swap that checks generation, LIVE and
+//! !CLOSING and adds one user ([`Ref`]); it gives it back by subtracting one. Removing
+//! a handle (`_free`, `_release`) is a compare-and-swap that sets CLOSING and adds one
+//! user in the same step, so exactly one of several racing removals wins and the others
+//! see an invalid handle. Whoever drops the last user of a CLOSING slot — the remover
+//! itself, or a call that was still using the value on another thread — moves the
+//! value out, bumps the generation (which invalidates every copy of the handle) and
+//! puts the slot on the free list; the value is dropped after that. No call ever takes
+//! a lock: lookups are one CAS and one atomic subtraction on the handle's own slot, and
+//! the free list is a lock-free (Treiber) stack whose head carries an ABA counter.
+//!
+//! Generations are 32 bits: a handle could only be mistaken for a newer one after its
+//! slot was reused 2^32 times while the program still held the stale copy.
+
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ops::Deref;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use switchboard_core::{Code, Error};
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "switchboard's C handles encode 64-bit ids in pointers; 32-bit targets are not supported yet"
+);
+
+/// The type tag in the top byte of a handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Tag {
+    Config = 1,
+    Manager = 2,
+    Pool = 3,
+    Lease = 4,
+}
+
+impl Tag {
+    /// The C type name, for messages.
+    pub(crate) const fn c_name(self) -> &'static str {
+        match self {
+            Tag::Config => "sb_config",
+            Tag::Manager => "sb_manager",
+            Tag::Pool => "sb_pool",
+            Tag::Lease => "sb_lease",
+        }
+    }
+
+    fn from_bits(b: usize) -> Option<Tag> {
+        match b {
+            1 => Some(Tag::Config),
+            2 => Some(Tag::Manager),
+            3 => Some(Tag::Pool),
+            4 => Some(Tag::Lease),
+            _ => None,
+        }
+    }
+}
+
+const TAG_SHIFT: u32 = 56;
+const GEN_SHIFT: u32 = 24;
+const INDEX_BITS: u32 = 24;
+const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+
+const LIVE: u64 = 1 << 31;
+const CLOSING: u64 = 1 << 30;
+const USERS: u64 = (1 << 30) - 1;
+
+/// Slots in segment 0; segment `k` holds `SEG0 << k` slots.
+const SEG0: usize = 64;
+/// Segments: `SEG0 * (2^NSEG - 1)` slots in all, just under 2^24.
+const NSEG: usize = 18;
+/// Most slots a slab can hold (live handles of one type at once).
+const MAX_SLOTS: usize = SEG0 * ((1 << NSEG) - 1);
+
+const _: () = assert!(MAX_SLOTS <= INDEX_MASK + 1);
+
+/// Encodes a handle value.
+fn encode(tag: Tag, generation: u32, index: usize) -> usize {
+    ((tag as usize) << TAG_SHIFT) | ((generation as usize) << GEN_SHIFT) | index
+}
+
+/// Which segment holds `index`, and where in it.
+#[inline]
+fn locate(index: usize) -> (usize, usize) {
+    let n = index / SEG0 + 1;
+    let seg = (usize::BITS - 1 - n.leading_zeros()) as usize;
+    (seg, index - SEG0 * ((1 << seg) - 1))
+}
+
+struct Slot<T> {
+    state: AtomicU64,
+    /// Free-list link: index + 1 of the next free slot, 0 for none.
+    next_free: AtomicU32,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+impl<T> Slot<T> {
+    fn vacant() -> Self {
+        Slot {
+            state: AtomicU64::new(0),
+            next_free: AtomicU32::new(0),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+}
+
+/// A table of values of one C type, addressed by handle.
+pub(crate) struct Slab<T> {
+    tag: Tag,
+    /// Free-list head: `(aba counter << 32) | (index + 1)`; low half 0 = empty.
+    free_head: AtomicU64,
+    /// Slots handed out at least once; the next fresh index.
+    fresh: AtomicU32,
+    segments: [AtomicPtr<Slot<T>>; NSEG],
+}
+
+// SAFETY: the slab hands out `&T` to many threads at once (so `T: Sync`) and moves
+// values in and out from any thread (so `T: Send`). Every access to a slot's value is
+// ordered by its atomic state word as described in the module docs: the value is
+// written only by the thread that popped the vacant slot, before LIVE is published
+// with Release; read through `Ref`s only between a successful Acquire CAS and the
+// matching subtraction; moved out only by the unique finalizer (CLOSING and no
+// users), which then bumps the generation so that no new `Ref` can be made.
+unsafe impl<T: Send + Sync> Sync for Slab<T> {}
+// SAFETY: as above; the slab owns its values, which are `Send`.
+unsafe impl<T: Send> Send for Slab<T> {}
+
+/// One call's use of a handle's value. While it exists the value stays in place.
+pub(crate) struct Ref<'a, T> {
+    slab: &'a Slab<T>,
+    slot: &'a Slot<T>,
+    index: usize,
+    _not_send: PhantomData<*const T>,
+}
+
+impl<T> Deref for Ref<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: a `Ref` is one counted user of a LIVE slot; the value was initialised
+        // before LIVE was published (Release, observed by our Acquire CAS) and is only
+        // moved out once the user count is zero, which cannot happen before this `Ref`
+        // is dropped.
+        unsafe { (*self.slot.value.get()).assume_init_ref() }
+    }
+}
+
+impl<T> Drop for Ref<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        let prev = self.slot.state.fetch_sub(1, Ordering::AcqRel);
+        if prev & CLOSING != 0 && prev & USERS == 1 {
+            // The handle was removed and we were its last user.
+            self.slab.finalize(self.slot, self.index, prev - 1);
+        }
+    }
+}
+
+impl<T: Send + Sync> Slab<T> {
+    /// An empty slab for handles tagged `tag`.
+    pub(crate) const fn new(tag: Tag) -> Self {
+        Slab {
+            tag,
+            free_head: AtomicU64::new(0),
+            fresh: AtomicU32::new(0),
+            segments: [const { AtomicPtr::new(ptr::null_mut()) }; NSEG],
+        }
+    }
+
+    /// Stores `value` and returns its handle. If the slab is full the value is dropped
+    /// and ResourceExhausted returned.
+    pub(crate) fn insert(&self, value: T) -> Result<usize, Error> {
+        let index = match self.pop_free() {
+            Some(i) => i,
+            None => self.fresh_index()?,
+        };
+        let slot = self.slot(index).ok_or_else(|| {
+            Error::internal(format!("{} slot {index} has no segment", self.tag.c_name()))
+        })?;
+        let state = slot.state.load(Ordering::Acquire);
+        debug_assert_eq!(state & (LIVE | CLOSING | USERS), 0, "popped slot is vacant");
+        // SAFETY: the slot is vacant (not LIVE) and was popped from the free list (or
+        // freshly allocated) by this thread alone, so no `Ref` reads the value and no
+        // other thread writes it until we publish LIVE below.
+        unsafe { (*slot.value.get()).write(value) };
+        slot.state.store(state | LIVE, Ordering::Release);
+        Ok(encode(self.tag, (state >> 32) as u32, index))
+    }
+
+    /// Gets the value behind `handle`, or InvalidHandle.
+    #[inline]
+    pub(crate) fn get(&self, handle: usize) -> Result<Ref<'_, T>, Error> {
+        self.acquire_ref(handle, false)
+    }
+
+    /// Removes `handle`: from now on it is invalid everywhere. The value stays usable
+    /// through the returned [`Ref`] and is dropped when the last call using it (this
+    /// one, or another thread's) lets go. Of several threads removing the same handle
+    /// exactly one succeeds; the others get InvalidHandle.
+    #[inline]
+    pub(crate) fn remove(&self, handle: usize) -> Result<Ref<'_, T>, Error> {
+        self.acquire_ref(handle, true)
+    }
+
+    #[inline]
+    fn acquire_ref(&self, handle: usize, closing: bool) -> Result<Ref<'_, T>, Error> {
+        let (index, generation) = self.decode(handle)?;
+        let slot = self.slot(index).ok_or_else(|| self.stale())?;
+        let mut s = slot.state.load(Ordering::Relaxed);
+        loop {
+            if (s >> 32) as u32 != generation || s & LIVE == 0 || s & CLOSING != 0 {
+                return Err(self.stale());
+            }
+            if s & USERS == USERS {
+                return Err(Error::new(
+                    Code::ResourceExhausted,
+                    format!("too many concurrent calls on one {}", self.tag.c_name()),
+                ));
+            }
+            let next = if closing { (s | CLOSING) + 1 } else { s + 1 };
+            match slot
+                .state
+                .compare_exchange_weak(s, next, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Ok(Ref {
+                        slab: self,
+                        slot,
+                        index,
+                        _not_send: PhantomData,
+                    });
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    fn decode(&self, handle: usize) -> Result<(usize, u32), Error> {
+        let name = self.tag.c_name();
+        if handle == 0 {
+            return Err(Error::new(
+                Code::InvalidHandle,
+                format!("the {name} handle is NULL"),
+            ));
+        }
+        let tag = handle >> TAG_SHIFT;
+        if tag != self.tag as usize {
+            let msg = match Tag::from_bits(tag) {
+                Some(other) => format!(
+                    "expected a {name} handle but got a {} handle",
+                    other.c_name()
+                ),
+                None => format!("{handle:#x} is not a switchboard handle (expected a {name})"),
+            };
+            return Err(Error::new(Code::InvalidHandle, msg));
+        }
+        let generation = ((handle >> GEN_SHIFT) & 0xffff_ffff) as u32;
+        Ok((handle & INDEX_MASK, generation))
+    }
+
+    fn stale(&self) -> Error {
+        let name = self.tag.c_name();
+        Error::new(
+            Code::InvalidHandle,
+            format!(
+                "the {name} handle is no longer valid (already {}, or never returned by switchboard)",
+                if self.tag == Tag::Lease {
+                    "released or discarded"
+                } else {
+                    "freed"
+                }
+            ),
+        )
+    }
+
+    #[inline]
+    fn slot(&self, index: usize) -> Option<&Slot<T>> {
+        if index >= MAX_SLOTS {
+            return None;
+        }
+        let (seg, off) = locate(index);
+        let base = self.segments[seg].load(Ordering::Acquire);
+        if base.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null segment pointer came from `Box::into_raw` of a slice of
+        // exactly `SEG0 << seg` slots (published with Release, loaded with Acquire), is
+        // never freed while the slab lives, and `off < SEG0 << seg` by `locate`.
+        Some(unsafe { &*base.add(off) })
+    }
+
+    fn fresh_index(&self) -> Result<usize, Error> {
+        let index = self.fresh.fetch_add(1, Ordering::Relaxed) as usize;
+        if index >= MAX_SLOTS {
+            // Keep the counter from wrapping; the free list still serves later calls.
+            self.fresh.store(MAX_SLOTS as u32, Ordering::Relaxed);
+            return Err(Error::new(
+                Code::ResourceExhausted,
+                format!(
+                    "too many live {} handles (at most {MAX_SLOTS}); free some first",
+                    self.tag.c_name()
+                ),
+            ));
+        }
+        let (seg, _) = locate(index);
+        if self.segments[seg].load(Ordering::Acquire).is_null() {
+            let len = SEG0 << seg;
+            let fresh: Box<[Slot<T>]> = (0..len).map(|_| Slot::vacant()).collect();
+            let raw = Box::into_raw(fresh) as *mut Slot<T>;
+            if self.segments[seg]
+                .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // Another thread installed this segment first.
+                // SAFETY: `raw` came from `Box::into_raw` of a slice of `len` slots just
+                // above and was never shared.
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, len)) });
+            }
+        }
+        Ok(index)
+    }
+
+    fn pop_free(&self) -> Option<usize> {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            let first = (head & 0xffff_ffff) as usize;
+            if first == 0 {
+                return None;
+            }
+            let slot = self.slot(first - 1)?;
+            // This may read the link of a slot another thread popped meanwhile; the ABA
+            // counter in the head then makes our CAS fail, and we retry.
+            let next = slot.next_free.load(Ordering::Relaxed) as u64;
+            let new = (((head >> 32) + 1) << 32) | next;
+            match self.free_head.compare_exchange_weak(
+                head,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(first - 1),
+                Err(now) => head = now,
+            }
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    fn push_free(&self, slot: &Slot<T>, index: usize) {
+        let mut head = self.free_head.load(Ordering::Relaxed);
+        loop {
+            slot.next_free
+                .store((head & 0xffff_ffff) as u32, Ordering::Relaxed);
+            let new = (((head >> 32) + 1) << 32) | (index as u64 + 1);
+            match self.free_head.compare_exchange_weak(
+                head,
+                new,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Moves the value out of a removed slot whose last user just left, recycles the
+    /// slot under the next generation, then drops the value.
+    #[cold]
+    fn finalize(&self, slot: &Slot<T>, index: usize, state: u64) {
+        debug_assert!(state & CLOSING != 0 && state & USERS == 0);
+        // SAFETY: the state is LIVE|CLOSING with no users, so the value is initialised
+        // and no `Ref` to it exists or can be made (CLOSING refuses new ones); the
+        // caller dropped the last user, which makes it the only finalizer.
+        let value = unsafe { (*slot.value.get()).assume_init_read() };
+        let next_gen = ((state >> 32) as u32).wrapping_add(1);
+        slot.state.store((next_gen as u64) << 32, Ordering::Release);
+        self.push_free(slot, index);
+        drop(value);
+    }
+}
+
+impl<T> Drop for Slab<T> {
+    fn drop(&mut self) {
+        // Only slabs that are not statics (tests) are ever dropped; `&mut self` means
+        // no `Ref` exists.
+        for (seg, p) in self.segments.iter_mut().enumerate() {
+            let base = *p.get_mut();
+            if base.is_null() {
+                continue;
+            }
+            let len = SEG0 << seg;
+            // SAFETY: see `slot()`: a segment of `len` slots from `Box::into_raw`.
+            let mut slots = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(base, len)) };
+            for slot in slots.iter_mut() {
+                if *slot.state.get_mut() & LIVE != 0 {
+                    // SAFETY: LIVE means the value is initialised and not moved out.
+                    unsafe { slot.value.get_mut().assume_init_drop() };
+                }
+            }
+        }
+    }
+}
+
+/// The numeric value of a handle pointer.
+#[inline]
+pub(crate) fn addr<T>(p: *const T) -> usize {
+    p.addr()
+}
+
+/// A handle pointer for an id. The pointer has no provenance and is never
+/// dereferenced; it only carries the id across the C boundary.
+#[inline]
+pub(crate) fn to_ptr<T>(id: usize) -> *mut T {
+    ptr::without_provenance_mut(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Counted(Arc<AtomicUsize>, u64);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn locate_covers_segments() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(63), (0, 63));
+        assert_eq!(locate(64), (1, 0));
+        assert_eq!(locate(191), (1, 127));
+        assert_eq!(locate(192), (2, 0));
+        assert_eq!(locate(MAX_SLOTS - 1), (NSEG - 1, (SEG0 << (NSEG - 1)) - 1));
+    }
+
+    #[test]
+    fn insert_get_remove_and_stale() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let slab = Slab::new(Tag::Pool);
+        let h = slab.insert(Counted(drops.clone(), 7)).unwrap();
+        assert_ne!(h, 0);
+        assert_eq!(slab.get(h).unwrap().1, 7);
+        drop(slab.remove(h).unwrap());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let e = slab.get(h).err().unwrap();
+        assert_eq!(e.code(), Code::InvalidHandle);
+        assert!(e.message().contains("no longer valid"), "{}", e.message());
+        assert_eq!(slab.remove(h).err().unwrap().code(), Code::InvalidHandle);
+        // The slot is reused with a new generation; the old handle stays invalid.
+        let h2 = slab.insert(Counted(drops.clone(), 8)).unwrap();
+        assert_eq!(h2 & INDEX_MASK, h & INDEX_MASK);
+        assert_ne!(h2, h);
+        assert!(slab.get(h).is_err());
+        assert_eq!(slab.get(h2).unwrap().1, 8);
+        drop(slab);
+        assert_eq!(drops.load(Ordering::SeqCst), 2, "drop frees live values");
+    }
+
+    #[test]
+    fn wrong_type_null_and_garbage() {
+        let pools: Slab<u32> = Slab::new(Tag::Pool);
+        let leases: Slab<u32> = Slab::new(Tag::Lease);
+        let p = pools.insert(1).unwrap();
+        let e = leases.get(p).err().unwrap();
+        assert_eq!(e.code(), Code::InvalidHandle);
+        assert_eq!(
+            e.message(),
+            "expected a sb_lease handle but got a sb_pool handle"
+        );
+        assert!(leases.get(0).err().unwrap().message().contains("NULL"));
+        let garbage = 0x7fff_1234_5678usize;
+        assert!(
+            leases
+                .get(garbage)
+                .err()
+                .unwrap()
+                .message()
+                .contains("not a switchboard handle")
+        );
+        // Right tag, index beyond anything allocated.
+        let far = encode(Tag::Lease, 0, MAX_SLOTS - 1);
+        assert_eq!(leases.get(far).err().unwrap().code(), Code::InvalidHandle);
+    }
+
+    #[test]
+    fn value_outlives_removal_while_in_use() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let slab = Slab::new(Tag::Lease);
+        let h = slab.insert(Counted(drops.clone(), 1)).unwrap();
+        let user = slab.get(h).unwrap();
+        drop(slab.remove(h).unwrap());
+        assert!(slab.get(h).is_err(), "removed handles are invalid at once");
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "still in use");
+        assert_eq!(user.1, 1);
+        drop(user);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "last user drops it");
+    }
+
+    #[test]
+    fn grows_past_first_segment_and_reuses() {
+        let slab: Slab<usize> = Slab::new(Tag::Config);
+        let hs: Vec<usize> = (0..500).map(|i| slab.insert(i).unwrap()).collect();
+        for (i, h) in hs.iter().enumerate() {
+            assert_eq!(*slab.get(*h).unwrap(), i);
+        }
+        for h in &hs {
+            drop(slab.remove(*h).unwrap());
+        }
+        let again: Vec<usize> = (0..500).map(|i| slab.insert(i).unwrap()).collect();
+        assert_eq!(slab.fresh.load(Ordering::SeqCst), 500, "slots reused");
+        for h in &hs {
+            assert!(slab.get(*h).is_err());
+        }
+        for h in &again {
+            assert!(slab.get(*h).is_ok());
+        }
+    }
+
+    /// Many threads race to remove the same handles while others use them: exactly
+    /// one removal wins per handle and every value is dropped exactly once.
+    #[test]
+    fn racing_removals_and_users() {
+        const ROUNDS: usize = 2_000;
+        const THREADS: usize = 4;
+        let drops = Arc::new(AtomicUsize::new(0));
+        let slab = Arc::new(Slab::new(Tag::Lease));
+        let wins = Arc::new(AtomicUsize::new(0));
+        for round in 0..ROUNDS {
+            let h = slab.insert(Counted(drops.clone(), round as u64)).unwrap();
+            let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (slab, wins, barrier) = (slab.clone(), wins.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        if t % 2 == 0 {
+                            if let Ok(r) = slab.remove(h) {
+                                assert_eq!(r.1, round as u64);
+                                wins.fetch_add(1, Ordering::SeqCst);
+                            }
+                        } else if let Ok(r) = slab.get(h) {
+                            assert_eq!(r.1, round as u64);
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+        }
+        assert_eq!(wins.load(Ordering::SeqCst), ROUNDS);
+        assert_eq!(drops.load(Ordering::SeqCst), ROUNDS);
+        assert!(slab.fresh.load(Ordering::SeqCst) <= THREADS as u32 + 1);
+    }
+
+    /// Threads inserting and removing their own handles concurrently share the free
+    /// list without losing or duplicating slots.
+    #[test]
+    fn concurrent_insert_remove() {
+        let slab = Arc::new(Slab::<u64>::new(Tag::Lease));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let slab = slab.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        let v = (t << 32) | i;
+                        let h = slab.insert(v).unwrap();
+                        assert_eq!(*slab.get(h).unwrap(), v);
+                        drop(slab.remove(h).unwrap());
+                        assert!(slab.get(h).is_err());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(slab.fresh.load(Ordering::SeqCst) <= 8);
+    }
+}

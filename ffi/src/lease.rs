@@ -1,0 +1,191 @@
+//! `sb_lease`: one checked-out connection.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use switchboard_core::{Error, Lease, Socket, TcpConnector};
+
+use crate::args::{bytes, bytes_mut, check_out, write_out};
+use crate::error::{guard, sb_status};
+use crate::handles::{Slab, Tag, addr};
+
+/// A connection checked out of a pool by `sb_pool_acquire`. Use it from one thread at
+/// a time; give it back with `sb_lease_release` (or close it with
+/// `sb_lease_discard`) exactly once.
+#[allow(non_camel_case_types)]
+pub struct sb_lease {
+    _opaque: [u8; 0],
+}
+
+/// The lease behind a handle. Dropping it returns the connection to its pool, or
+/// closes it if the handle was discarded.
+pub(crate) struct LeaseObj {
+    lease: Option<Lease<TcpConnector>>,
+    discard: AtomicBool,
+}
+
+impl LeaseObj {
+    pub(crate) fn new(lease: Lease<TcpConnector>) -> Self {
+        LeaseObj {
+            lease: Some(lease),
+            discard: AtomicBool::new(false),
+        }
+    }
+
+    fn socket(&self) -> Result<&Socket, Error> {
+        // `lease` is only taken in `drop`.
+        self.lease
+            .as_deref()
+            .ok_or_else(|| Error::internal("lease without a connection"))
+    }
+}
+
+impl Drop for LeaseObj {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            if self.discard.load(Ordering::Acquire) {
+                lease.discard();
+            } else {
+                lease.release();
+            }
+        }
+    }
+}
+
+pub(crate) static LEASES: Slab<LeaseObj> = Slab::new(Tag::Lease);
+
+/// Stores the connection's file descriptor in `*out`. The descriptor stays owned by
+/// the lease: use it (blocking mode) while you hold the lease; do not close it, and do
+/// not use it after `sb_lease_release`.
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `int`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_lease_fd(lease: *const sb_lease, out: *mut c_int) -> sb_status {
+    guard("sb_lease_fd", || {
+        let l = LEASES.get(addr(lease))?;
+        check_out(out, "out")?;
+        let fd = l.socket()?.fd();
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(out, fd) };
+        Ok(())
+    })
+}
+
+/// Sends bytes from `buf`, blocking until at least one byte is sent, like `send(2)`;
+/// `*sent` receives how many (between 1 and `len`; 0 only when `len` is 0). Use
+/// `sb_lease_send_all` to send everything.
+///
+/// # Safety
+///
+/// `buf` must point to `len` readable bytes (it may be NULL when `len` is 0); `sent`
+/// must be NULL (rejected) or point to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_lease_send(
+    lease: *mut sb_lease,
+    buf: *const u8,
+    len: usize,
+    sent: *mut usize,
+) -> sb_status {
+    guard("sb_lease_send", || {
+        let l = LEASES.get(addr(lease))?;
+        // SAFETY: `len` readable bytes by the caller's contract.
+        let data = unsafe { bytes(buf, len, "buf") }?;
+        check_out(sent, "sent")?;
+        let n = if data.is_empty() {
+            0
+        } else {
+            l.socket()?.send(data)?
+        };
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(sent, n) };
+        Ok(())
+    })
+}
+
+/// Sends all `len` bytes of `buf`, blocking until they are all sent. On an error some
+/// bytes may have been sent; discard the lease then.
+///
+/// # Safety
+///
+/// `buf` must point to `len` readable bytes (it may be NULL when `len` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_lease_send_all(
+    lease: *mut sb_lease,
+    buf: *const u8,
+    len: usize,
+) -> sb_status {
+    guard("sb_lease_send_all", || {
+        let l = LEASES.get(addr(lease))?;
+        // SAFETY: `len` readable bytes by the caller's contract.
+        let data = unsafe { bytes(buf, len, "buf") }?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        l.socket()?.send_all(data)
+    })
+}
+
+/// Receives up to `len` bytes into `buf`, blocking until at least one byte arrives,
+/// like `recv(2)`; `*received` receives how many. `*received == 0` means the peer
+/// closed the connection (discard the lease then). `len` must be at least 1.
+///
+/// # Safety
+///
+/// `buf` must point to `len` writable bytes; `received` must be NULL (rejected) or
+/// point to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_lease_recv(
+    lease: *mut sb_lease,
+    buf: *mut u8,
+    len: usize,
+    received: *mut usize,
+) -> sb_status {
+    guard("sb_lease_recv", || {
+        let l = LEASES.get(addr(lease))?;
+        if len == 0 {
+            return Err(Error::invalid_argument(
+                "len must be at least 1 (a 0-byte recv could not tell data from end of stream)",
+            ));
+        }
+        // SAFETY: `len` writable bytes, not otherwise accessed, by the caller's contract.
+        let data = unsafe { bytes_mut(buf, len, "buf") }?;
+        check_out(received, "received")?;
+        let n = l.socket()?.recv(data)?;
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(received, n) };
+        Ok(())
+    })
+}
+
+/// Returns the connection to its pool; the handle is invalid afterwards (a second
+/// release returns `SB_INVALID_HANDLE`). NULL is a no-op (`SB_OK`), so the result of
+/// `sb_pool_try_acquire` may be released either way. If the pool or its manager was
+/// closed meanwhile, the connection is closed instead.
+///
+/// If another thread is still inside a call on this lease (a misuse), the connection
+/// goes back when that call returns.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_lease_release(lease: *mut sb_lease) -> sb_status {
+    guard("sb_lease_release", || {
+        if !lease.is_null() {
+            drop(LEASES.remove(addr(lease))?);
+        }
+        Ok(())
+    })
+}
+
+/// Closes the connection instead of returning it (after an error on it, or when its
+/// state is unknown), freeing its place in the pool. The handle is invalid afterwards.
+/// NULL is a no-op (`SB_OK`).
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_lease_discard(lease: *mut sb_lease) -> sb_status {
+    guard("sb_lease_discard", || {
+        if !lease.is_null() {
+            let l = LEASES.remove(addr(lease))?;
+            l.discard.store(true, Ordering::Release);
+        }
+        Ok(())
+    })
+}
