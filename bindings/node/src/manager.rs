@@ -1,0 +1,154 @@
+//! `NativeManager`: the root object, owning the core manager and its runtime.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use napi::Env;
+use napi::bindgen_prelude::Object;
+use napi_derive::napi;
+use switchboard_core::config::parse_duration;
+use switchboard_core::{Code, Config, Error, Manager};
+
+use crate::error::{Result, guard, sb_error, to_napi};
+use crate::pool::NativePool;
+use crate::settle::Settle;
+
+/// How long `close()` waits for leases to come back when no timeout is given.
+const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds a core config from JS options whose values `index.js` already turned into
+/// strings; keys may be spelled `pool.max_size`, `max_size`, `maxSize`, `poolMaxSize`.
+pub fn config_from(options: Option<HashMap<String, String>>, section: &str) -> Result<Config> {
+    let mut cfg = Config::new();
+    let mut entries: Vec<(String, String)> = options.unwrap_or_default().into_iter().collect();
+    // Report the first bad key in a stable order, whatever the map's order.
+    entries.sort();
+    for (key, value) in entries {
+        cfg.set_natural(&key, section, &value).map_err(to_napi)?;
+    }
+    Ok(cfg)
+}
+
+/// A duration from JS as `index.js` passes it: a string such as "250ms" or "1.5s", or a
+/// bare number of milliseconds as a string. `what` names it in the error.
+pub fn duration(what: &str, value: &str) -> Result<Duration> {
+    parse_duration(value).ok_or_else(|| {
+        sb_error(
+            Code::InvalidArgument,
+            format!(
+                "{what} must be a duration such as \"250ms\" or \"1.5s\", or a number of milliseconds >= 0, got \"{}\"",
+                value.escape_default()
+            ),
+        )
+    })
+}
+
+/// The native manager. Closing runs on a thread of its own; a manager that is
+/// garbage-collected unclosed is closed on a thread of its own too, never on the JS
+/// thread.
+#[napi]
+pub struct NativeManager {
+    inner: Option<Manager>,
+}
+
+impl NativeManager {
+    fn manager(&self) -> Result<&Manager> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| to_napi(Error::unavailable("the manager is closed")))
+    }
+}
+
+#[napi]
+impl NativeManager {
+    /// Creates a manager; `options` keys default to the `runtime` section.
+    #[napi(constructor)]
+    pub fn new(options: Option<HashMap<String, String>>) -> Result<Self> {
+        guard(|| {
+            let cfg = config_from(options, "runtime")?;
+            let manager = Manager::new(&cfg).map_err(to_napi)?;
+            Ok(NativeManager {
+                inner: Some(manager),
+            })
+        })
+    }
+
+    /// Creates a pool; `options` keys default to the `pool` section.
+    #[napi]
+    pub fn pool(
+        &self,
+        name: String,
+        target: String,
+        options: Option<HashMap<String, String>>,
+    ) -> Result<NativePool> {
+        guard(|| {
+            let cfg = config_from(options, "pool")?;
+            let pool = self
+                .manager()?
+                .pool(&name, &target, &cfg)
+                .map_err(to_napi)?;
+            Ok(NativePool::new(pool))
+        })
+    }
+
+    /// Whether `close()` has been called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.as_ref().is_none_or(Manager::is_closed)
+    }
+
+    /// Closes the manager on a thread of its own (the core close blocks while it waits
+    /// for leases and joins the runtime's threads) and resolves when it is done.
+    #[napi]
+    pub fn close<'env>(&self, env: &'env Env, timeout: Option<String>) -> Result<Object<'env>> {
+        guard(|| {
+            let timeout = match timeout {
+                Some(t) => duration("close timeout", &t)?,
+                None => DEFAULT_CLOSE_TIMEOUT,
+            };
+            let (settle, promise) = Settle::<()>::new(env)?;
+            let Some(manager) = self.inner.clone() else {
+                settle.resolve(|_| ());
+                return Ok(promise);
+            };
+            // The settling half is shared with the thread so that it can still reject the
+            // promise if the thread cannot start (a promise already returned must settle).
+            let slot = Arc::new(Mutex::new(Some(settle)));
+            let theirs = slot.clone();
+            let spawned = std::thread::Builder::new()
+                .name("switchboard-close".into())
+                .spawn(move || {
+                    let r = manager.close(timeout);
+                    drop(manager);
+                    if let Some(s) = take(&theirs) {
+                        s.settle(r, |_, ()| ());
+                    }
+                });
+            if let Err(e) = spawned
+                && let Some(s) = take(&slot)
+            {
+                s.reject(Error::from_io("start the closing thread", &e));
+            }
+            Ok(promise)
+        })
+    }
+}
+
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+impl Drop for NativeManager {
+    fn drop(&mut self) {
+        // Garbage-collected unclosed: closing joins the runtime's threads, which must not
+        // happen on the JS thread. (If no thread can start, it happens here after all.)
+        if let Some(m) = self.inner.take()
+            && !m.is_closed()
+        {
+            let _ = std::thread::Builder::new()
+                .name("switchboard-close".into())
+                .spawn(move || drop(m));
+        }
+    }
+}

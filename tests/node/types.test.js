@@ -1,0 +1,88 @@
+'use strict';
+// index.d.ts stays in sync with index.js: every exported name, every public member of
+// the classes, the error codes and the stats fields are declared, and nothing declared
+// is missing at runtime.
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const { ROOT, sb } = require('./helpers');
+
+const dts = fs.readFileSync(path.join(ROOT, 'bindings', 'node', 'index.d.ts'), 'utf8')
+  // Comments may mention names; only declarations count.
+  .replace(/\/\*[\s\S]*?\*\//g, '')
+  .replace(/\/\/.*$/gm, '');
+
+/** The text between the braces that follow `header` (brace-matched). */
+function block(header) {
+  const start = dts.indexOf(header);
+  assert.ok(start >= 0, `index.d.ts declares ${header}`);
+  const open = dts.indexOf('{', start);
+  let depth = 0;
+  for (let i = open; i < dts.length; i++) {
+    if (dts[i] === '{') depth += 1;
+    else if (dts[i] === '}') {
+      depth -= 1;
+      if (depth === 0) return dts.slice(open + 1, i);
+    }
+  }
+  throw new Error(`unbalanced braces after ${header}`);
+}
+
+/** Member names declared in a class or interface body. */
+function members(body) {
+  const names = new Set();
+  for (const line of body.split('\n')) {
+    const m = /^\s*(?:readonly\s+|private\s+)?(\[Symbol\.\w+\]|[A-Za-z_$][\w$]*)\??\s*[(<:]/.exec(line);
+    if (m) names.add(m[1]);
+  }
+  names.delete('constructor');
+  return names;
+}
+
+/** Public member names of a class at runtime (prototype methods and getters). */
+function runtimeMembers(cls) {
+  const names = new Set(Object.getOwnPropertyNames(cls.prototype).filter((n) => n !== 'constructor'));
+  for (const sym of Object.getOwnPropertySymbols(cls.prototype)) {
+    const known = ['dispose', 'asyncDispose'].find((k) => Symbol[k] === sym);
+    if (known) names.add(`[Symbol.${known}]`);
+  }
+  return names;
+}
+
+test('every runtime export is declared, and every declaration exported', () => {
+  const declared = new Set();
+  for (const m of dts.matchAll(/export\s+declare\s+(?:class|const|function)\s+([A-Za-z_$][\w$]*)/g)) {
+    declared.add(m[1]);
+  }
+  const exported = new Set(Object.keys(sb));
+  assert.deepEqual([...exported].sort(), [...declared].sort());
+});
+
+for (const name of ['Manager', 'Pool', 'Lease']) {
+  test(`class ${name}: declared members match the runtime`, () => {
+    const declared = members(block(`export declare class ${name}`));
+    const runtime = runtimeMembers(sb[name]);
+    assert.deepEqual([...runtime].sort(), [...declared].sort());
+  });
+}
+
+test('ErrorCode: names and codes match the native list', () => {
+  const body = block('export declare const ErrorCode');
+  const declared = {};
+  for (const m of body.matchAll(/(\w+):\s*'(SB_\w+)'/g)) declared[m[1]] = m[2];
+  assert.deepEqual(declared, { ...sb.ErrorCode });
+});
+
+test('PoolStats: declared fields match stats()', async () => {
+  const m = new sb.Manager({ workerThreads: 1 });
+  try {
+    const stats = m.pool('types', 'tcp://127.0.0.1:9').stats();
+    const declared = members(block('export interface PoolStats'));
+    assert.deepEqual(Object.keys(stats).sort(), [...declared].sort());
+  } finally {
+    await m.close();
+  }
+});
