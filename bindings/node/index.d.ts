@@ -129,6 +129,8 @@ export declare class Lease {
   readonly fd: number;
   /** The name of the pool it came from. */
   readonly poolName: string;
+  /** The pool it came from. */
+  readonly pool: Pool;
   /** Whether the lease was released or discarded. */
   readonly released: boolean;
   /** Writes all of `data` (strings as UTF-8). One read or write at a time per lease. */

@@ -93,10 +93,19 @@ function checkString(value, what) {
  */
 class Lease {
   #native;
+  #pool;
 
   /** @internal */
-  constructor(nativeLease) {
+  constructor(nativeLease, pool) {
     this.#native = nativeLease;
+    // Keeps the pool, and through it the manager and its runtime, alive while the
+    // lease is reachable.
+    this.#pool = pool;
+  }
+
+  /** The pool it came from. */
+  get pool() {
+    return this.#pool;
   }
 
   /** The connection's id, unique within its pool and never reused. */
@@ -217,13 +226,13 @@ class Pool {
     }
     // An idle connection comes back at once as a native lease; otherwise a promise.
     const got = this.#native.acquire(timeout, priority);
-    return new Lease(got instanceof native.NativeLease ? got : await got);
+    return new Lease(got instanceof native.NativeLease ? got : await got, this);
   }
 
   /** An idle connection if one is ready now, else `null`. Synchronous; never waits. */
   tryAcquire() {
     const got = this.#native.tryAcquire();
-    return got === null || got === undefined ? null : new Lease(got);
+    return got === null || got === undefined ? null : new Lease(got, this);
   }
 
   /**

@@ -42,6 +42,7 @@ test('echo round trip, release, reacquire reuses the same connection', T, async 
     assert.equal(typeof lease.id, 'number');
     assert.ok(Number.isInteger(lease.fd) && lease.fd >= 0);
     assert.equal(lease.poolName, 'reuse');
+    assert.equal(lease.pool, pool);
     await lease.write(Buffer.from('hello switchboard\n'));
     const echoed = await readExactly(lease, 18);
     assert.equal(echoed.toString(), 'hello switchboard\n');
@@ -268,6 +269,36 @@ test('closing: waiters fail, later calls fail with SB_UNAVAILABLE, close is idem
   throwsWithCode(() => m.pool('late', server.target), 'SB_UNAVAILABLE');
   held.release(); // after close: no crash
   await within(5000, m.close(), 'second close');
+});
+
+test('many concurrent round trips share max_size connections', T, async () => {
+  const own = await startEchoServer();
+  try {
+    const pool = manager.pool('many', own.target, { maxSize: 4, acquireTimeout: 10_000 });
+    const N = 200;
+    const results = await within(
+      20_000,
+      Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          pool.withLease(async (lease) => {
+            const msg = `message ${i}\n`;
+            await lease.write(msg);
+            return (await readExactly(lease, Buffer.byteLength(msg))).toString() === msg;
+          }),
+        ),
+      ),
+      'concurrent round trips',
+    );
+    assert.equal(results.filter(Boolean).length, N);
+    const s = pool.stats();
+    assert.equal(s.leased, 0);
+    assert.equal(s.waiting, 0);
+    assert.ok(s.size <= 4, `size ${s.size}`);
+    assert.ok((await serverAccepted(own.port)) <= 4);
+    pool.close();
+  } finally {
+    own.stop();
+  }
 });
 
 test('error codes are exported and every error is an Error with one of them', T, async () => {

@@ -309,7 +309,13 @@ impl NativeLease {
                 };
                 op.end(r.is_some());
                 match r {
-                    Some(r) => settle.settle(r, |_, bytes| Buffer::from(bytes)),
+                    Some(r) => settle.settle(r, |_, mut bytes: Vec<u8>| {
+                        // The read buffer was sized for `max`; do not hand JS the slack.
+                        if bytes.len() < bytes.capacity() / 2 {
+                            bytes.shrink_to_fit();
+                        }
+                        Buffer::from(bytes)
+                    }),
                     None => settle.reject(cancelled_error("read")),
                 }
             });
