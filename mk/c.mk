@@ -1,8 +1,102 @@
-# c: build, test and demo targets (filled in by the c binding work).
-.PHONY: build-c test-c demo-c
-build-c:
-	@echo "build-c: not yet"
-test-c:
-	@echo "test-c: not yet"
-demo-c:
-	@echo "demo-c: not yet"
+# c: the C library (libswitchboard.so / .a), its header, and the C/C++ tests and demo.
+#
+# build-c: cargo build of switchboard-ffi, then the header check (ffi/tests/header.rs:
+#   include/switchboard.h must equal a fresh cbindgen run; `make header` updates it).
+# test-c:  C test programs in tests/c against libswitchboard.so and (test_pool again)
+#   statically against libswitchboard.a, the C++ include test, and the README's C
+#   example; each under valgrind (installed with apt-get when missing). The Rust tests
+#   of the ffi crate run in test-rust.
+# demo-c:  examples/c/echo.c against $(DEMO_TARGET) (or its own echo server if unset).
+# header:  regenerate include/switchboard.h.
+#
+# C build outputs go to $(BUILD)/c/.
+
+.PHONY: build-c test-c demo-c header c-valgrind
+
+C_OUT      := $(BUILD)/c
+C_HEADER   := $(ROOT)/include/switchboard.h
+C_SO       := $(LIBDIR)/libswitchboard.so
+C_A        := $(LIBDIR)/libswitchboard.a
+CC         ?= cc
+CXX        ?= c++
+C_FLAGS    := -std=c11 -Wall -Wextra -Werror -g -I$(ROOT)/include
+CXX_FLAGS  := -std=c++17 -Wall -Wextra -Werror -g -I$(ROOT)/include
+C_LINK_SO  := -L$(LIBDIR) -lswitchboard -Wl,-rpath,$(LIBDIR) -lpthread
+# What the static library needs from the system, as printed by
+#   cargo rustc -p switchboard-ffi --release --crate-type staticlib -- --print native-static-libs
+C_LINK_A   := $(C_A) -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+C_TEST_ENV := SB_PYTHON=$(PYTHON) SB_ECHO_SERVER=$(ROOT)/tests/fixtures/echo_server.py
+VALGRIND   := valgrind -q --error-exitcode=1 --leak-check=full \
+              --errors-for-leak-kinds=definite,indirect --track-fds=no
+C_HARNESS  := $(ROOT)/tests/c/harness.h
+# The README's C example (the first ```c block that uses sb_manager_new), compiled and
+# run so that the documentation stays true; taken from .notes/c-readme.md until the
+# README has it.
+C_README   := $(firstword $(shell grep -l 'sb_manager_new' $(ROOT)/README.md $(ROOT)/.notes/c-readme.md 2>/dev/null))
+
+build-c: ## Build libswitchboard (.so and .a) and check include/switchboard.h is up to date
+	$(CARGO) build $(CARGO_PROFILE_FLAG) -p switchboard-ffi
+	@$(CARGO) test $(CARGO_PROFILE_FLAG) -q -p switchboard-ffi --test header >/dev/null 2>&1 || \
+	  $(CARGO) test $(CARGO_PROFILE_FLAG) -p switchboard-ffi --test header
+
+# The libraries come from build-c (cargo decides whether anything needs rebuilding).
+$(C_SO) $(C_A): | build-c
+	@:
+
+header: ## Regenerate include/switchboard.h from ffi/ with the pinned cbindgen
+	SWITCHBOARD_BLESS_HEADER=1 $(CARGO) test $(CARGO_PROFILE_FLAG) -q -p switchboard-ffi --test header
+
+$(C_OUT)/%: $(ROOT)/tests/c/%.c $(C_HARNESS) $(C_HEADER) $(C_SO)
+	@mkdir -p $(C_OUT)
+	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
+
+$(C_OUT)/test_pool_static: $(ROOT)/tests/c/test_pool.c $(C_HARNESS) $(C_HEADER) $(C_A)
+	@mkdir -p $(C_OUT)
+	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_A)
+
+$(C_OUT)/cpp_include: $(ROOT)/tests/c/cpp_include.cpp $(C_HEADER) $(C_SO)
+	@mkdir -p $(C_OUT)
+	$(CXX) $(CXX_FLAGS) $< -o $@ $(C_LINK_SO)
+
+$(C_OUT)/readme_example.c: $(C_README)
+	@mkdir -p $(C_OUT)
+	@test -n "$(C_README)" || { echo "no C example found in README.md or .notes/c-readme.md" >&2; exit 1; }
+	awk '/^```c$$/ {inb=1; buf=""; next} \
+	     /^```$$/ {if (inb && buf ~ /sb_manager_new/) {printf "%s", buf; found=1; exit} inb=0; next} \
+	     inb {buf = buf $$0 "\n"} \
+	     END {if (!found) exit 1}' $< > $@
+
+$(C_OUT)/readme_example: $(C_OUT)/readme_example.c $(C_HEADER) $(C_SO)
+	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
+
+$(C_OUT)/echo: $(ROOT)/examples/c/echo.c $(C_HEADER) $(C_SO)
+	@mkdir -p $(C_OUT)
+	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
+
+C_TESTS := test_pool test_pool_static test_misuse cpp_include
+
+c-valgrind:
+	@command -v valgrind >/dev/null 2>&1 || { \
+	  echo "valgrind is missing; installing it with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y valgrind; }
+
+test-c: build-c c-valgrind $(addprefix $(C_OUT)/,$(C_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo ## Run the C and C++ tests under valgrind
+	@cd $(ROOT) && failed=""; \
+	for t in $(C_TESTS); do \
+	  echo "== $$t (valgrind)"; \
+	  $(C_TEST_ENV) $(VALGRIND) $(C_OUT)/$$t || failed="$$failed $$t"; \
+	done; \
+	echo "== README C example (valgrind)"; \
+	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/readme_example || failed="$$failed readme_example"; \
+	echo "== examples/c/echo.c (valgrind)"; \
+	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/echo >/dev/null || failed="$$failed echo"; \
+	if [ -n "$$failed" ]; then echo "test-c: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "test-c: all C tests passed"
+
+demo-c: build-c $(C_OUT)/echo ## Run the C example against DEMO_TARGET=tcp://host:port (own server if unset)
+	@if [ -n "$(DEMO_TARGET)" ]; then \
+	  $(C_OUT)/echo $(DEMO_TARGET); \
+	else \
+	  $(C_TEST_ENV) $(ROOT)/tests/c/with_echo_server.sh $(C_OUT)/echo; \
+	fi

@@ -38,7 +38,10 @@ fn checked_in_header_matches_fresh_generation() {
              checked in: {:?}\n\
              generated:  {:?}",
             first_diff + 1,
-            checked_in.lines().nth(first_diff).unwrap_or("<end of file>"),
+            checked_in
+                .lines()
+                .nth(first_diff)
+                .unwrap_or("<end of file>"),
             fresh.lines().nth(first_diff).unwrap_or("<end of file>"),
         );
     }

@@ -1,0 +1,267 @@
+/* Misuse of switchboard's C API returns SB_INVALID_HANDLE (or SB_INVALID_ARGUMENT for
+ * bad arguments) instead of undefined behaviour: double release, use after free,
+ * NULL handles, handles of the wrong type, made-up values, racing releases. Also
+ * sb_last_error's truncation and sb_status_str. Run under valgrind by `make test-c`. */
+#include "harness.h"
+
+#include <pthread.h>
+
+static echo_server server;
+static sb_manager *manager;
+static sb_pool *pool;
+
+static int double_release(void) {
+    sb_lease *lease = NULL;
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    EXPECT_OK(sb_lease_release(lease));
+    EXPECT_ST(sb_lease_release(lease), SB_INVALID_HANDLE);
+    EXPECT_ERROR_MENTIONS("no longer valid");
+    EXPECT_ST(sb_lease_discard(lease), SB_INVALID_HANDLE);
+    int fd = -1;
+    EXPECT_ST(sb_lease_fd(lease, &fd), SB_INVALID_HANDLE);
+    EXPECT(fd == -1);
+    uint8_t buf[8];
+    size_t n = 0;
+    EXPECT_ST(sb_lease_send(lease, buf, 1, &n), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_send_all(lease, buf, 1), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_recv(lease, buf, sizeof buf, &n), SB_INVALID_HANDLE);
+    /* The connection went back once, not twice: it is idle exactly once. */
+    sb_lease *a = NULL, *b = NULL;
+    EXPECT_OK(sb_pool_try_acquire(pool, &a));
+    EXPECT(a != NULL);
+    EXPECT_OK(sb_pool_try_acquire(pool, &b));
+    EXPECT(b == NULL);
+    EXPECT(a != lease); /* a new handle, even for the same connection */
+    EXPECT_OK(sb_lease_release(a));
+    return 0;
+}
+
+static int discarded_lease_is_invalid(void) {
+    sb_lease *lease = NULL;
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    EXPECT_OK(sb_lease_discard(lease));
+    EXPECT_ST(sb_lease_release(lease), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_discard(lease), SB_INVALID_HANDLE);
+    return 0;
+}
+
+static int freed_pool_and_config(void) {
+    sb_pool *p = NULL;
+    EXPECT_OK(sb_pool_new(manager, "short-lived", server.target, NULL, &p));
+    sb_lease *lease = NULL;
+    EXPECT_OK(sb_pool_acquire(p, 5000, &lease));
+    EXPECT_OK(sb_pool_free(p));
+    EXPECT_ST(sb_pool_acquire(p, 0, &lease), SB_INVALID_HANDLE);
+    EXPECT_ERROR_MENTIONS("sb_pool handle is no longer valid");
+    EXPECT_ST(sb_pool_try_acquire(p, &lease), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_free(p), SB_INVALID_HANDLE);
+    /* A lease outlives its freed pool, and its release closes the connection. */
+    char echo[8];
+    EXPECT_OK(lease_round_trip(lease, "ok\n", echo));
+    EXPECT_OK(sb_lease_release(lease));
+    /* The name is free again. */
+    EXPECT_OK(sb_pool_new(manager, "short-lived", server.target, NULL, &p));
+    EXPECT_OK(sb_pool_free(p));
+
+    sb_config *cfg = NULL;
+    EXPECT_OK(sb_config_new(&cfg));
+    EXPECT_OK(sb_config_free(cfg));
+    EXPECT_ST(sb_config_set(cfg, "pool.max_size", "2"), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_config_free(cfg), SB_INVALID_HANDLE);
+    sb_manager *m = NULL;
+    EXPECT_ST(sb_manager_new(cfg, &m), SB_INVALID_HANDLE);
+    EXPECT(m == NULL);
+    EXPECT_ST(sb_pool_new(manager, "x", server.target, cfg, &p), SB_INVALID_HANDLE);
+
+    EXPECT_OK(sb_manager_new(NULL, &m));
+    EXPECT_OK(sb_manager_free(m));
+    EXPECT_ST(sb_manager_free(m), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_manager_close(m, 0), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_new(m, "x", server.target, NULL, &p), SB_INVALID_HANDLE);
+    return 0;
+}
+
+static int null_handles(void) {
+    sb_lease *lease = NULL;
+    sb_pool *p = NULL;
+    int fd = 0;
+    size_t n = 0;
+    uint8_t buf[4];
+    EXPECT_ST(sb_pool_acquire(NULL, 0, &lease), SB_INVALID_HANDLE);
+    EXPECT_ERROR_MENTIONS("NULL");
+    EXPECT_ST(sb_pool_try_acquire(NULL, &lease), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_new(NULL, "x", server.target, NULL, &p), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_manager_close(NULL, 0), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_config_set(NULL, "pool.max_size", "1"), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_fd(NULL, &fd), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_send(NULL, buf, 1, &n), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_send_all(NULL, buf, 1), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_recv(NULL, buf, sizeof buf, &n), SB_INVALID_HANDLE);
+    /* The functions that end a handle accept NULL, like free(). */
+    EXPECT_OK(sb_lease_release(NULL));
+    EXPECT_OK(sb_lease_discard(NULL));
+    EXPECT_OK(sb_pool_free(NULL));
+    EXPECT_OK(sb_manager_free(NULL));
+    EXPECT_OK(sb_config_free(NULL));
+    return 0;
+}
+
+static int wrong_type_handles(void) {
+    sb_config *cfg = NULL;
+    EXPECT_OK(sb_config_new(&cfg));
+    /* A pool handle where a lease is expected. */
+    EXPECT_ST(sb_lease_release((sb_lease *)pool), SB_INVALID_HANDLE);
+    EXPECT_ERROR_MENTIONS("expected a sb_lease handle but got a sb_pool handle");
+    EXPECT_ST(sb_lease_discard((sb_lease *)pool), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_free((sb_pool *)manager), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_manager_free((sb_manager *)pool), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_config_free((sb_config *)manager), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_config_set((sb_config *)pool, "pool.max_size", "1"), SB_INVALID_HANDLE);
+    sb_lease *lease = NULL;
+    EXPECT_ST(sb_pool_acquire((sb_pool *)cfg, 0, &lease), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_acquire((sb_pool *)manager, 0, &lease), SB_INVALID_HANDLE);
+    sb_pool *p = NULL;
+    EXPECT_ST(sb_pool_new((sb_manager *)pool, "x", server.target, NULL, &p),
+              SB_INVALID_HANDLE);
+    /* A real pointer, and made-up values. */
+    int local = 0;
+    EXPECT_ST(sb_lease_release((sb_lease *)&local), SB_INVALID_HANDLE);
+    EXPECT_ERROR_MENTIONS("not a switchboard handle");
+    EXPECT_ST(sb_pool_free((sb_pool *)(uintptr_t)1), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_free((sb_pool *)UINTPTR_MAX), SB_INVALID_HANDLE);
+    /* Everything still works after the misuse. */
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    EXPECT_OK(sb_lease_release(lease));
+    EXPECT_OK(sb_config_free(cfg));
+    return 0;
+}
+
+static int bad_arguments(void) {
+    sb_lease *lease = NULL;
+    EXPECT_ST(sb_pool_acquire(pool, 0, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("out must not be NULL");
+    EXPECT_ST(sb_pool_try_acquire(pool, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_config_new(NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_manager_new(NULL, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_pool_new(manager, NULL, server.target, NULL, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    size_t n = 0;
+    uint8_t buf[4];
+    EXPECT_ST(sb_lease_fd(lease, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_lease_send(lease, NULL, 4, &n), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_lease_send(lease, buf, 1, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_lease_recv(lease, buf, 0, &n), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_lease_recv(lease, NULL, 4, &n), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_lease_recv(lease, buf, sizeof buf, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_OK(sb_lease_send(lease, NULL, 0, &n)); /* nothing to send is fine */
+    EXPECT(n == 0);
+    EXPECT_OK(sb_lease_send_all(lease, NULL, 0));
+    EXPECT_OK(sb_lease_release(lease));
+    return 0;
+}
+
+struct racer {
+    pthread_barrier_t *barrier;
+    sb_lease *lease;
+    sb_status result;
+};
+
+static void *release_racer(void *arg) {
+    struct racer *r = arg;
+    pthread_barrier_wait(r->barrier);
+    r->result = sb_lease_release(r->lease);
+    return NULL;
+}
+
+/* Two threads release the same lease at once: exactly one wins. */
+static int racing_releases(void) {
+    for (int round = 0; round < 100; round++) {
+        sb_lease *lease = NULL;
+        EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+        pthread_barrier_t barrier;
+        pthread_barrier_init(&barrier, NULL, 2);
+        struct racer a = {&barrier, lease, SB_INTERNAL}, b = {&barrier, lease, SB_INTERNAL};
+        pthread_t ta, tb;
+        EXPECT(pthread_create(&ta, NULL, release_racer, &a) == 0);
+        EXPECT(pthread_create(&tb, NULL, release_racer, &b) == 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        pthread_barrier_destroy(&barrier);
+        int ok = (a.result == SB_OK) + (b.result == SB_OK);
+        int invalid = (a.result == SB_INVALID_HANDLE) + (b.result == SB_INVALID_HANDLE);
+        if (ok != 1 || invalid != 1)
+            FAILF("round %d: results %s and %s", round, status_name(a.result),
+                  status_name(b.result));
+    }
+    return 0;
+}
+
+static int last_error_truncates(void) {
+    EXPECT_ST(sb_pool_acquire(NULL, 0, NULL), SB_INVALID_HANDLE);
+    char full[256];
+    size_t n = 0;
+    EXPECT_OK(sb_last_error(full, sizeof full, &n));
+    EXPECT(n == strlen(full) && n > 10);
+    char small[8];
+    memset(small, 'Z', sizeof small);
+    EXPECT_OK(sb_last_error(small, 5, &n));
+    EXPECT(n == 4 && small[4] == '\0' && small[5] == 'Z');
+    EXPECT(strncmp(small, full, 4) == 0);
+    EXPECT_OK(sb_last_error(NULL, 0, &n));
+    EXPECT(n == 0);
+    EXPECT_OK(sb_last_error(small, sizeof small, NULL));
+    EXPECT_ST(sb_last_error(NULL, 10, &n), SB_INVALID_ARGUMENT);
+    /* Reading it does not change it. */
+    char again[256];
+    EXPECT_OK(sb_last_error(again, sizeof again, NULL));
+    EXPECT(strcmp(again, full) == 0);
+    return 0;
+}
+
+static int status_strings(void) {
+    EXPECT(strcmp(sb_status_str(SB_OK), "success") == 0);
+    EXPECT(strcmp(sb_status_str(SB_TIMEOUT), "timed out") == 0);
+    EXPECT(strcmp(sb_status_str(SB_INVALID_HANDLE), "invalid handle") == 0);
+    for (int s = SB_OK; s <= SB_INTERNAL; s++) {
+        EXPECT(sb_status_str(s) != NULL);
+        EXPECT(strcmp(sb_status_str(s), "unknown status") != 0);
+    }
+    EXPECT(strcmp(sb_status_str(-1), "unknown status") == 0);
+    EXPECT(strcmp(sb_status_str(11), "unknown status") == 0);
+    /* The numbers are part of the ABI. */
+    EXPECT(SB_OK == 0 && SB_INVALID_ARGUMENT == 1 && SB_NOT_FOUND == 2);
+    EXPECT(SB_RESOURCE_EXHAUSTED == 3 && SB_FAILED_PRECONDITION == 4);
+    EXPECT(SB_UNAVAILABLE == 5 && SB_TIMEOUT == 6 && SB_CANCELLED == 7);
+    EXPECT(SB_INVALID_HANDLE == 8 && SB_IO == 9 && SB_INTERNAL == 10);
+    return 0;
+}
+
+int main(void) {
+    alarm(600);
+    if (echo_start(&server) != 0) {
+        printf("FAIL start echo server\n0 passed, 1 failed\n");
+        return 1;
+    }
+    if (sb_manager_new(NULL, &manager) != SB_OK ||
+        sb_pool_new(manager, "misuse", server.target, NULL, &pool) != SB_OK) {
+        printf("FAIL setup: %s\n0 passed, 1 failed\n", last_error());
+        echo_stop(&server);
+        return 1;
+    }
+    RUN(double_release);
+    RUN(discarded_lease_is_invalid);
+    RUN(freed_pool_and_config);
+    RUN(null_handles);
+    RUN(wrong_type_handles);
+    RUN(bad_arguments);
+    RUN(racing_releases);
+    RUN(last_error_truncates);
+    RUN(status_strings);
+    /* The handles from main are still valid after all that. */
+    if (sb_pool_free(pool) != SB_OK || sb_manager_free(manager) != SB_OK) {
+        printf("FAIL teardown: %s\n", last_error());
+        harness_failed++;
+    }
+    echo_stop(&server);
+    return harness_summary();
+}
