@@ -1,0 +1,49 @@
+"""switchboard: pooled network connections from one Rust core, for threads and asyncio.
+
+>>> import switchboard
+>>> with switchboard.Manager() as manager:                      # doctest: +SKIP
+...     pool = manager.pool("echo", "tcp://127.0.0.1:7000", max_size=4)
+...     with pool.acquire(timeout=2.0) as conn:
+...         conn.sendall(b"ping\\n")
+...         print(conn.recv(64))
+
+Blocking calls release the GIL; ``pool.acquire_async()`` never blocks the event loop.
+Errors are :class:`SwitchboardError` subclasses that also extend the matching built-in
+(``switchboard.Timeout`` is a ``TimeoutError``, ``switchboard.Unavailable`` a
+``ConnectionError``).
+"""
+
+from ._api import AcquireContext, ConfigValue, Manager, Pool, PoolStats
+from ._errors import (
+    Cancelled,
+    FailedPrecondition,
+    InternalError,
+    InvalidArgument,
+    IoError,
+    NotFound,
+    ResourceExhausted,
+    SwitchboardError,
+    Timeout,
+    Unavailable,
+)
+from ._native import Lease, __version__
+
+__all__ = [
+    "__version__",
+    "Manager",
+    "Pool",
+    "PoolStats",
+    "Lease",
+    "AcquireContext",
+    "ConfigValue",
+    "SwitchboardError",
+    "InvalidArgument",
+    "NotFound",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Unavailable",
+    "Timeout",
+    "Cancelled",
+    "IoError",
+    "InternalError",
+]

@@ -1,0 +1,101 @@
+//! `_native.Manager`: owns a core `Manager` (and with it the tokio runtime).
+
+use pyo3::prelude::*;
+use switchboard_core::{Error, Manager};
+
+use crate::config;
+use crate::errors::OrRaise;
+use crate::pool::PyPool;
+
+/// Drops `value` with the GIL released. Needed for anything that may hold the last
+/// clone of a core `Manager`: its drop closes the manager, which joins runtime
+/// threads, and one of them may be waiting for the GIL to run a callback.
+pub(crate) fn drop_detached<T: Send>(value: T) {
+    // If the interpreter is shutting down, `try_attach` does not run the closure and
+    // `value` is dropped right here; runtime threads do not wait for the GIL then
+    // either (they use `try_attach` too).
+    let _ = Python::try_attach(move |py| py.detach(move || drop(value)));
+}
+
+/// The native manager. Python code uses `switchboard.Manager`, which wraps it.
+#[pyclass(frozen, name = "Manager", module = "switchboard._native")]
+pub struct PyManager {
+    /// Always `Some` until dropped; an `Option` only so `Drop` can move it out.
+    manager: Option<Manager>,
+}
+
+impl PyManager {
+    fn manager(&self, py: Python<'_>) -> PyResult<&Manager> {
+        self.manager
+            .as_ref()
+            .ok_or_else(|| Error::internal("the native manager was already dropped"))
+            .or_raise(py)
+    }
+}
+
+#[pymethods]
+impl PyManager {
+    /// Creates a manager from `(key, value)` string pairs (section `runtime` by default).
+    #[new]
+    fn new(py: Python<'_>, config: Vec<(String, String)>) -> PyResult<Self> {
+        let cfg = config::build(py, config, "runtime")?;
+        let manager = py.detach(move || Manager::new(&cfg)).or_raise(py)?;
+        Ok(PyManager {
+            manager: Some(manager),
+        })
+    }
+
+    /// Creates a pool of built-in sockets (`config` keys default to section `pool`).
+    fn pool(
+        &self,
+        py: Python<'_>,
+        name: String,
+        target: String,
+        config: Vec<(String, String)>,
+    ) -> PyResult<PyPool> {
+        let manager = self.manager(py)?;
+        let cfg = config::build(py, config, "pool")?;
+        let pool = manager.pool(&name, &target, &cfg).or_raise(py)?;
+        Ok(PyPool::new(pool, manager.clone(), target))
+    }
+
+    /// Closes the manager, waiting up to `timeout` seconds for leases to come back.
+    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let timeout = config::seconds(py, "timeout", Some(timeout))?.unwrap_or_default();
+        let manager = self.manager(py)?;
+        py.detach(|| manager.close(timeout)).or_raise(py)
+    }
+
+    /// Whether `close()` has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.manager.as_ref().is_none_or(Manager::is_closed)
+    }
+
+    /// The names of the open pools, sorted.
+    fn pool_names(&self) -> Vec<String> {
+        self.manager
+            .as_ref()
+            .map(|m| m.pool_stats().into_iter().map(|s| s.name).collect())
+            .unwrap_or_default()
+    }
+
+    /// The config keys set explicitly, as `(key, value)` pairs with full key names.
+    fn config(&self) -> Vec<(String, String)> {
+        self.manager
+            .as_ref()
+            .map(|m| {
+                m.config()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PyManager {
+    fn drop(&mut self) {
+        drop_detached(self.manager.take());
+    }
+}
