@@ -5,7 +5,7 @@
 //! wait for the lock or the socket happens with the GIL released.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, TryLockError};
+use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -31,15 +31,16 @@ pub struct PyLease {
     timeout_bits: AtomicU64,
     id: u64,
     fd: i32,
-    pool_name: String,
+    pool_name: Arc<str>,
 }
 
 impl PyLease {
-    pub(crate) fn new(lease: Lease<TcpConnector>) -> Self {
+    /// Wraps `lease`; `pool_name` is shared with the pool (no allocation per acquire).
+    pub(crate) fn new(lease: Lease<TcpConnector>, pool_name: Arc<str>) -> Self {
         PyLease {
             id: lease.id(),
             fd: lease.fd(),
-            pool_name: lease.pool_name().to_string(),
+            pool_name,
             lease: RwLock::new(Some(lease)),
             released: AtomicBool::new(false),
             timeout_bits: AtomicU64::new(NO_TIMEOUT),

@@ -23,11 +23,13 @@ pub struct PyPool {
     /// that `Drop` can move it out and drop it with the GIL released.
     manager: Option<Manager>,
     target: String,
+    name: Arc<str>,
 }
 
 impl PyPool {
     pub(crate) fn new(pool: Pool<TcpConnector>, manager: Manager, target: String) -> Self {
         PyPool {
+            name: Arc::from(pool.name()),
             pool,
             manager: Some(manager),
             target,
@@ -47,7 +49,7 @@ impl PyPool {
     /// The pool's name.
     #[getter]
     fn name(&self) -> &str {
-        self.pool.name()
+        &self.name
     }
 
     /// The target it was created with.
@@ -69,17 +71,17 @@ impl PyPool {
         let opts = options(py, timeout, priority)?;
         // An idle connection is handed out without waiting, so without releasing the GIL.
         if let Some(lease) = self.pool.try_acquire().or_raise(py)? {
-            return Ok(PyLease::new(lease));
+            return Ok(PyLease::new(lease, self.name.clone()));
         }
         let pool = &self.pool;
-        py.detach(|| pool.acquire_blocking(opts))
-            .map(PyLease::new)
-            .or_raise(py)
+        let lease = py.detach(|| pool.acquire_blocking(opts)).or_raise(py)?;
+        Ok(PyLease::new(lease, self.name.clone()))
     }
 
     /// An idle connection if one is ready now, else `None`. Never waits.
     fn try_acquire(&self, py: Python<'_>) -> PyResult<Option<PyLease>> {
-        Ok(self.pool.try_acquire().or_raise(py)?.map(PyLease::new))
+        let lease = self.pool.try_acquire().or_raise(py)?;
+        Ok(lease.map(|l| PyLease::new(l, self.name.clone())))
     }
 
     /// Starts an acquire on the manager's runtime and returns at once. When it ends,
@@ -101,6 +103,7 @@ impl PyPool {
         let mut reply = Reply {
             callback: Some(callback),
             cancelled: cancelled.clone(),
+            pool_name: self.name.clone(),
         };
         let pool = self.pool.clone();
         let spawned = self.pool.runtime().spawn(async move {
@@ -156,6 +159,7 @@ impl Drop for PyPool {
 struct Reply {
     callback: Option<Py<PyAny>>,
     cancelled: Arc<AtomicBool>,
+    pool_name: Arc<str>,
 }
 
 impl Reply {
@@ -165,9 +169,10 @@ impl Reply {
         };
         // If the interpreter is shutting down the closure is dropped unrun: the lease
         // in `result` goes back to the pool and the callback is simply forgotten.
+        let pool_name = self.pool_name.clone();
         let _ = Python::try_attach(move |py| {
             let args = match result {
-                Ok(lease) => match Py::new(py, PyLease::new(lease)) {
+                Ok(lease) => match Py::new(py, PyLease::new(lease, pool_name)) {
                     Ok(obj) => (obj.into_any(), py.None()),
                     Err(e) => (py.None(), e.into_value(py).into_any()),
                 },

@@ -225,7 +225,8 @@ class Pool:
         released. Raises :class:`Timeout` (a ``TimeoutError``) when no connection came
         in time, :class:`Unavailable` (a ``ConnectionError``) when the target is down or
         the pool is closed."""
-        return self._native.acquire(_seconds("timeout", timeout), priority)
+        seconds = None if timeout is None else _seconds("timeout", timeout)
+        return self._native.acquire(seconds, priority)
 
     def try_acquire(self) -> Optional[Lease]:
         """An idle connection if one is ready now, else ``None``. Never waits."""
