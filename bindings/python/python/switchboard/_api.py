@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Generator, Mapping, Optional, Union
 
 from . import _native
-from ._errors import InvalidArgument, SwitchboardError
+from ._errors import InternalError, InvalidArgument, SwitchboardError
 from ._native import Lease
 
 __all__ = ["ConfigValue", "Manager", "Pool", "PoolStats", "AcquireContext"]
@@ -307,7 +307,9 @@ def _settle(fut: asyncio.Future[Lease], lease: Optional[Lease], error: Optional[
             lease.release()
     elif error is not None:
         fut.set_exception(error)
-    elif lease is not None:
+    elif lease is None:
+        fut.set_exception(InternalError("the native acquire reported neither a lease nor an error"))
+    else:
         fut.set_result(lease)
 
 
