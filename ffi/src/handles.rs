@@ -27,24 +27,31 @@
 //!
 //! A call *gets* the value by a compare-and-swap that checks generation, LIVE and
 //! !CLOSING and adds one user ([`Ref`]); it gives it back by subtracting one. Removing
-//! a handle (`_free`, `_release`) is a compare-and-swap that sets CLOSING and adds one
-//! user in the same step, so exactly one of several racing removals wins and the others
-//! see an invalid handle. Whoever drops the last user of a CLOSING slot — the remover
-//! itself, or a call that was still using the value on another thread — moves the
-//! value out, bumps the generation (which invalidates every copy of the handle) and
-//! puts the slot on the free list; the value is dropped after that. No call ever takes
-//! a lock: lookups are one CAS and one atomic subtraction on the handle's own slot, and
-//! the free list is a lock-free (Treiber) stack whose head carries an ABA counter.
+//! a handle (`_free`, `_release`) is a compare-and-swap that sets CLOSING, so exactly
+//! one of several racing removals wins and the others see an invalid handle. If no
+//! call was using the value (the usual case) the remover takes it at once
+//! ([`Removed::Owned`]); otherwise the same CAS also adds the remover as a user
+//! ([`Removed::Shared`]) and whoever drops the last user of the CLOSING slot (the
+//! remover, or a call still running on another thread) takes it. Taking the value moves
+//! it out, bumps the generation (which invalidates every copy of the handle) and
+//! recycles the slot; the value is dropped after that.
+//!
+//! No call takes a lock: a lookup is one CAS and one atomic subtraction on the
+//! handle's own slot. Free slots go on a lock-free (Treiber) stack whose head carries
+//! an ABA counter; the lease slab, which is on the acquire/release hot path, first
+//! keeps up to 64 free slots per thread ([`LocalFree`]) so that a thread acquiring and
+//! releasing in a loop does not touch that shared head at all.
 //!
 //! Generations are 32 bits: a handle could only be mistaken for a newer one after its
 //! slot was reused 2^32 times while the program still held the stale copy.
 
-use std::cell::UnsafeCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ops::Deref;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::thread::LocalKey;
 
 use switchboard_core::{Code, Error};
 
@@ -141,6 +148,43 @@ pub(crate) struct Slab<T> {
     /// Slots handed out at least once; the next fresh index.
     fresh: AtomicU32,
     segments: [AtomicPtr<Slot<T>>; NSEG],
+    /// This thread's cache of free slots, for slabs on a hot path (leases).
+    local: Option<&'static LocalFreeKey>,
+}
+
+/// Most free slots one thread keeps for one slab before it gives half back.
+const LOCAL_FREE_MAX: usize = 64;
+
+/// Free slot indices kept by one thread for one `'static` slab, so that a thread that
+/// acquires and releases over and over does not touch the slab's shared free-list
+/// head. A slot in a cache is vacant and belongs to that cache alone, exactly like a
+/// slot on the shared free list; a thread's cache goes back to the shared list (through
+/// `give_back`, which calls [`Slab::push_global`] of the owning slab) when the thread
+/// exits.
+pub(crate) struct LocalFree {
+    indices: Vec<u32>,
+    give_back: fn(usize),
+}
+
+/// The thread-local key of a slab's per-thread free cache.
+pub(crate) type LocalFreeKey = LocalKey<RefCell<LocalFree>>;
+
+impl LocalFree {
+    /// An empty cache whose slots go back through `give_back` when the thread exits.
+    pub(crate) const fn new(give_back: fn(usize)) -> Self {
+        LocalFree {
+            indices: Vec::new(),
+            give_back,
+        }
+    }
+}
+
+impl Drop for LocalFree {
+    fn drop(&mut self) {
+        for i in self.indices.drain(..) {
+            (self.give_back)(i as usize);
+        }
+    }
 }
 
 // SAFETY: the slab hands out `&T` to many threads at once (so `T: Sync`) and moves
@@ -185,6 +229,25 @@ impl<T> Drop for Ref<'_, T> {
     }
 }
 
+/// The value of a removed handle: owned outright when no other call was using it
+/// (the usual case, dropped with this), else shared with the calls still using it
+/// (dropped by the last of them).
+pub(crate) enum Removed<'a, T> {
+    Owned(T),
+    Shared(Ref<'a, T>),
+}
+
+impl<T> Deref for Removed<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        match self {
+            Removed::Owned(v) => v,
+            Removed::Shared(r) => r,
+        }
+    }
+}
+
 impl<T: Send + Sync> Slab<T> {
     /// An empty slab for handles tagged `tag`.
     pub(crate) const fn new(tag: Tag) -> Self {
@@ -193,7 +256,15 @@ impl<T: Send + Sync> Slab<T> {
             free_head: AtomicU64::new(0),
             fresh: AtomicU32::new(0),
             segments: [const { AtomicPtr::new(ptr::null_mut()) }; NSEG],
+            local: None,
         }
+    }
+
+    /// An empty `'static` slab whose freed slots go to a per-thread cache first.
+    pub(crate) const fn with_local_cache(tag: Tag, local: &'static LocalFreeKey) -> Self {
+        let mut slab = Self::new(tag);
+        slab.local = Some(local);
+        slab
     }
 
     /// Stores `value` and returns its handle. If the slab is full the value is dropped
@@ -219,48 +290,77 @@ impl<T: Send + Sync> Slab<T> {
     /// Gets the value behind `handle`, or InvalidHandle.
     #[inline]
     pub(crate) fn get(&self, handle: usize) -> Result<Ref<'_, T>, Error> {
-        self.acquire_ref(handle, false)
-    }
-
-    /// Removes `handle`: from now on it is invalid everywhere. The value stays usable
-    /// through the returned [`Ref`] and is dropped when the last call using it (this
-    /// one, or another thread's) lets go. Of several threads removing the same handle
-    /// exactly one succeeds; the others get InvalidHandle.
-    #[inline]
-    pub(crate) fn remove(&self, handle: usize) -> Result<Ref<'_, T>, Error> {
-        self.acquire_ref(handle, true)
-    }
-
-    #[inline]
-    fn acquire_ref(&self, handle: usize, closing: bool) -> Result<Ref<'_, T>, Error> {
         let (index, generation) = self.decode(handle)?;
         let slot = self.slot(index).ok_or_else(|| self.stale())?;
         let mut s = slot.state.load(Ordering::Relaxed);
         loop {
-            if (s >> 32) as u32 != generation || s & LIVE == 0 || s & CLOSING != 0 {
-                return Err(self.stale());
+            self.check_usable(s, generation)?;
+            match slot
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(self.new_ref(slot, index)),
+                Err(now) => s = now,
             }
-            if s & USERS == USERS {
-                return Err(Error::new(
-                    Code::ResourceExhausted,
-                    format!("too many concurrent calls on one {}", self.tag.c_name()),
-                ));
-            }
-            let next = if closing { (s | CLOSING) + 1 } else { s + 1 };
+        }
+    }
+
+    /// Removes `handle`: from now on it is invalid everywhere. Of several threads
+    /// removing the same handle exactly one succeeds; the others get InvalidHandle.
+    /// The value is returned for a last look; it is dropped with the [`Removed`], or,
+    /// if calls on other threads still use it, when the last of them returns.
+    #[inline]
+    pub(crate) fn remove(&self, handle: usize) -> Result<Removed<'_, T>, Error> {
+        let (index, generation) = self.decode(handle)?;
+        let slot = self.slot(index).ok_or_else(|| self.stale())?;
+        let mut s = slot.state.load(Ordering::Relaxed);
+        loop {
+            self.check_usable(s, generation)?;
+            let in_use = s & USERS != 0;
+            // Unused: close it with no user and take the value now. In use: close it
+            // as one more user, so that the last user (maybe us) finalizes.
+            let next = if in_use {
+                (s | CLOSING) + 1
+            } else {
+                s | CLOSING
+            };
             match slot
                 .state
                 .compare_exchange_weak(s, next, Ordering::Acquire, Ordering::Relaxed)
             {
+                Ok(_) if in_use => return Ok(Removed::Shared(self.new_ref(slot, index))),
                 Ok(_) => {
-                    return Ok(Ref {
-                        slab: self,
-                        slot,
-                        index,
-                        _not_send: PhantomData,
-                    });
+                    // SAFETY: our CAS moved the slot from LIVE, unused, to CLOSING,
+                    // unused: no `Ref` exists and none can be made, so we are its only
+                    // finalizer.
+                    return Ok(Removed::Owned(unsafe { self.take(slot, index, next) }));
                 }
                 Err(now) => s = now,
             }
+        }
+    }
+
+    #[inline]
+    fn check_usable(&self, s: u64, generation: u32) -> Result<(), Error> {
+        if (s >> 32) as u32 != generation || s & LIVE == 0 || s & CLOSING != 0 {
+            return Err(self.stale());
+        }
+        if s & USERS == USERS {
+            return Err(Error::new(
+                Code::ResourceExhausted,
+                format!("too many concurrent calls on one {}", self.tag.c_name()),
+            ));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn new_ref<'a>(&'a self, slot: &'a Slot<T>, index: usize) -> Ref<'a, T> {
+        Ref {
+            slab: self,
+            slot,
+            index,
+            _not_send: PhantomData,
         }
     }
 
@@ -302,22 +402,6 @@ impl<T: Send + Sync> Slab<T> {
         )
     }
 
-    #[inline]
-    fn slot(&self, index: usize) -> Option<&Slot<T>> {
-        if index >= MAX_SLOTS {
-            return None;
-        }
-        let (seg, off) = locate(index);
-        let base = self.segments[seg].load(Ordering::Acquire);
-        if base.is_null() {
-            return None;
-        }
-        // SAFETY: a non-null segment pointer came from `Box::into_raw` of a slice of
-        // exactly `SEG0 << seg` slots (published with Release, loaded with Acquire), is
-        // never freed while the slab lives, and `off < SEG0 << seg` by `locate`.
-        Some(unsafe { &*base.add(off) })
-    }
-
     fn fresh_index(&self) -> Result<usize, Error> {
         let index = self.fresh.fetch_add(1, Ordering::Relaxed) as usize;
         if index >= MAX_SLOTS {
@@ -349,7 +433,21 @@ impl<T: Send + Sync> Slab<T> {
         Ok(index)
     }
 
+    #[inline]
     fn pop_free(&self) -> Option<usize> {
+        if let Some(local) = self.local {
+            let cached = local
+                .try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.indices.pop()))
+                .ok()
+                .flatten();
+            if let Some(i) = cached {
+                return Some(i as usize);
+            }
+        }
+        self.pop_global()
+    }
+
+    fn pop_global(&self) -> Option<usize> {
         let mut head = self.free_head.load(Ordering::Acquire);
         loop {
             let first = (head & 0xffff_ffff) as usize;
@@ -375,7 +473,56 @@ impl<T: Send + Sync> Slab<T> {
 }
 
 impl<T> Slab<T> {
-    fn push_free(&self, slot: &Slot<T>, index: usize) {
+    #[inline]
+    fn slot(&self, index: usize) -> Option<&Slot<T>> {
+        if index >= MAX_SLOTS {
+            return None;
+        }
+        let (seg, off) = locate(index);
+        let base = self.segments[seg].load(Ordering::Acquire);
+        if base.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null segment pointer came from `Box::into_raw` of a slice of
+        // exactly `SEG0 << seg` slots (published with Release, loaded with Acquire), is
+        // never freed while the slab lives, and `off < SEG0 << seg` by `locate`.
+        Some(unsafe { &*base.add(off) })
+    }
+
+    /// Puts a vacant slot (owned by the caller) on this thread's cache, or the shared
+    /// free list.
+    #[inline]
+    fn push_free(&self, index: usize) {
+        if let Some(local) = self.local {
+            let cached = local
+                .try_with(|c| {
+                    let Ok(mut c) = c.try_borrow_mut() else {
+                        return false;
+                    };
+                    if c.indices.len() >= LOCAL_FREE_MAX {
+                        // Give half back, so that a thread that only releases (leases
+                        // acquired elsewhere) does not hoard slots.
+                        let keep = LOCAL_FREE_MAX / 2;
+                        for i in c.indices.drain(keep..) {
+                            self.push_global(i as usize);
+                        }
+                    }
+                    c.indices.push(index as u32);
+                    true
+                })
+                .unwrap_or(false);
+            if cached {
+                return;
+            }
+        }
+        self.push_global(index);
+    }
+
+    /// Puts a vacant slot (owned by the caller) on the shared free list.
+    pub(crate) fn push_global(&self, index: usize) {
+        let Some(slot) = self.slot(index) else {
+            return;
+        };
         let mut head = self.free_head.load(Ordering::Relaxed);
         loop {
             slot.next_free
@@ -393,19 +540,33 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Moves the value out of a removed slot whose last user just left, recycles the
-    /// slot under the next generation, then drops the value.
-    #[cold]
-    fn finalize(&self, slot: &Slot<T>, index: usize, state: u64) {
-        debug_assert!(state & CLOSING != 0 && state & USERS == 0);
-        // SAFETY: the state is LIVE|CLOSING with no users, so the value is initialised
-        // and no `Ref` to it exists or can be made (CLOSING refuses new ones); the
-        // caller dropped the last user, which makes it the only finalizer.
+    /// Moves the value out of a closed slot, recycles the slot under the next
+    /// generation (which invalidates every copy of its handles) and returns the value.
+    ///
+    /// # Safety
+    ///
+    /// `state` is the slot's current state: LIVE | CLOSING with no users, and the
+    /// caller is the slot's only finalizer (it made the state so by its own CAS or
+    /// subtraction).
+    #[inline]
+    unsafe fn take(&self, slot: &Slot<T>, index: usize, state: u64) -> T {
+        debug_assert!(state & LIVE != 0 && state & CLOSING != 0 && state & USERS == 0);
+        // SAFETY: LIVE means initialised; CLOSING with no users means no `Ref` exists
+        // or can be made, and the caller is the only finalizer, so nobody else reads
+        // or moves the value.
         let value = unsafe { (*slot.value.get()).assume_init_read() };
         let next_gen = ((state >> 32) as u32).wrapping_add(1);
         slot.state.store((next_gen as u64) << 32, Ordering::Release);
-        self.push_free(slot, index);
-        drop(value);
+        self.push_free(index);
+        value
+    }
+
+    /// Called by the last user of a removed handle: takes the value and drops it.
+    #[inline]
+    fn finalize(&self, slot: &Slot<T>, index: usize, state: u64) {
+        // SAFETY: the caller's subtraction left the slot CLOSING with no users, which
+        // makes it the only finalizer.
+        drop(unsafe { self.take(slot, index, state) });
     }
 }
 
@@ -610,5 +771,79 @@ mod tests {
             t.join().unwrap();
         }
         assert!(slab.fresh.load(Ordering::SeqCst) <= 8);
+    }
+
+    thread_local! {
+        static TEST_FREE: RefCell<LocalFree> = const { RefCell::new(LocalFree::new(test_give_back)) };
+    }
+    fn test_give_back(index: usize) {
+        CACHED.push_global(index);
+    }
+    static CACHED: Slab<(u64, u64)> = Slab::with_local_cache(Tag::Manager, &TEST_FREE);
+
+    /// A slab with per-thread free caches: handles made on one thread and removed on
+    /// another, threads that exit with slots in their cache; no slot is ever handed
+    /// out twice and the slab does not grow without bound.
+    #[test]
+    fn per_thread_free_cache() {
+        use std::sync::mpsc;
+        const THREADS: u64 = 4;
+        const PER_THREAD: u64 = 5_000;
+        for _round in 0..3 {
+            let (tx, rx) = mpsc::sync_channel::<usize>(64);
+            let rx = Arc::new(std::sync::Mutex::new(rx));
+            let makers: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        let mut mine = Vec::new();
+                        for i in 0..PER_THREAD {
+                            let h = CACHED.insert((t, i)).unwrap();
+                            if i % 2 == 0 {
+                                tx.send(h).unwrap(); // removed by another thread
+                            } else {
+                                mine.push((h, i));
+                            }
+                            if mine.len() > 8 {
+                                let (h, i) = mine.remove(0);
+                                assert_eq!(*CACHED.get(h).unwrap(), (t, i));
+                                drop(CACHED.remove(h).unwrap());
+                            }
+                        }
+                        for (h, i) in mine {
+                            assert_eq!(*CACHED.get(h).unwrap(), (t, i));
+                            drop(CACHED.remove(h).unwrap());
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            let removers: Vec<_> = (0..2)
+                .map(|_| {
+                    let rx = rx.clone();
+                    std::thread::spawn(move || {
+                        loop {
+                            let h = match rx.lock().unwrap().recv() {
+                                Ok(h) => h,
+                                Err(_) => return,
+                            };
+                            let (t, i) = *CACHED.get(h).unwrap();
+                            assert!(t < THREADS && i < PER_THREAD && i % 2 == 0);
+                            drop(CACHED.remove(h).unwrap());
+                            assert!(CACHED.get(h).is_err());
+                        }
+                    })
+                })
+                .collect();
+            for t in makers.into_iter().chain(removers) {
+                t.join().unwrap();
+            }
+        }
+        // Every thread gave its cache back on exit; slots were reused across rounds.
+        let fresh = CACHED.fresh.load(Ordering::SeqCst) as u64;
+        assert!(
+            fresh < THREADS * PER_THREAD / 4,
+            "{fresh} slots for a bounded working set"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `sb_lease`: one checked-out connection.
 
+use std::cell::RefCell;
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -7,7 +8,7 @@ use switchboard_core::{Error, Lease, Socket, TcpConnector};
 
 use crate::args::{bytes, bytes_mut, check_out, write_out};
 use crate::error::{guard, sb_status};
-use crate::handles::{Slab, Tag, addr};
+use crate::handles::{LocalFree, Slab, Tag, addr};
 
 /// A connection checked out of a pool by `sb_pool_acquire`. Use it from one thread at
 /// a time; give it back with `sb_lease_release` (or close it with
@@ -52,7 +53,17 @@ impl Drop for LeaseObj {
     }
 }
 
-pub(crate) static LEASES: Slab<LeaseObj> = Slab::new(Tag::Lease);
+// Leases are made and ended on the hot path (every acquire and release), so freed
+// lease slots go to a per-thread cache before the shared free list.
+thread_local! {
+    static LEASE_FREE: RefCell<LocalFree> = const { RefCell::new(LocalFree::new(give_back)) };
+}
+
+fn give_back(index: usize) {
+    LEASES.push_global(index);
+}
+
+pub(crate) static LEASES: Slab<LeaseObj> = Slab::with_local_cache(Tag::Lease, &LEASE_FREE);
 
 /// Stores the connection's file descriptor in `*out`. The descriptor stays owned by
 /// the lease: use it (blocking mode) while you hold the lease; do not close it, and do

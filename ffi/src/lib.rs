@@ -2,7 +2,7 @@
 //!
 //! One module per C object ([`config`], [`manager`], [`pool`], [`lease`]), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
-//! function runs in), [`version`] and [`handles`] (the generation-checked ids that C
+//! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
 //! from these modules by cbindgen (see `build.rs` and `cbindgen.toml`); its
 //! documentation block states the thread-safety and ownership rules.
@@ -21,7 +21,7 @@ pub mod pool;
 pub mod lease;
 
 mod args;
-pub mod handles;
+mod handles;
 
 pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
 pub use error::{last_error, sb_last_error, sb_status, sb_status_str};

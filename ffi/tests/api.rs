@@ -4,7 +4,7 @@
 
 use std::ffi::{CStr, CString, c_char};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::ptr::{self, null, null_mut};
 use std::time::{Duration, Instant};
 
@@ -47,10 +47,8 @@ fn last() -> String {
     let mut buf = [0 as c_char; 512];
     let mut n = 0usize;
     // SAFETY: buf has 512 writable bytes; n is writable.
-    assert_eq!(
-        unsafe { sb_last_error(buf.as_mut_ptr(), buf.len(), &mut n) },
-        SB_OK
-    );
+    let st = unsafe { sb_last_error(buf.as_mut_ptr(), buf.len(), &mut n) };
+    assert_eq!(st, SB_OK);
     // SAFETY: sb_last_error NUL-terminates within the buffer.
     let s = unsafe { CStr::from_ptr(buf.as_ptr()) }
         .to_str()
