@@ -44,8 +44,8 @@
  *     sb_manager_close) wait on the calling thread; no call is handed to another
  *     thread and back. The library starts its own threads (runtime.worker_threads,
  *     default 2) in sb_manager_new and joins them when the manager is closed or freed.
- *   - After fork(), the child must not use a manager created by the parent (calls
- *     fail with SB_FAILED_PRECONDITION); create a new one in the child.
+ *   - After fork(), the child must not use the parent's manager, pools or leases;
+ *     it creates its own manager.
  */
 
 #ifndef SWITCHBOARD_H

@@ -4,8 +4,9 @@
 #   include/switchboard.h must equal a fresh cbindgen run; `make header` updates it).
 # test-c:  C test programs in tests/c against libswitchboard.so and (test_pool again)
 #   statically against libswitchboard.a, the C++ include test, and the README's C
-#   example; each under valgrind (installed with apt-get when missing). The Rust tests
-#   of the ffi crate run in test-rust.
+#   example and examples/c/echo.c; each under valgrind (installed with apt-get when
+#   missing); test_pool and test_misuse also built with ASan/UBSan. The Rust tests of
+#   the ffi crate run in test-rust.
 # demo-c:  examples/c/echo.c against $(DEMO_TARGET) (or its own echo server if unset).
 # header:  regenerate include/switchboard.h.
 #
@@ -50,6 +51,13 @@ $(C_OUT)/%: $(ROOT)/tests/c/%.c $(C_HARNESS) $(C_HEADER) $(C_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
+# The same tests built with AddressSanitizer and UBSan (the C side is instrumented;
+# valgrind covers the library's side).
+C_ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+$(C_OUT)/%_asan: $(ROOT)/tests/c/%.c $(C_HARNESS) $(C_HEADER) $(C_SO)
+	@mkdir -p $(C_OUT)
+	$(CC) $(C_FLAGS) $(C_ASAN_FLAGS) $< -o $@ $(C_LINK_SO)
+
 $(C_OUT)/test_pool_static: $(ROOT)/tests/c/test_pool.c $(C_HARNESS) $(C_HEADER) $(C_A)
 	@mkdir -p $(C_OUT)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_A)
@@ -74,6 +82,7 @@ $(C_OUT)/echo: $(ROOT)/examples/c/echo.c $(C_HEADER) $(C_SO)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
 C_TESTS := test_pool test_pool_static test_misuse cpp_include
+C_ASAN_TESTS := test_pool_asan test_misuse_asan
 
 c-valgrind:
 	@command -v valgrind >/dev/null 2>&1 || { \
@@ -81,11 +90,15 @@ c-valgrind:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update && $$SUDO apt-get install -y valgrind; }
 
-test-c: build-c c-valgrind $(addprefix $(C_OUT)/,$(C_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo ## Run the C and C++ tests under valgrind
+test-c: build-c c-valgrind $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo ## Run the C and C++ tests under valgrind and ASan
 	@cd $(ROOT) && failed=""; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t (valgrind)"; \
 	  $(C_TEST_ENV) $(VALGRIND) $(C_OUT)/$$t || failed="$$failed $$t"; \
+	done; \
+	for t in $(C_ASAN_TESTS); do \
+	  echo "== $$t (AddressSanitizer)"; \
+	  $(C_TEST_ENV) $(C_OUT)/$$t || failed="$$failed $$t"; \
 	done; \
 	echo "== README C example (valgrind)"; \
 	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/readme_example || failed="$$failed readme_example"; \
