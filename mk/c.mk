@@ -12,7 +12,7 @@
 #
 # C build outputs go to $(BUILD)/c/.
 
-.PHONY: build-c test-c demo-c header c-valgrind
+.PHONY: build-c test-c demo-c header c-tools
 
 C_OUT      := $(BUILD)/c
 C_HEADER   := $(ROOT)/include/switchboard.h
@@ -84,13 +84,18 @@ $(C_OUT)/echo: $(ROOT)/examples/c/echo.c $(C_HEADER) $(C_SO)
 C_TESTS := test_pool test_pool_static test_misuse cpp_include
 C_ASAN_TESTS := test_pool_asan test_misuse_asan
 
-c-valgrind:
-	@command -v valgrind >/dev/null 2>&1 || { \
-	  echo "valgrind is missing; installing it with apt-get"; \
+# Installs what the C tests need and a fresh machine may lack (valgrind, a C++ compiler).
+c-tools:
+	@missing=""; \
+	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
+	command -v $(CXX) >/dev/null 2>&1 || missing="$$missing g++"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update && $$SUDO apt-get install -y valgrind; }
+	  $$SUDO apt-get update && $$SUDO apt-get install -y $$missing; \
+	fi
 
-test-c: build-c c-valgrind $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo ## Run the C and C++ tests under valgrind and ASan
+test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo ## Run the C and C++ tests under valgrind and ASan
 	@cd $(ROOT) && failed=""; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t (valgrind)"; \
