@@ -70,7 +70,8 @@ pub unsafe extern "C" fn sb_pool_new(
 /// Acquires a connection and stores its lease in `*out`: an idle connection at once if
 /// there is one, else waits (on the calling thread) for one to be released or
 /// opened, up to `timeout_ms` milliseconds (negative: the pool's
-/// `pool.acquire_timeout`, default 30 s; 0: do not wait).
+/// `pool.acquire_timeout`, default 30 s; 0: do not wait, though a connection may still
+/// be opened in the background for a later call).
 ///
 /// Returns `SB_TIMEOUT` when the deadline passes (`sb_last_error` names the pool and
 /// its counts), `SB_UNAVAILABLE` or `SB_IO` when the connection cannot be opened (the
