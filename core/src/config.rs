@@ -303,7 +303,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         _ => return None,
     };
     let ns = n * scale_ns;
-    if !ns.is_finite() || ns < 0.0 || ns > 1e18 {
+    if !(0.0..=1e18).contains(&ns) {
         return None;
     }
     Some(Duration::from_nanos(ns as u64))

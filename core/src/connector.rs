@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -35,6 +36,13 @@ pub trait Connector: Send + Sync + 'static {
         true
     }
 
+    /// Puts a connection that comes back from a lease into its pooled state (e.g.
+    /// clears per-lease socket timeouts). `false` means it cannot be reused and the
+    /// pool closes it. Runs on the releasing thread; must be cheap when nothing changed.
+    fn recycle(&self, _conn: &mut Self::Conn) -> bool {
+        true
+    }
+
     /// Closes a connection the pool is done with.
     fn close(&self, conn: Self::Conn) {
         drop(conn);
@@ -46,6 +54,8 @@ pub trait Connector: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Socket {
     kind: SocketKind,
+    /// Set when a lease changed per-lease state (timeouts) that recycling must undo.
+    dirty: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -91,6 +101,7 @@ impl Socket {
     /// Sets the deadline of each blocking send and recv (`None`: wait forever). A
     /// call that passes it fails with Timeout.
     pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.dirty.store(true, Ordering::Relaxed);
         let timeout = timeout.map(|t| t.max(Duration::from_micros(1)));
         let r = match &self.kind {
             SocketKind::Tcp(s) => s
@@ -176,6 +187,8 @@ impl Socket {
             ));
         }
         self.set_nonblocking(true)?;
+        // Back to blocking mode however this ends, cancellation included.
+        let _restore = RestoreBlocking(self);
         let result = async {
             // SAFETY: the fd belongs to `self`, which is borrowed for the whole life of
             // `afd` (dropped at the end of this block), so it stays open and refers to
@@ -194,7 +207,7 @@ impl Socket {
             }
         }
         .await;
-        self.set_nonblocking(false)?;
+        drop(_restore);
         result
     }
 
@@ -204,6 +217,17 @@ impl Socket {
             SocketKind::Unix(s) => s.set_nonblocking(on),
         };
         r.map_err(|e| Error::from_io("set socket mode", &e))
+    }
+}
+
+struct RestoreBlocking<'a>(&'a Socket);
+
+impl Drop for RestoreBlocking<'_> {
+    fn drop(&mut self) {
+        if self.0.set_nonblocking(false).is_err() {
+            // Leave a mark so that recycling retries (and discards on failure).
+            self.0.dirty.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -306,11 +330,25 @@ impl Connector for TcpConnector {
                 )));
             }
         };
-        Ok(Socket { kind })
+        Ok(Socket {
+            kind,
+            dirty: AtomicBool::new(false),
+        })
     }
 
     #[inline]
     fn is_alive(&self, conn: &mut Socket) -> bool {
         conn.is_alive()
+    }
+
+    #[inline]
+    fn recycle(&self, conn: &mut Socket) -> bool {
+        if !*conn.dirty.get_mut() {
+            return true;
+        }
+        let ok = conn.set_timeout(None).is_ok() && conn.set_nonblocking(false).is_ok();
+        // set_timeout marked it again; it is clean now (or about to be closed).
+        *conn.dirty.get_mut() = false;
+        ok
     }
 }

@@ -120,6 +120,9 @@ impl Manager {
     /// (`tcp://host:port`, `unix:///path`, or a comma-separated list). `config`
     /// overrides the manager's `pool.*`/`tcp.*` keys for this pool.
     pub fn pool(&self, name: &str, target: &str, config: &Config) -> Result<Pool<TcpConnector>> {
+        // The built-in connector opens only tcp:// and unix://: say so now, not at the
+        // first acquire.
+        Endpoint::parse_list(target, false)?;
         let cfg = self.inner.config.merged(config);
         let connector = TcpConnector::new(TcpSettings::from_config(&cfg));
         self.pool_with(name, target, config, connector)
@@ -144,6 +147,9 @@ impl Manager {
         let cfg = self.inner.config.merged(config);
         let settings = PoolSettings::from_config(&cfg);
         let mut pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
+        // Closed pools leave the map here, so creating and closing many pools does not
+        // grow it.
+        pools.retain(|_, p| !p.is_closed());
         if pools.get(name).is_some_and(|p| !p.is_closed()) {
             return Err(Error::invalid_argument(format!(
                 "a pool named \"{name}\" already exists; pool names must be unique within a manager"
@@ -249,5 +255,25 @@ impl Drop for ManagerInner {
             return;
         }
         self.close(Duration::ZERO);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_pools_leave_the_manager() {
+        let m = Manager::new(&Config::new()).unwrap();
+        for i in 0..50 {
+            let p = m
+                .pool(&format!("p{i}"), "tcp://127.0.0.1:9", &Config::new())
+                .unwrap();
+            p.close();
+        }
+        let _live = m.pool("live", "tcp://127.0.0.1:9", &Config::new()).unwrap();
+        let held = m.inner.pools.lock().unwrap().len();
+        assert_eq!(held, 1, "closed pools are pruned when a pool is created");
+        m.close(Duration::from_secs(1)).unwrap();
     }
 }

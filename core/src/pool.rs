@@ -275,6 +275,22 @@ impl<C: Connector> Pool<C> {
         }
     }
 
+    /// Acquires a connection from a task that already runs on the manager's runtime
+    /// (see [`crate::runtime::RuntimeShared::spawn`]), without spawning a task of its own.
+    /// Bindings use it to report a result through their own callback. Cancellation-safe.
+    pub async fn acquire_on_runtime(&self, opts: AcquireOptions) -> Result<Lease<C>> {
+        self.inner.check_open()?;
+        if let Some(lease) = self.inner.try_idle() {
+            return Ok(lease);
+        }
+        if !self.inner.rt.on_own_thread() {
+            return Err(Error::failed_precondition(
+                "acquire_on_runtime must run on the manager's runtime; use acquire() elsewhere",
+            ));
+        }
+        self.inner.wait(opts).await
+    }
+
     /// Acquires a connection, blocking the calling thread (which must not be an async
     /// runtime thread) up to the timeout. The wait happens on the calling thread.
     pub fn acquire_blocking(&self, opts: AcquireOptions) -> Result<Lease<C>> {
@@ -358,7 +374,7 @@ impl<C: Connector> PoolInner<C> {
                 self.name
             )));
         }
-        Ok(())
+        self.rt.check_fork()
     }
 
     fn lock_waiters(&self) -> MutexGuard<'_, Waiters<C>> {
@@ -422,6 +438,7 @@ impl<C: Connector> PoolInner<C> {
                         .as_mut()
                         .is_some_and(|e| self.connector.is_alive(&mut e.conn));
                     if alive {
+                        self.counters.acquired.fetch_add(1, Ordering::Relaxed);
                         return Ok(lease);
                     }
                     lease.discard();
@@ -490,6 +507,10 @@ impl<C: Connector> PoolInner<C> {
 
     /// Returns a connection: to the first waiter, else to the idle queue.
     fn give_back(self: &Arc<Self>, mut entry: Entry<C::Conn>) {
+        if !self.connector.recycle(&mut entry.conn) {
+            self.close_entry(entry);
+            return;
+        }
         loop {
             if self.closed.load(Ordering::Acquire) {
                 self.close_entry(entry);
@@ -587,7 +608,7 @@ impl<C: Connector> PoolInner<C> {
                 pool: Some(self.clone()),
             };
             // If the runtime is gone the task is dropped unrun, and the slot with it.
-            let _ = self.rt.handle().spawn(connect_task(slot));
+            drop(self.rt.handle().spawn(connect_task(slot)));
         }
     }
 

@@ -17,6 +17,26 @@ pub struct RuntimeShared {
     closed: AtomicBool,
     active: AtomicUsize,
     pid: u32,
+    fork_epoch: u64,
+}
+
+/// Bumped in the child after every `fork()` (a `pthread_atfork` handler), so that the
+/// fast paths detect a fork with one relaxed load instead of a `getpid` call.
+static FORK_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+fn install_fork_handler() {
+    ATFORK.call_once(|| {
+        // SAFETY: registers a child handler that only bumps an atomic, which is
+        // async-signal-safe and allowed after fork in a multi-threaded process.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
 }
 
 struct ActiveGuard<'a>(&'a AtomicUsize);
@@ -40,6 +60,10 @@ impl RuntimeShared {
             closed: AtomicBool::new(false),
             active: AtomicUsize::new(0),
             pid: std::process::id(),
+            fork_epoch: {
+                install_fork_handler();
+                FORK_EPOCH.load(Ordering::Relaxed)
+            },
         };
         Ok((rt, shared))
     }
@@ -77,12 +101,20 @@ impl RuntimeShared {
         Ok(())
     }
 
+    /// Fails after a fork (cheap: one relaxed load); see [`RuntimeShared::check_pid`].
+    #[inline]
+    pub fn check_fork(&self) -> Result<()> {
+        if FORK_EPOCH.load(Ordering::Relaxed) != self.fork_epoch {
+            return Err(forked());
+        }
+        Ok(())
+    }
+
     /// Fails after a fork: the runtime's threads do not exist in the child.
     pub fn check_pid(&self) -> Result<()> {
+        self.check_fork()?;
         if std::process::id() != self.pid {
-            return Err(Error::failed_precondition(
-                "this manager was created in another process (before a fork); create a new manager in the child",
-            ));
+            return Err(forked());
         }
         Ok(())
     }
@@ -116,6 +148,12 @@ impl RuntimeShared {
     pub(crate) fn on_own_thread(&self) -> bool {
         Handle::try_current().is_ok_and(|h| h.id() == self.handle.id())
     }
+}
+
+fn forked() -> Error {
+    Error::failed_precondition(
+        "this manager was created in another process (before a fork); create a new manager in the child",
+    )
 }
 
 /// Shuts `rt` down: waits up to `timeout` for its tasks, joining its threads, unless
