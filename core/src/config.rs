@@ -40,6 +40,8 @@ pub enum Kind {
     Bool,
     /// One of a fixed set of words.
     Enum(&'static [&'static str]),
+    /// Free text (UTF-8) with C escapes: `\\r`, `\\n`, `\\t`, `\\0`, `\\\\`, `\\xNN`.
+    Text,
 }
 
 impl Kind {
@@ -52,6 +54,7 @@ impl Kind {
             ),
             Kind::Bool => "true or false".to_string(),
             Kind::Enum(words) => format!("one of {}", words.join(" | ")),
+            Kind::Text => "text with C escapes (\\r \\n \\t \\0 \\\\ \\xNN)".to_string(),
         }
     }
 }
@@ -110,6 +113,66 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Most callers that may wait for a connection at once; beyond it acquire fails at once with ResourceExhausted (back pressure instead of unbounded memory).",
     },
     KeySpec {
+        key: "pool.min_idle",
+        kind: Kind::Int {
+            min: 0,
+            max: 65_535,
+        },
+        default: "0",
+        doc: "Idle connections kept open (warm) by a background task, capped at max_size. 0 opens connections only on demand, like deadpool and bb8.",
+    },
+    KeySpec {
+        key: "pool.max_overflow",
+        kind: Kind::Int {
+            min: 0,
+            max: 65_535,
+        },
+        default: "0",
+        doc: "Extra connections beyond max_size opened under load and closed on return (SQLAlchemy's QueuePool max_overflow). 0 makes max_size a hard cap.",
+    },
+    KeySpec {
+        key: "pool.idle_timeout",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "10m",
+        doc: "An idle connection beyond min_idle is closed after this long (HikariCP's idleTimeout). 0 keeps idle connections forever.",
+    },
+    KeySpec {
+        key: "pool.max_lifetime",
+        kind: Kind::Duration { max_ms: 7 * DAY_MS },
+        default: "30m",
+        doc: "A connection is retired after this long, shortened by up to 2.5% at random per connection so they don't all expire together (HikariCP's maxLifetime). 0 means no limit.",
+    },
+    KeySpec {
+        key: "pool.validation_timeout",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "5s",
+        doc: "Deadline of one probe (HikariCP's validationTimeout).",
+    },
+    KeySpec {
+        key: "pool.validate_after",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "500ms",
+        doc: "A connection idle longer than this is probed on checkout (when a probe is configured); fresher ones get only the cheap liveness check (HikariCP's 500 ms alive-bypass window).",
+    },
+    KeySpec {
+        key: "pool.max_connecting",
+        kind: Kind::Int { min: 1, max: 1024 },
+        default: "2",
+        doc: "Connects in flight at once per pool. Keeps a demand spike from opening a connection per caller: returned connections serve waiters while a few new ones open.",
+    },
+    KeySpec {
+        key: "probe.send",
+        kind: Kind::Text,
+        default: "",
+        doc: "Bytes a probe sends on a built-in socket, with C escapes (\\r, \\n, \\t, \\\\, \\xNN), e.g. \"PING\\r\\n\". Empty: no probe.",
+    },
+    KeySpec {
+        key: "probe.expect",
+        kind: Kind::Text,
+        default: "",
+        doc: "The prefix the probe's answer must start with, same escapes, e.g. \"+PONG\".",
+    },
+    KeySpec {
         key: "tcp.keepalive",
         kind: Kind::Duration { max_ms: DAY_MS },
         default: "60s",
@@ -124,7 +187,7 @@ pub const KEYS: &[KeySpec] = &[
 ];
 
 /// The known sections, for short keys such as Python's `pool_max_size=`.
-const SECTIONS: &[&str] = &["runtime", "pool", "tcp"];
+const SECTIONS: &[&str] = &["runtime", "pool", "tcp", "probe"];
 
 /// Looks up a key's spec.
 pub fn spec(key: &str) -> Option<&'static KeySpec> {
@@ -147,7 +210,12 @@ impl Config {
     /// Sets `key` to `value` after validating both. On error nothing changes.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let spec = spec(key).ok_or_else(|| unknown_key(key))?;
-        let value = value.trim();
+        // Text keeps its whitespace ("PING\r\n" may be written with real CR LF).
+        let value = if matches!(spec.kind, Kind::Text) {
+            value
+        } else {
+            value.trim()
+        };
         validate(spec, value)?;
         self.values.insert(spec.key, value.to_string());
         Ok(())
@@ -205,6 +273,10 @@ impl Config {
             .ok()
             .and_then(parse_duration)
             .unwrap_or_default()
+    }
+
+    pub(crate) fn bytes(&self, key: &str) -> Vec<u8> {
+        self.get(key).ok().and_then(unescape).unwrap_or_default()
     }
 
     pub(crate) fn bool(&self, key: &str) -> bool {
@@ -269,6 +341,7 @@ fn validate(spec: &KeySpec, value: &str) -> Result<()> {
         }
         Kind::Bool => parse_bool(value).is_some(),
         Kind::Enum(words) => words.contains(&value),
+        Kind::Text => unescape(value).is_some(),
     };
     if ok {
         Ok(())
@@ -307,6 +380,32 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         return None;
     }
     Some(Duration::from_nanos(ns as u64))
+}
+
+/// Decodes C escapes (`\\r`, `\\n`, `\\t`, `\\0`, `\\\\`, `\\xNN`) into bytes.
+pub fn unescape(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next()? {
+            b'r' => out.push(b'\r'),
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'0' => out.push(0),
+            b'\\' => out.push(b'\\'),
+            b'x' => {
+                let hi = (bytes.next()? as char).to_digit(16)?;
+                let lo = (bytes.next()? as char).to_digit(16)?;
+                out.push((hi * 16 + lo) as u8);
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -377,6 +476,20 @@ mod tests {
         assert_eq!(parse_duration("1.s"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(fmt_duration(Duration::from_secs(30)), "30s");
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape("PING\\r\\n").unwrap(), b"PING\r\n");
+        assert_eq!(unescape("\\x00\\xff\\\\").unwrap(), b"\0\xff\\");
+        assert!(unescape("bad\\q").is_none());
+        assert!(unescape("\\x4").is_none());
+        let mut c = Config::new();
+        let e = c.set("probe.send", "x\\y").unwrap_err();
+        assert!(
+            e.message()
+                .contains("probe.send must be text with C escapes")
+        );
     }
 
     #[test]

@@ -36,6 +36,18 @@ pub trait Connector: Send + Sync + 'static {
         true
     }
 
+    /// Whether [`Connector::check`] does anything: the pool skips the probe when not.
+    fn has_check(&self) -> bool {
+        false
+    }
+
+    /// A full probe, run on a connection idle longer than `pool.validate_after` before
+    /// it is handed out, and on idle connections by the background upkeep. The pool
+    /// bounds it by `pool.validation_timeout`; an error closes the connection.
+    fn check(&self, _conn: &mut Self::Conn) -> impl Future<Output = Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+
     /// Puts a connection that comes back from a lease into its pooled state (e.g.
     /// clears per-lease socket timeouts). `false` means it cannot be reused and the
     /// pool closes it. Runs on the releasing thread; must be cheap when nothing changed.
@@ -257,13 +269,17 @@ impl AsFd for Socket {
     }
 }
 
-/// Settings of the built-in connector, from the `tcp.*` keys.
+/// Settings of the built-in connector, from the `tcp.*` and `probe.*` keys.
 #[derive(Debug, Clone)]
 pub struct TcpSettings {
     /// Keepalive idle time; `None` turns keepalive off.
     pub keepalive: Option<Duration>,
     /// TCP_NODELAY.
     pub nodelay: bool,
+    /// Bytes the probe sends (`probe.send`); empty: no probe.
+    pub probe_send: Vec<u8>,
+    /// Prefix the probe's answer must start with (`probe.expect`).
+    pub probe_expect: Vec<u8>,
 }
 
 impl TcpSettings {
@@ -273,6 +289,8 @@ impl TcpSettings {
         TcpSettings {
             keepalive: (!ka.is_zero()).then_some(ka),
             nodelay: cfg.bool("tcp.nodelay"),
+            probe_send: cfg.bytes("probe.send"),
+            probe_expect: cfg.bytes("probe.expect"),
         }
     }
 }
@@ -341,6 +359,41 @@ impl Connector for TcpConnector {
         conn.is_alive()
     }
 
+    fn has_check(&self) -> bool {
+        !self.settings.probe_send.is_empty() || !self.settings.probe_expect.is_empty()
+    }
+
+    /// Sends `probe.send` and reads until the answer holds `probe.expect.len()` bytes
+    /// (and, when the probe is a line ending in `\n`, up to the end of the answer's
+    /// line, so no part of the answer is left for the next user), then compares.
+    async fn check(&self, conn: &mut Socket) -> Result<()> {
+        let (send, expect) = (&self.settings.probe_send, &self.settings.probe_expect);
+        if !send.is_empty() {
+            conn.write_all_async(send).await?;
+        }
+        let line = send.ends_with(b"\n");
+        let mut got: Vec<u8> = Vec::new();
+        while got.len() < expect.len() || (line && !got.ends_with(b"\n")) {
+            let chunk = conn.read_async(256).await?;
+            if chunk.is_empty() {
+                return Err(Error::unavailable("probe: connection closed by peer"));
+            }
+            got.extend_from_slice(&chunk);
+            if got.len() > 64 * 1024 {
+                break;
+            }
+        }
+        if got.starts_with(expect) {
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!(
+                "probe: expected an answer starting with \"{}\", got \"{}\"",
+                expect.escape_ascii(),
+                got.escape_ascii()
+            )))
+        }
+    }
+
     #[inline]
     fn recycle(&self, conn: &mut Socket) -> bool {
         if !*conn.dirty.get_mut() {
@@ -350,5 +403,112 @@ impl Connector for TcpConnector {
         // set_timeout marked it again; it is clean now (or about to be closed).
         *conn.dirty.get_mut() = false;
         ok
+    }
+}
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+type ConnectFn<T> = dyn Fn(&Endpoint) -> BoxFuture<Result<T>> + Send + Sync;
+type CheckFn<T> = dyn Fn(T) -> BoxFuture<Result<()>> + Send + Sync;
+type CloseFn<T> = dyn Fn(T) + Send + Sync;
+
+/// A connector made of functions supplied by the program, for pools of the program's
+/// own objects (a database client, an RPC stub). The bindings build their custom
+/// connectors (C function pointers, Python callables, JS functions) on this.
+///
+/// `T` is a cheap handle to the program's object (a pointer, a reference-counted
+/// reference): `check` gets a clone, `close` gets the pool's copy.
+pub struct FnConnector<T> {
+    connect: Box<ConnectFn<T>>,
+    check: Option<Box<CheckFn<T>>>,
+    close: Option<Box<CloseFn<T>>>,
+}
+
+impl<T: Clone + Send + Sync + 'static> FnConnector<T> {
+    /// A connector whose `connect` returns a future (runs on the manager's runtime).
+    pub fn new(
+        connect: impl Fn(&Endpoint) -> BoxFuture<Result<T>> + Send + Sync + 'static,
+    ) -> Self {
+        FnConnector {
+            connect: Box::new(connect),
+            check: None,
+            close: None,
+        }
+    }
+
+    /// A connector whose `connect` blocks (a C function, a synchronous Python callable):
+    /// it runs on the runtime's blocking thread pool, never on a worker.
+    pub fn blocking(connect: impl Fn(&Endpoint) -> Result<T> + Send + Sync + 'static) -> Self {
+        let connect = std::sync::Arc::new(connect);
+        Self::new(move |ep| {
+            let (f, ep) = (connect.clone(), ep.clone());
+            Box::pin(async move {
+                match tokio::task::spawn_blocking(move || f(&ep)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(Error::internal(format!("connect callback failed: {e}"))),
+                }
+            })
+        })
+    }
+
+    /// Adds an async check (the probe).
+    pub fn with_check(
+        mut self,
+        check: impl Fn(T) -> BoxFuture<Result<()>> + Send + Sync + 'static,
+    ) -> Self {
+        self.check = Some(Box::new(check));
+        self
+    }
+
+    /// Adds a blocking check, run on the blocking thread pool.
+    pub fn with_blocking_check(
+        self,
+        check: impl Fn(T) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        let check = std::sync::Arc::new(check);
+        self.with_check(move |conn| {
+            let f = check.clone();
+            Box::pin(async move {
+                match tokio::task::spawn_blocking(move || f(conn)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(Error::internal(format!("check callback failed: {e}"))),
+                }
+            })
+        })
+    }
+
+    /// Adds a close function, called once for every connection the pool lets go.
+    pub fn with_close(mut self, close: impl Fn(T) + Send + Sync + 'static) -> Self {
+        self.close = Some(Box::new(close));
+        self
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Connector for FnConnector<T> {
+    type Conn = T;
+
+    fn connect(&self, endpoint: &Endpoint) -> impl Future<Output = Result<T>> + Send {
+        (self.connect)(endpoint)
+    }
+
+    fn has_check(&self) -> bool {
+        self.check.is_some()
+    }
+
+    fn check(&self, conn: &mut T) -> impl Future<Output = Result<()>> + Send {
+        let fut = self.check.as_ref().map(|c| c(conn.clone()));
+        async move {
+            match fut {
+                Some(f) => f.await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn close(&self, conn: T) {
+        if let Some(c) = &self.close {
+            c(conn);
+        }
     }
 }

@@ -24,14 +24,15 @@ pub mod endpoint;
 pub mod error;
 pub mod manager;
 pub mod pool;
+pub mod random;
 pub mod runtime;
 
 pub use config::Config;
-pub use connector::{Connector, Socket, TcpConnector, TcpSettings};
+pub use connector::{BoxFuture, Connector, FnConnector, Socket, TcpConnector, TcpSettings};
 pub use endpoint::Endpoint;
 pub use error::{Code, Error, Result};
 pub use manager::Manager;
-pub use pool::{AcquireOptions, Lease, Pool, PoolSettings, PoolStats};
+pub use pool::{AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

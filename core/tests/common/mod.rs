@@ -16,8 +16,23 @@ pub struct EchoServer {
     stop: Arc<AtomicBool>,
 }
 
+/// How the server answers a `PING\r\n` line (a Redis-style probe).
+#[derive(Clone, Copy, PartialEq)]
+pub enum Ping {
+    /// Echo it like anything else.
+    Echo,
+    /// Answer `+PONG\r\n`.
+    Pong,
+    /// Answer `-ERR\r\n`.
+    Err,
+}
+
 impl EchoServer {
     pub fn start() -> EchoServer {
+        Self::start_with(Ping::Echo)
+    }
+
+    pub fn start_with(ping: Ping) -> EchoServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -30,7 +45,7 @@ impl EchoServer {
                 }
                 let Ok(conn) = conn else { continue };
                 a.fetch_add(1, Ordering::SeqCst);
-                thread::spawn(move || echo(conn));
+                thread::spawn(move || echo(conn, ping));
             }
         });
         EchoServer {
@@ -57,7 +72,7 @@ impl Drop for EchoServer {
     }
 }
 
-fn echo(mut conn: TcpStream) {
+fn echo(mut conn: TcpStream, ping: Ping) {
     let mut buf = [0u8; 4096];
     loop {
         let n = match conn.read(&mut buf) {
@@ -66,6 +81,17 @@ fn echo(mut conn: TcpStream) {
         };
         if &buf[..n] == b"CLOSE\n" {
             return;
+        }
+        if &buf[..n] == b"PING\r\n" && ping != Ping::Echo {
+            let answer: &[u8] = if ping == Ping::Pong {
+                b"+PONG\r\n"
+            } else {
+                b"-ERR\r\n"
+            };
+            if conn.write_all(answer).is_err() {
+                return;
+            }
+            continue;
         }
         if conn.write_all(&buf[..n]).is_err() {
             return;

@@ -1,0 +1,1131 @@
+//! The connection pool.
+//!
+//! # How it works
+//!
+//! Idle connections sit in a lock-free queue. Acquiring an idle connection pops it,
+//! runs the connector's cheap liveness check and returns a [`Lease`]; releasing pushes
+//! it back. Neither touches a lock nor enters the runtime. A connection idle longer
+//! than `validate_after` is probed first (when the connector has a probe); one past its
+//! lifetime or evicted is closed instead of handed out.
+//!
+//! When nothing is idle, the caller registers as a *waiter* (a priority-then-FIFO
+//! queue behind a mutex that only the slow path takes) and waits for a grant.
+//! Connections are opened by background tasks on the manager's runtime, at most
+//! `max_connecting` at a time and only while waiters outnumber connects in flight, so a
+//! demand spike opens only the connections that demand needs (a returned connection
+//! may serve a waiter before a new one is ready). A released connection goes straight
+//! to the first waiter, else to the idle queue.
+//!
+//! Every resource is a value with a `Drop` that gives it back: a grant sent to a
+//! waiter that has gone away (timed out, cancelled) is dropped with the waiter's
+//! channel, and that drop returns the connection. So no cancellation can leak a
+//! connection or a slot.
+//!
+//! `size` counts open connections plus connects in flight and never exceeds
+//! `max_size + max_overflow`. A background upkeep task closes idle connections past
+//! `idle_timeout` (down to `min_idle`) and past their lifetime, probes idle ones, and
+//! opens connections up to `min_idle`.
+
+mod settings;
+
+pub use settings::{CloseReason, ClosedByReason, PoolSettings, PoolStats};
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::SegQueue;
+use tokio::sync::oneshot;
+
+use crate::clock::SharedClock;
+use crate::config::fmt_duration;
+use crate::connector::Connector;
+use crate::endpoint::Endpoint;
+use crate::error::{Code, Error, Result};
+use crate::runtime::RuntimeShared;
+use settings::Counters;
+
+/// Options for one acquire.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AcquireOptions {
+    /// Overrides `pool.acquire_timeout` for this call.
+    pub timeout: Option<Duration>,
+    /// Higher is served first; equal priorities are served in arrival order.
+    pub priority: i32,
+}
+
+struct Entry<T> {
+    conn: T,
+    id: u64,
+    /// When it must be retired (`max_lifetime` less its jitter).
+    expires: Option<Instant>,
+    /// When it last became idle (for `idle_timeout`).
+    idle_since: Instant,
+    /// When it last proved alive: returned by a lease or passed a probe
+    /// (for `validate_after`).
+    proven: Instant,
+    /// The eviction epoch it was opened in; older than the pool's means evicted.
+    epoch: u64,
+}
+
+/// What a waiter is woken with.
+enum Grant<C: Connector> {
+    Conn(Lease<C>),
+    Failed(Error),
+    Closed,
+}
+
+type WaiterKey = (Reverse<i32>, u64);
+
+struct Waiters<C: Connector> {
+    queue: BTreeMap<WaiterKey, oneshot::Sender<Grant<C>>>,
+    seq: u64,
+}
+
+/// What the fast path found.
+enum Found<T> {
+    Ready(Entry<T>),
+    /// Idle past `validate_after`: probe before handing it out.
+    Check(Entry<T>),
+    Empty,
+}
+
+pub(crate) struct PoolInner<C: Connector> {
+    name: String,
+    endpoints: Vec<Endpoint>,
+    next_endpoint: AtomicUsize,
+    connector: C,
+    has_check: bool,
+    settings: PoolSettings,
+    max_size: AtomicUsize,
+    min_idle: AtomicUsize,
+    rt: Arc<RuntimeShared>,
+    clock: SharedClock,
+    idle: SegQueue<Entry<C::Conn>>,
+    size: AtomicUsize,
+    connecting: AtomicUsize,
+    num_waiters: AtomicUsize,
+    waiters: Mutex<Waiters<C>>,
+    closed: AtomicBool,
+    epoch: AtomicU64,
+    next_id: AtomicU64,
+    counters: Counters,
+}
+
+/// A pool of connections made by a [`Connector`]. Cheap to clone; all clones share
+/// the same pool. Created by [`crate::Manager::pool`] or [`crate::Manager::pool_with`].
+pub struct Pool<C: Connector> {
+    inner: Arc<PoolInner<C>>,
+}
+
+impl<C: Connector> Clone for Pool<C> {
+    fn clone(&self) -> Self {
+        Pool {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C: Connector> std::fmt::Debug for Pool<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.stats();
+        f.debug_struct("Pool")
+            .field("name", &s.name)
+            .field("size", &s.size)
+            .field("idle", &s.idle)
+            .field("leased", &s.leased)
+            .field("waiting", &s.waiting)
+            .finish()
+    }
+}
+
+impl<C: Connector> Pool<C> {
+    pub(crate) fn new(
+        name: String,
+        endpoints: Vec<Endpoint>,
+        connector: C,
+        settings: PoolSettings,
+        rt: Arc<RuntimeShared>,
+        clock: SharedClock,
+    ) -> Self {
+        let inner = Arc::new(PoolInner {
+            name,
+            endpoints,
+            next_endpoint: AtomicUsize::new(0),
+            has_check: connector.has_check(),
+            connector,
+            max_size: AtomicUsize::new(settings.max_size),
+            min_idle: AtomicUsize::new(settings.min_idle),
+            settings,
+            rt,
+            clock,
+            idle: SegQueue::new(),
+            size: AtomicUsize::new(0),
+            connecting: AtomicUsize::new(0),
+            num_waiters: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters {
+                queue: BTreeMap::new(),
+                seq: 0,
+            }),
+            closed: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            counters: Counters::default(),
+        });
+        // The upkeep holds only a weak reference, so it ends with the pool.
+        let weak = Arc::downgrade(&inner);
+        let every = inner.settings.upkeep_interval();
+        drop(inner.rt.handle().spawn(upkeep_task(weak, every)));
+        Pool { inner }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The pool's endpoints.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.inner.endpoints
+    }
+
+    /// The pool's settings as created (see [`Pool::stats`] for the live sizes).
+    pub fn settings(&self) -> &PoolSettings {
+        &self.inner.settings
+    }
+
+    /// The connector.
+    pub fn connector(&self) -> &C {
+        &self.inner.connector
+    }
+
+    /// The manager's runtime, for bindings that spawn async work on it.
+    pub fn runtime(&self) -> &Arc<RuntimeShared> {
+        &self.inner.rt
+    }
+
+    /// Takes an idle connection if one is ready, without waiting and without opening
+    /// one. `Ok(None)` means none is idle (or others are already waiting, who go
+    /// first). Enters the runtime only to probe a connection idle past
+    /// `pool.validate_after` (when the connector has a probe); on an async runtime
+    /// thread, where it cannot block, such a connection is left for `acquire`.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Option<Lease<C>>> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        loop {
+            match inner.find_idle() {
+                Found::Ready(e) => return Ok(Some(inner.lease(e, false))),
+                Found::Empty => return Ok(None),
+                Found::Check(e) => {
+                    if inner.rt.check_can_block().is_err() {
+                        inner.give_back(e, false);
+                        return Ok(None);
+                    }
+                    if let Some(e) = inner.rt.block_on(inner.validate(e))? {
+                        return Ok(Some(inner.lease(e, false)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Acquires a connection, waiting up to `pool.acquire_timeout`.
+    ///
+    /// Cancellation-safe: dropping the future returns anything it had obtained.
+    pub async fn acquire(&self) -> Result<Lease<C>> {
+        self.acquire_with(AcquireOptions::default()).await
+    }
+
+    /// Acquires a connection with per-call options.
+    pub async fn acquire_with(&self, opts: AcquireOptions) -> Result<Lease<C>> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let pending = match inner.find_idle() {
+            Found::Ready(e) => return Ok(inner.lease(e, false)),
+            Found::Check(e) => Some(e),
+            Found::Empty => None,
+        };
+        // The rest runs on the manager's runtime, whatever executor the caller uses;
+        // the guard aborts it if the caller's future is dropped.
+        let me = inner.clone();
+        let task = inner
+            .rt
+            .spawn(async move { me.acquire_slow(pending, opts).await })?;
+        let mut task = AbortOnDrop(task);
+        match (&mut task.0).await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Err(Error::unavailable("the manager is closed")),
+            Err(e) => Err(Error::internal(format!("acquire task failed: {e}"))),
+        }
+    }
+
+    /// Acquires a connection from a task that already runs on the manager's runtime
+    /// (see [`crate::runtime::RuntimeShared::spawn`]), without spawning a task of its own.
+    /// Bindings use it to report a result through their own callback. Cancellation-safe.
+    pub async fn acquire_on_runtime(&self, opts: AcquireOptions) -> Result<Lease<C>> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        if !inner.rt.on_own_thread() {
+            return Err(Error::failed_precondition(
+                "acquire_on_runtime must run on the manager's runtime; use acquire() elsewhere",
+            ));
+        }
+        let pending = match inner.find_idle() {
+            Found::Ready(e) => return Ok(inner.lease(e, false)),
+            Found::Check(e) => Some(e),
+            Found::Empty => None,
+        };
+        inner.acquire_slow(pending, opts).await
+    }
+
+    /// Acquires a connection, blocking the calling thread (which must not be an async
+    /// runtime thread) up to the timeout. The wait happens on the calling thread.
+    pub fn acquire_blocking(&self, opts: AcquireOptions) -> Result<Lease<C>> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let pending = match inner.find_idle() {
+            Found::Ready(e) => return Ok(inner.lease(e, false)),
+            Found::Check(e) => Some(e),
+            Found::Empty => None,
+        };
+        inner.rt.block_on(inner.acquire_slow(pending, opts))?
+    }
+
+    /// Changes `max_size` and `min_idle` on the live pool without dropping leases:
+    /// growing lets waiters in at once; shrinking closes surplus idle connections now
+    /// and surplus leased ones when they come back.
+    pub fn resize(&self, max_size: usize, min_idle: usize) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        if !(1..=65_535).contains(&max_size) {
+            return Err(Error::invalid_argument(format!(
+                "pool.max_size must be an integer 1..=65535, got \"{max_size}\""
+            )));
+        }
+        if min_idle > max_size {
+            return Err(Error::invalid_argument(format!(
+                "pool.min_idle must be an integer 0..=max_size ({max_size}), got \"{min_idle}\""
+            )));
+        }
+        inner.max_size.store(max_size, Ordering::SeqCst);
+        inner.min_idle.store(min_idle, Ordering::SeqCst);
+        // Shrink: close idle connections beyond the new size now.
+        let mut n = inner.idle.len();
+        while n > 0 && inner.size.load(Ordering::SeqCst) > max_size {
+            n -= 1;
+            match inner.idle.pop() {
+                Some(e) => inner.close_entry(e, CloseReason::Overflow),
+                None => break,
+            }
+        }
+        inner.ensure_connecting();
+        inner.fill_min_idle();
+        Ok(())
+    }
+
+    /// Closes every idle connection now and every leased one when it comes back, e.g.
+    /// after a failover. New connections are opened on demand (and up to `min_idle`).
+    pub fn evict_all(&self) {
+        let inner = &self.inner;
+        inner.epoch.fetch_add(1, Ordering::SeqCst);
+        let mut n = inner.idle.len();
+        while n > 0 {
+            n -= 1;
+            match inner.idle.pop() {
+                Some(e) => inner.close_entry(e, CloseReason::Evicted),
+                None => break,
+            }
+        }
+        inner.fill_min_idle();
+    }
+
+    /// Opens connections until `min_idle` are idle (or `max_size` is reached) and
+    /// returns how many it opened. The first failed connect is returned as the error.
+    pub async fn warm(&self) -> Result<usize> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        let me = inner.clone();
+        let task = inner.rt.spawn(async move { me.warm().await })?;
+        let mut task = AbortOnDrop(task);
+        match (&mut task.0).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::unavailable("the manager is closed")),
+        }
+    }
+
+    /// [`Pool::warm`] for threads that may block.
+    pub fn warm_blocking(&self) -> Result<usize> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        inner.rt.block_on(inner.warm())?
+    }
+
+    /// Runs one pass of the background upkeep now: closes idle connections past
+    /// `idle_timeout` (keeping `min_idle`) or past their lifetime, probes idle ones
+    /// past `validate_after`, and starts connects up to `min_idle`. The pool runs it on
+    /// its own; tests that move an injected clock call it to see the effect at once.
+    pub async fn run_upkeep(&self) {
+        let me = self.inner.clone();
+        if let Ok(task) = self.inner.rt.spawn(async move { me.upkeep().await }) {
+            let mut task = AbortOnDrop(task);
+            let _ = (&mut task.0).await;
+        }
+    }
+
+    /// [`Pool::run_upkeep`] for threads that may block.
+    pub fn run_upkeep_blocking(&self) -> Result<()> {
+        self.inner.rt.block_on(self.inner.upkeep())
+    }
+
+    /// A snapshot of the pool's state and counters.
+    pub fn stats(&self) -> PoolStats {
+        self.inner.stats()
+    }
+
+    /// Closes the pool: waiters fail with Unavailable, idle connections close now and
+    /// leased ones when they come back. Closing twice is a no-op.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Whether the pool is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Removes a waiter from the queue when its wait ends, however it ends.
+struct WaiterGuard<'a, C: Connector> {
+    pool: &'a PoolInner<C>,
+    key: WaiterKey,
+}
+
+impl<C: Connector> Drop for WaiterGuard<'_, C> {
+    fn drop(&mut self) {
+        let mut w = self.pool.lock_waiters();
+        if w.queue.remove(&self.key).is_some() {
+            self.pool.num_waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Owns a connection while it is probed; closes it if the probe is abandoned.
+struct Probing<C: Connector> {
+    entry: Option<Entry<C::Conn>>,
+    pool: Arc<PoolInner<C>>,
+}
+
+impl<C: Connector> Drop for Probing<C> {
+    fn drop(&mut self) {
+        if let Some(e) = self.entry.take() {
+            Counters::inc(&self.pool.counters.probe_failed);
+            self.pool.close_entry(e, CloseReason::Broken);
+        }
+    }
+}
+
+/// Owns one unit of `size` and one of `connecting` while a connect is in flight.
+struct ConnectSlot<C: Connector> {
+    pool: Option<Arc<PoolInner<C>>>,
+}
+
+impl<C: Connector> ConnectSlot<C> {
+    /// The connect succeeded: the slot now belongs to the new connection.
+    fn into_connection(mut self) -> Option<Arc<PoolInner<C>>> {
+        let pool = self.pool.take()?;
+        pool.connecting.fetch_sub(1, Ordering::SeqCst);
+        Some(pool)
+    }
+}
+
+impl<C: Connector> Drop for ConnectSlot<C> {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.connecting.fetch_sub(1, Ordering::SeqCst);
+            pool.release_slot();
+        }
+    }
+}
+
+impl<C: Connector> PoolInner<C> {
+    #[inline]
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::unavailable(format!(
+                "pool \"{}\" is closed",
+                self.name
+            )));
+        }
+        self.rt.check_fork()
+    }
+
+    fn lock_waiters(&self) -> MutexGuard<'_, Waiters<C>> {
+        // A panic while holding this lock cannot leave the queue inconsistent (every
+        // update is a single map operation), so a poisoned lock is still usable.
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fast path: an idle connection, if any and if nobody is waiting.
+    #[inline]
+    fn find_idle(self: &Arc<Self>) -> Found<C::Conn> {
+        if self.num_waiters.load(Ordering::Relaxed) != 0 {
+            return Found::Empty;
+        }
+        self.pop_idle()
+    }
+
+    /// Pops idle connections until one may be handed out, closing the ones that are
+    /// evicted, past their lifetime or broken.
+    #[inline]
+    fn pop_idle(self: &Arc<Self>) -> Found<C::Conn> {
+        let Some(mut e) = self.idle.pop() else {
+            return Found::Empty;
+        };
+        let now = self.clock.now();
+        loop {
+            let reason = if e.epoch != self.epoch.load(Ordering::Relaxed) {
+                Some(CloseReason::Evicted)
+            } else if e.expires.is_some_and(|x| now >= x) {
+                Some(CloseReason::Lifetime)
+            } else if !self.connector.is_alive(&mut e.conn) {
+                Some(CloseReason::Broken)
+            } else {
+                None
+            };
+            match reason {
+                None if self.has_check
+                    && now.saturating_duration_since(e.proven) >= self.settings.validate_after =>
+                {
+                    return Found::Check(e);
+                }
+                None => return Found::Ready(e),
+                Some(r) => self.close_entry(e, r),
+            }
+            match self.idle.pop() {
+                Some(next) => e = next,
+                None => return Found::Empty,
+            }
+        }
+    }
+
+    /// Probes `e` within `validation_timeout`; closes it (as broken) if it fails. If
+    /// this future is dropped mid-probe, the guard closes the connection, whose byte
+    /// stream is then in an unknown state, and frees its slot.
+    async fn validate(self: &Arc<Self>, e: Entry<C::Conn>) -> Option<Entry<C::Conn>> {
+        let mut probing = Probing {
+            entry: Some(e),
+            pool: self.clone(),
+        };
+        let t = self.settings.validation_timeout;
+        let conn = &mut probing.entry.as_mut()?.conn;
+        let ok = matches!(
+            tokio::time::timeout(t, self.connector.check(conn)).await,
+            Ok(Ok(()))
+        );
+        let mut e = probing.entry.take()?;
+        if ok {
+            e.proven = self.clock.now();
+            Some(e)
+        } else {
+            Counters::inc(&self.counters.probe_failed);
+            self.close_entry(e, CloseReason::Broken);
+            None
+        }
+    }
+
+    #[inline]
+    fn lease(self: &Arc<Self>, entry: Entry<C::Conn>, waited: bool) -> Lease<C> {
+        Counters::inc(if waited {
+            &self.counters.acquired_waited
+        } else {
+            &self.counters.acquired_direct
+        });
+        Lease {
+            entry: Some(entry),
+            pool: self.clone(),
+        }
+    }
+
+    /// Everything after the fast path: probe what it found, then wait in line.
+    async fn acquire_slow(
+        self: &Arc<Self>,
+        pending: Option<Entry<C::Conn>>,
+        opts: AcquireOptions,
+    ) -> Result<Lease<C>> {
+        let timeout = opts.timeout.unwrap_or(self.settings.acquire_timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        if let Some(e) = pending {
+            if let Some(e) = self.validate(e).await {
+                return Ok(self.lease(e, false));
+            }
+        }
+        self.wait(deadline, timeout, opts.priority).await
+    }
+
+    /// The slow path: wait in line for a connection.
+    async fn wait(
+        self: &Arc<Self>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+        priority: i32,
+    ) -> Result<Lease<C>> {
+        loop {
+            self.check_open()?;
+            let (tx, rx) = oneshot::channel();
+            let key = self.register(priority, tx)?;
+            let guard = WaiterGuard { pool: self, key };
+            // Registered first, then look again: a connection released between our
+            // first look and the registration went to the idle queue (see give_back).
+            match self.pop_idle() {
+                Found::Ready(e) => {
+                    drop(guard);
+                    drop(rx); // returns anything granted to us meanwhile
+                    return Ok(self.lease(e, true));
+                }
+                Found::Check(e) => {
+                    drop(guard);
+                    drop(rx);
+                    // Bounded by validation_timeout; an abandoned probe closes it.
+                    match tokio::time::timeout_at(deadline, self.validate(e)).await {
+                        Ok(Some(e)) => return Ok(self.lease(e, true)),
+                        Ok(None) => continue,
+                        Err(_) => return Err(self.timed_out(timeout)),
+                    }
+                }
+                Found::Empty => {}
+            }
+            self.ensure_connecting();
+            let grant = tokio::time::timeout_at(deadline, rx).await;
+            drop(guard);
+            match grant {
+                Ok(Ok(Grant::Conn(mut lease))) => {
+                    let alive = lease
+                        .entry
+                        .as_mut()
+                        .is_some_and(|e| self.connector.is_alive(&mut e.conn));
+                    if alive {
+                        Counters::inc(&self.counters.acquired_waited);
+                        return Ok(lease);
+                    }
+                    if let Some(e) = lease.entry.take() {
+                        self.close_entry(e, CloseReason::Broken);
+                    }
+                }
+                Ok(Ok(Grant::Failed(e))) => return Err(e),
+                Ok(Ok(Grant::Closed)) | Ok(Err(_)) => {
+                    return Err(Error::unavailable(format!(
+                        "pool \"{}\" is closed",
+                        self.name
+                    )));
+                }
+                Err(_) => return Err(self.timed_out(timeout)),
+            }
+        }
+    }
+
+    fn timed_out(&self, timeout: Duration) -> Error {
+        Counters::inc(&self.counters.timed_out);
+        let s = self.stats();
+        Error::timeout(format!(
+            "pool \"{}\": no connection within {} ({} of max_size {} open, {} leased, {} waiting)",
+            self.name,
+            fmt_duration(timeout),
+            s.size,
+            s.max_size,
+            s.leased,
+            s.waiting,
+        ))
+    }
+
+    fn register(&self, priority: i32, tx: oneshot::Sender<Grant<C>>) -> Result<WaiterKey> {
+        let mut w = self.lock_waiters();
+        if w.queue.len() >= self.settings.max_waiters {
+            drop(w);
+            Counters::inc(&self.counters.rejected);
+            return Err(Error::new(
+                Code::ResourceExhausted,
+                format!(
+                    "pool \"{}\": {} callers are already waiting (pool.max_waiters = {})",
+                    self.name, self.settings.max_waiters, self.settings.max_waiters
+                ),
+            ));
+        }
+        w.seq += 1;
+        let key = (Reverse(priority), w.seq);
+        w.queue.insert(key, tx);
+        self.num_waiters.fetch_add(1, Ordering::SeqCst);
+        Ok(key)
+    }
+
+    fn pop_waiter(&self) -> Option<oneshot::Sender<Grant<C>>> {
+        let mut w = self.lock_waiters();
+        let (_, tx) = w.queue.pop_first()?;
+        self.num_waiters.fetch_sub(1, Ordering::SeqCst);
+        Some(tx)
+    }
+
+    /// Sends `grant` to the first waiter still waiting; gives it back if none is.
+    fn grant_first(&self, mut grant: Grant<C>) -> Option<Grant<C>> {
+        while let Some(tx) = self.pop_waiter() {
+            match tx.send(grant) {
+                Ok(()) => return None,
+                Err(g) => grant = g,
+            }
+        }
+        Some(grant)
+    }
+
+    /// Returns a connection: to the first waiter, else to the idle queue. `used`: it
+    /// comes back from a lease (so it is recycled and counts as freshly proven).
+    fn give_back(self: &Arc<Self>, mut entry: Entry<C::Conn>, used: bool) {
+        if used {
+            if !self.connector.recycle(&mut entry.conn) {
+                self.close_entry(entry, CloseReason::Broken);
+                return;
+            }
+            let now = self.clock.now();
+            entry.idle_since = now;
+            entry.proven = now;
+            if entry.expires.is_some_and(|x| now >= x) {
+                self.close_entry(entry, CloseReason::Lifetime);
+                return;
+            }
+        }
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                self.close_entry(entry, CloseReason::Closed);
+                return;
+            }
+            if entry.epoch != self.epoch.load(Ordering::Relaxed) {
+                self.close_entry(entry, CloseReason::Evicted);
+                return;
+            }
+            if self.num_waiters.load(Ordering::SeqCst) != 0 {
+                let lease = Lease {
+                    entry: Some(entry),
+                    pool: self.clone(),
+                };
+                match self.grant_first(Grant::Conn(lease)) {
+                    None => return,
+                    Some(Grant::Conn(mut lease)) => match lease.entry.take() {
+                        Some(e) => entry = e,
+                        None => return,
+                    },
+                    Some(_) => return,
+                }
+            }
+            // Nobody waits: connections beyond max_size (overflow, or a shrink) close.
+            if self.size.load(Ordering::SeqCst) > self.max_size.load(Ordering::Relaxed) {
+                self.close_entry(entry, CloseReason::Overflow);
+                return;
+            }
+            self.idle.push(entry);
+            fence(Ordering::SeqCst);
+            if self.closed.load(Ordering::SeqCst) {
+                self.drain_idle(CloseReason::Closed);
+                return;
+            }
+            // A waiter may have registered after we looked and before it saw our push.
+            if self.num_waiters.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            match self.idle.pop() {
+                Some(e) => entry = e,
+                None => return,
+            }
+        }
+    }
+
+    /// Closes a connection and frees its slot.
+    fn close_entry(self: &Arc<Self>, entry: Entry<C::Conn>, reason: CloseReason) {
+        self.connector.close(entry.conn);
+        self.counters.closed(reason);
+        self.release_slot();
+    }
+
+    /// Frees one unit of `size`; if someone is waiting, a replacement connect starts.
+    fn release_slot(self: &Arc<Self>) {
+        self.size.fetch_sub(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.num_waiters.load(Ordering::SeqCst) != 0 {
+            self.ensure_connecting();
+        }
+    }
+
+    /// Reserves one unit of `size` within `limit`.
+    fn try_reserve(&self, limit: usize) -> bool {
+        self.size
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                (s < limit).then_some(s + 1)
+            })
+            .is_ok()
+    }
+
+    fn hard_limit(&self) -> usize {
+        self.max_size.load(Ordering::SeqCst) + self.settings.max_overflow
+    }
+
+    /// Reserves a connect slot (`connecting` and `size`) if `want(connecting)` allows.
+    fn reserve_connect(self: &Arc<Self>, limit: usize) -> Option<ConnectSlot<C>> {
+        loop {
+            let connecting = self.connecting.load(Ordering::SeqCst);
+            if connecting >= self.settings.max_connecting {
+                return None;
+            }
+            if self
+                .connecting
+                .compare_exchange(
+                    connecting,
+                    connecting + 1,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            if !self.try_reserve(limit) {
+                self.connecting.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+            return Some(ConnectSlot {
+                pool: Some(self.clone()),
+            });
+        }
+    }
+
+    /// Starts connects while waiters outnumber connects in flight, within
+    /// `max_connecting` and `max_size + max_overflow`.
+    fn ensure_connecting(self: &Arc<Self>) {
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let waiting = self.num_waiters.load(Ordering::SeqCst);
+            if waiting <= self.connecting.load(Ordering::SeqCst) {
+                return;
+            }
+            let Some(slot) = self.reserve_connect(self.hard_limit()) else {
+                return;
+            };
+            // If the runtime is gone the task is dropped unrun, and the slot with it.
+            drop(self.rt.handle().spawn(connect_task(slot)));
+        }
+    }
+
+    /// Starts connects (in the background) until idle + connecting reaches
+    /// `min_idle`, within `max_size`.
+    fn fill_min_idle(self: &Arc<Self>) {
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let want = self.min_idle.load(Ordering::SeqCst);
+            let have = self.idle.len() + self.connecting.load(Ordering::SeqCst);
+            if have >= want {
+                return;
+            }
+            let Some(slot) = self.reserve_connect(self.max_size.load(Ordering::SeqCst)) else {
+                return;
+            };
+            drop(self.rt.handle().spawn(connect_task(slot)));
+        }
+    }
+
+    async fn warm(self: &Arc<Self>) -> Result<usize> {
+        let mut opened = 0;
+        loop {
+            self.check_open()?;
+            let want = self.min_idle.load(Ordering::SeqCst);
+            if self.idle.len() >= want {
+                return Ok(opened);
+            }
+            let Some(slot) = self.reserve_connect(self.max_size.load(Ordering::SeqCst)) else {
+                // At max_size, or others are connecting: done once they finish.
+                if self.connecting.load(Ordering::SeqCst) == 0 {
+                    return Ok(opened);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            };
+            let endpoint = self.pick_endpoint().clone();
+            let entry = self.open(&endpoint).await;
+            match entry {
+                Ok(entry) => {
+                    if let Some(pool) = slot.into_connection() {
+                        pool.give_back(entry, false);
+                    }
+                    opened += 1;
+                }
+                Err(e) => {
+                    Counters::inc(&self.counters.connect_failed);
+                    drop(slot);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Opens one connection within `connect_timeout`.
+    async fn open(&self, endpoint: &Endpoint) -> Result<Entry<C::Conn>> {
+        let timeout = self.settings.connect_timeout;
+        let conn = match tokio::time::timeout(timeout, self.connector.connect(endpoint)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Error::timeout(format!(
+                    "connect to {endpoint}: no answer within {} (pool.connect_timeout)",
+                    fmt_duration(timeout)
+                )));
+            }
+        };
+        Counters::inc(&self.counters.created);
+        let now = self.clock.now();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let expires = self.settings.max_lifetime.map(|l| {
+            // Up to 2.5% shorter, so connections opened together don't expire together.
+            now + l.mul_f64(1.0 - 0.025 * crate::random::unit())
+        });
+        Ok(Entry {
+            conn,
+            id,
+            expires,
+            idle_since: now,
+            proven: now,
+            epoch: self.epoch.load(Ordering::SeqCst),
+        })
+    }
+
+    fn pick_endpoint(&self) -> &Endpoint {
+        let i = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
+        &self.endpoints[i % self.endpoints.len()]
+    }
+
+    fn drain_idle(self: &Arc<Self>, reason: CloseReason) {
+        while let Some(e) = self.idle.pop() {
+            self.close_entry(e, reason);
+        }
+    }
+
+    /// One upkeep pass; see [`Pool::run_upkeep`].
+    async fn upkeep(self: &Arc<Self>) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = self.clock.now();
+        let min_idle = self.min_idle.load(Ordering::SeqCst);
+        let mut kept = Vec::new();
+        let mut n = self.idle.len();
+        let mut idle_left = n;
+        while n > 0 {
+            n -= 1;
+            let Some(mut e) = self.idle.pop() else { break };
+            let idle_for = now.saturating_duration_since(e.idle_since);
+            let reason = if e.epoch != self.epoch.load(Ordering::SeqCst) {
+                Some(CloseReason::Evicted)
+            } else if e.expires.is_some_and(|x| now >= x) {
+                Some(CloseReason::Lifetime)
+            } else if self
+                .settings
+                .idle_timeout
+                .is_some_and(|t| idle_for >= t && idle_left > min_idle)
+            {
+                Some(CloseReason::Idle)
+            } else if !self.connector.is_alive(&mut e.conn) {
+                Some(CloseReason::Broken)
+            } else {
+                None
+            };
+            match reason {
+                Some(r) => {
+                    idle_left -= 1;
+                    self.close_entry(e, r);
+                }
+                None if self.has_check
+                    && now.saturating_duration_since(e.proven) >= self.settings.validate_after =>
+                {
+                    match self.validate(e).await {
+                        Some(e) => kept.push(e),
+                        None => idle_left -= 1,
+                    }
+                }
+                None => kept.push(e),
+            }
+        }
+        for e in kept {
+            self.give_back(e, false);
+        }
+        self.fill_min_idle();
+    }
+
+    fn close(self: &Arc<Self>) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let waiters: Vec<_> = {
+            let mut w = self.lock_waiters();
+            let all = std::mem::take(&mut w.queue);
+            self.num_waiters.store(0, Ordering::SeqCst);
+            all.into_values().collect()
+        };
+        for tx in waiters {
+            let _ = tx.send(Grant::Closed);
+        }
+        self.drain_idle(CloseReason::Closed);
+    }
+
+    fn stats(&self) -> PoolStats {
+        let size = self.size.load(Ordering::SeqCst);
+        let idle = self.idle.len();
+        let connecting = self.connecting.load(Ordering::SeqCst);
+        let c = &self.counters;
+        let closed_by = c.closed_by();
+        let direct = c.acquired_direct.load(Ordering::Relaxed);
+        let waited = c.acquired_waited.load(Ordering::Relaxed);
+        PoolStats {
+            name: self.name.clone(),
+            max_size: self.max_size.load(Ordering::SeqCst),
+            min_idle: self.min_idle.load(Ordering::SeqCst),
+            max_overflow: self.settings.max_overflow,
+            size,
+            idle,
+            leased: size.saturating_sub(idle + connecting),
+            waiting: self.num_waiters.load(Ordering::SeqCst),
+            connecting,
+            created_total: c.created.load(Ordering::Relaxed),
+            closed_total: closed_by.total(),
+            closed_by,
+            acquired_total: direct + waited,
+            acquired_direct_total: direct,
+            acquired_waited_total: waited,
+            timed_out_total: c.timed_out.load(Ordering::Relaxed),
+            rejected_total: c.rejected.load(Ordering::Relaxed),
+            connect_failed_total: c.connect_failed.load(Ordering::Relaxed),
+            probe_failed_total: c.probe_failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn upkeep_task<C: Connector>(pool: Weak<PoolInner<C>>, every: Duration) {
+    // Warm up to min_idle at once, then keep up on a schedule with a little jitter.
+    let mut first = true;
+    loop {
+        if !first {
+            let jitter = every.mul_f64(0.1 * crate::random::unit());
+            tokio::time::sleep(every + jitter).await;
+        }
+        first = false;
+        let Some(p) = pool.upgrade() else { return };
+        if p.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        p.upkeep().await;
+    }
+}
+
+async fn connect_task<C: Connector>(slot: ConnectSlot<C>) {
+    let Some(pool) = slot.pool.clone() else {
+        return;
+    };
+    let endpoint = pool.pick_endpoint().clone();
+    match pool.open(&endpoint).await {
+        Ok(entry) => {
+            if let Some(pool) = slot.into_connection() {
+                pool.give_back(entry, false);
+            }
+        }
+        Err(err) => {
+            Counters::inc(&pool.counters.connect_failed);
+            // Fail the first waiter before freeing the slot, so the freed slot does not
+            // start another connect on its behalf.
+            pool.grant_first(Grant::Failed(err));
+            drop(slot);
+        }
+    }
+    pool.ensure_connecting();
+}
+
+/// A checked-out connection. Dereferences to the connection. Returned to the pool by
+/// [`Lease::release`] or by drop; closed instead by [`Lease::discard`].
+pub struct Lease<C: Connector> {
+    entry: Option<Entry<C::Conn>>,
+    pool: Arc<PoolInner<C>>,
+}
+
+impl<C: Connector> Lease<C> {
+    /// The connection's id, unique within its pool and never reused.
+    pub fn id(&self) -> u64 {
+        self.entry.as_ref().map_or(0, |e| e.id)
+    }
+
+    /// The name of the pool it came from.
+    pub fn pool_name(&self) -> &str {
+        &self.pool.name
+    }
+
+    /// The manager's runtime, for bindings that run async I/O on the lease.
+    pub fn runtime(&self) -> &Arc<RuntimeShared> {
+        &self.pool.rt
+    }
+
+    /// Returns the connection to the pool (same as dropping the lease).
+    pub fn release(self) {
+        drop(self);
+    }
+
+    /// Closes the connection instead of returning it, e.g. after an error on it.
+    pub fn discard(mut self) {
+        if let Some(e) = self.entry.take() {
+            self.pool.close_entry(e, CloseReason::Discarded);
+        }
+    }
+}
+
+impl<C: Connector> Deref for Lease<C> {
+    type Target = C::Conn;
+    fn deref(&self) -> &C::Conn {
+        match &self.entry {
+            Some(e) => &e.conn,
+            // The entry is only taken by release/discard, which consume the lease.
+            None => unreachable!("lease used after release"),
+        }
+    }
+}
+
+impl<C: Connector> DerefMut for Lease<C> {
+    fn deref_mut(&mut self) -> &mut C::Conn {
+        match &mut self.entry {
+            Some(e) => &mut e.conn,
+            None => unreachable!("lease used after release"),
+        }
+    }
+}
+
+impl<C: Connector> Drop for Lease<C> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(e) = self.entry.take() {
+            self.pool.give_back(e, true);
+        }
+    }
+}
+
+impl<C: Connector> std::fmt::Debug for Lease<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("pool", &self.pool.name)
+            .field("id", &self.id())
+            .finish()
+    }
+}

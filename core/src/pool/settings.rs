@@ -1,0 +1,241 @@
+//! A pool's settings, its statistics snapshot and the counters behind it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// Settings of one pool, read from the `pool.*` keys. `max_size` and `min_idle` can
+/// change on a live pool through [`super::Pool::resize`].
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// `pool.max_size`
+    pub max_size: usize,
+    /// `pool.min_idle` (capped at `max_size`)
+    pub min_idle: usize,
+    /// `pool.max_overflow`
+    pub max_overflow: usize,
+    /// `pool.acquire_timeout`
+    pub acquire_timeout: Duration,
+    /// `pool.connect_timeout`
+    pub connect_timeout: Duration,
+    /// `pool.idle_timeout`; `None`: never
+    pub idle_timeout: Option<Duration>,
+    /// `pool.max_lifetime`; `None`: no limit
+    pub max_lifetime: Option<Duration>,
+    /// `pool.validation_timeout`
+    pub validation_timeout: Duration,
+    /// `pool.validate_after`
+    pub validate_after: Duration,
+    /// `pool.max_waiters`
+    pub max_waiters: usize,
+    /// `pool.max_connecting`
+    pub max_connecting: usize,
+}
+
+fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl PoolSettings {
+    /// Reads the `pool.*` keys of `cfg`.
+    pub fn from_config(cfg: &Config) -> Self {
+        let max_size = cfg.u64("pool.max_size") as usize;
+        PoolSettings {
+            max_size,
+            min_idle: (cfg.u64("pool.min_idle") as usize).min(max_size),
+            max_overflow: cfg.u64("pool.max_overflow") as usize,
+            acquire_timeout: cfg.duration("pool.acquire_timeout"),
+            connect_timeout: cfg.duration("pool.connect_timeout"),
+            idle_timeout: nonzero(cfg.duration("pool.idle_timeout")),
+            max_lifetime: nonzero(cfg.duration("pool.max_lifetime")),
+            validation_timeout: cfg.duration("pool.validation_timeout"),
+            validate_after: cfg.duration("pool.validate_after"),
+            max_waiters: cfg.u64("pool.max_waiters") as usize,
+            max_connecting: cfg.u64("pool.max_connecting") as usize,
+        }
+    }
+
+    /// How often the background upkeep runs: often enough for the shortest of the
+    /// idle timeout and the lifetime, at most once a second, at least every 10 ms.
+    pub(crate) fn upkeep_interval(&self) -> Duration {
+        let mut every = Duration::from_secs(1);
+        for d in [self.idle_timeout, self.max_lifetime].into_iter().flatten() {
+            every = every.min(d / 4);
+        }
+        every.max(Duration::from_millis(10))
+    }
+}
+
+/// Why a connection was closed; each has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// Failed the liveness check or the probe, or could not be recycled.
+    Broken,
+    /// Idle longer than `pool.idle_timeout` beyond `min_idle`.
+    Idle,
+    /// Older than its (jittered) `pool.max_lifetime`.
+    Lifetime,
+    /// Returned while the pool held more than `max_size` (overflow, or after a resize).
+    Overflow,
+    /// Closed by `evict_all`.
+    Evicted,
+    /// Closed by the program (`Lease::discard`).
+    Discarded,
+    /// The pool or manager closed.
+    Closed,
+}
+
+impl CloseReason {
+    /// Every reason, in counter order.
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::Broken,
+        CloseReason::Idle,
+        CloseReason::Lifetime,
+        CloseReason::Overflow,
+        CloseReason::Evicted,
+        CloseReason::Discarded,
+        CloseReason::Closed,
+    ];
+
+    /// The label used in metrics: `broken`, `idle`, ...
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Broken => "broken",
+            CloseReason::Idle => "idle",
+            CloseReason::Lifetime => "lifetime",
+            CloseReason::Overflow => "overflow",
+            CloseReason::Evicted => "evicted",
+            CloseReason::Discarded => "discarded",
+            CloseReason::Closed => "closed",
+        }
+    }
+}
+
+/// Connections closed, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClosedByReason {
+    /// [`CloseReason::Broken`]
+    pub broken: u64,
+    /// [`CloseReason::Idle`]
+    pub idle: u64,
+    /// [`CloseReason::Lifetime`]
+    pub lifetime: u64,
+    /// [`CloseReason::Overflow`]
+    pub overflow: u64,
+    /// [`CloseReason::Evicted`]
+    pub evicted: u64,
+    /// [`CloseReason::Discarded`]
+    pub discarded: u64,
+    /// [`CloseReason::Closed`]
+    pub closed: u64,
+}
+
+impl ClosedByReason {
+    /// The sum over all reasons.
+    pub fn total(&self) -> u64 {
+        self.broken
+            + self.idle
+            + self.lifetime
+            + self.overflow
+            + self.evicted
+            + self.discarded
+            + self.closed
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, reason: CloseReason) -> u64 {
+        match reason {
+            CloseReason::Broken => self.broken,
+            CloseReason::Idle => self.idle,
+            CloseReason::Lifetime => self.lifetime,
+            CloseReason::Overflow => self.overflow,
+            CloseReason::Evicted => self.evicted,
+            CloseReason::Discarded => self.discarded,
+            CloseReason::Closed => self.closed,
+        }
+    }
+}
+
+/// A point-in-time snapshot of a pool's state and counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The pool's name.
+    pub name: String,
+    /// `pool.max_size` now.
+    pub max_size: usize,
+    /// `pool.min_idle` now.
+    pub min_idle: usize,
+    /// `pool.max_overflow`.
+    pub max_overflow: usize,
+    /// Open connections plus connects in flight.
+    pub size: usize,
+    /// Idle connections.
+    pub idle: usize,
+    /// Connections handed out.
+    pub leased: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+    /// Connects in flight.
+    pub connecting: usize,
+    /// Connections opened, ever.
+    pub created_total: u64,
+    /// Connections closed, ever (the sum of `closed_by`).
+    pub closed_total: u64,
+    /// Connections closed, by reason.
+    pub closed_by: ClosedByReason,
+    /// Successful acquires (`acquired_direct_total + acquired_waited_total`).
+    pub acquired_total: u64,
+    /// Acquires served at once from an idle connection.
+    pub acquired_direct_total: u64,
+    /// Acquires that waited in line.
+    pub acquired_waited_total: u64,
+    /// Acquires that timed out.
+    pub timed_out_total: u64,
+    /// Acquires rejected because the wait queue was full.
+    pub rejected_total: u64,
+    /// Connect attempts that failed.
+    pub connect_failed_total: u64,
+    /// Probes that failed (the connection was closed as broken).
+    pub probe_failed_total: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub created: AtomicU64,
+    pub closed: [AtomicU64; 7],
+    pub acquired_direct: AtomicU64,
+    pub acquired_waited: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub rejected: AtomicU64,
+    pub connect_failed: AtomicU64,
+    pub probe_failed: AtomicU64,
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn closed(&self, reason: CloseReason) {
+        let i = CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        Self::inc(&self.closed[i]);
+    }
+
+    pub(crate) fn closed_by(&self) -> ClosedByReason {
+        let g = |i: usize| self.closed[i].load(Ordering::Relaxed);
+        ClosedByReason {
+            broken: g(0),
+            idle: g(1),
+            lifetime: g(2),
+            overflow: g(3),
+            evicted: g(4),
+            discarded: g(5),
+            closed: g(6),
+        }
+    }
+}

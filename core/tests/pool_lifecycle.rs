@@ -1,0 +1,324 @@
+//! Sizing, lifetimes, validation, upkeep and operations on live pools. Time moves
+//! through an injected clock, not sleeps.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{EchoServer, Ping, wait_until};
+use switchboard_core::clock::ManualClock;
+use switchboard_core::{AcquireOptions, Code, Config, Endpoint, FnConnector, Manager};
+
+fn cfg(pairs: &[(&str, &str)]) -> Config {
+    let mut c = Config::new();
+    for (k, v) in pairs {
+        c.set(k, v).unwrap();
+    }
+    c
+}
+
+fn manual() -> (Manager, ManualClock) {
+    let clock = ManualClock::new();
+    let m = Manager::with_clock(&Config::new(), Arc::new(clock.clone())).unwrap();
+    (m, clock)
+}
+
+const NOW: AcquireOptions = AcquireOptions {
+    timeout: None,
+    priority: 0,
+};
+
+#[test]
+fn a_connection_past_its_lifetime_is_replaced() {
+    let server = EchoServer::start();
+    let (m, clock) = manual();
+    let pool = m
+        .pool("p", &server.target(), &cfg(&[("pool.max_lifetime", "10s")]))
+        .unwrap();
+    let first = pool.acquire_blocking(NOW).unwrap().id();
+    clock.advance(Duration::from_secs(9)); // within even the most jittered lifetime
+    assert_eq!(pool.acquire_blocking(NOW).unwrap().id(), first);
+    clock.advance(Duration::from_secs(2));
+    let second = pool.acquire_blocking(NOW).unwrap().id();
+    assert_ne!(second, first);
+    assert_eq!(pool.stats().closed_by.lifetime, 1);
+}
+
+#[test]
+fn idle_connections_beyond_min_idle_time_out() {
+    let server = EchoServer::start();
+    let (m, clock) = manual();
+    let pool = m
+        .pool(
+            "p",
+            &server.target(),
+            &cfg(&[
+                ("pool.max_size", "3"),
+                ("pool.min_idle", "1"),
+                ("pool.idle_timeout", "1m"),
+            ]),
+        )
+        .unwrap();
+    let leases: Vec<_> = (0..3)
+        .map(|_| pool.acquire_blocking(NOW).unwrap())
+        .collect();
+    drop(leases);
+    assert_eq!(pool.stats().idle, 3);
+    clock.advance(Duration::from_secs(30));
+    pool.run_upkeep_blocking().unwrap();
+    assert_eq!(pool.stats().idle, 3, "not idle long enough yet");
+    clock.advance(Duration::from_secs(31));
+    pool.run_upkeep_blocking().unwrap();
+    let s = pool.stats();
+    assert_eq!((s.idle, s.size, s.closed_by.idle), (1, 1, 2), "{s:?}");
+}
+
+#[test]
+fn min_idle_is_kept_warm_and_warm_opens_to_it() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    // In the background, by the pool's own upkeep.
+    let pool = m
+        .pool("bg", &server.target(), &cfg(&[("pool.min_idle", "2")]))
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || pool.stats().idle == 2));
+    // On demand.
+    let other = EchoServer::start();
+    let pool = m
+        .pool(
+            "warm",
+            &other.target(),
+            &cfg(&[("pool.min_idle", "3"), ("pool.max_connecting", "1")]),
+        )
+        .unwrap();
+    let opened = pool.warm_blocking().unwrap();
+    let s = pool.stats();
+    assert!(s.idle >= 3, "{s:?}");
+    assert!(opened <= 3);
+    assert!(wait_until(Duration::from_secs(5), || other.accepted() == 3));
+    // A broken one is replaced by the upkeep.
+    let l = pool.acquire_blocking(NOW).unwrap();
+    l.discard();
+    pool.run_upkeep_blocking().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || pool.stats().idle == 3));
+}
+
+#[test]
+fn overflow_connections_close_on_return() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool(
+            "p",
+            &server.target(),
+            &cfg(&[("pool.max_size", "1"), ("pool.max_overflow", "1")]),
+        )
+        .unwrap();
+    let a = pool.acquire_blocking(NOW).unwrap();
+    let b = pool.acquire_blocking(NOW).unwrap();
+    assert_eq!(pool.stats().size, 2);
+    let err = pool
+        .acquire_blocking(AcquireOptions {
+            timeout: Some(Duration::from_millis(50)),
+            priority: 0,
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::Timeout,
+        "max_size + max_overflow is the cap"
+    );
+    drop(a);
+    drop(b);
+    let s = pool.stats();
+    assert_eq!((s.size, s.idle, s.closed_by.overflow), (1, 1, 1), "{s:?}");
+}
+
+#[test]
+fn the_probe_keeps_good_connections_and_replaces_bad_ones() {
+    let good = EchoServer::start_with(Ping::Pong);
+    let m = Manager::new(&Config::new()).unwrap();
+    let probe = [
+        ("pool.validate_after", "0"),
+        ("probe.send", "PING\\r\\n"),
+        ("probe.expect", "+PONG"),
+    ];
+    let pool = m.pool("good", &good.target(), &cfg(&probe)).unwrap();
+    let first = pool.acquire_blocking(NOW).unwrap();
+    let id = first.id();
+    drop(first);
+    // Probed on checkout: same connection, and the whole answer line was consumed.
+    let l = pool.acquire_blocking(NOW).unwrap();
+    assert_eq!(l.id(), id);
+    l.send_all(b"hi\n").unwrap();
+    let mut buf = [0u8; 16];
+    let n = l.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hi\n", "no probe bytes left on the stream");
+    drop(l);
+    assert_eq!(pool.stats().probe_failed_total, 0);
+
+    let bad = EchoServer::start_with(Ping::Err);
+    let pool = m.pool("bad", &bad.target(), &cfg(&probe)).unwrap();
+    let id = pool.acquire_blocking(NOW).unwrap().id();
+    let next = pool.acquire_blocking(NOW).unwrap();
+    assert_ne!(
+        next.id(),
+        id,
+        "the connection that failed its probe was closed"
+    );
+    let s = pool.stats();
+    assert_eq!((s.probe_failed_total, s.closed_by.broken), (1, 1));
+}
+
+#[test]
+fn resize_grows_for_waiters_and_shrinks_surplus() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool("p", &server.target(), &cfg(&[("pool.max_size", "1")]))
+        .unwrap();
+    let held = pool.acquire_blocking(NOW).unwrap();
+    let p = pool.clone();
+    let waiter = std::thread::spawn(move || p.acquire_blocking(NOW).map(|l| l.id()));
+    assert!(wait_until(Duration::from_secs(5), || pool.stats().waiting == 1));
+    pool.resize(3, 0).unwrap();
+    let got = waiter.join().unwrap().unwrap();
+    assert_ne!(
+        got,
+        held.id(),
+        "the waiter got a new connection, not the held one"
+    );
+    drop(held);
+    let three: Vec<_> = (0..3)
+        .map(|_| pool.acquire_blocking(NOW).unwrap())
+        .collect();
+    drop(three);
+    assert_eq!(pool.stats().size, 3);
+    pool.resize(1, 0).unwrap();
+    let s = pool.stats();
+    assert_eq!(
+        (s.size, s.max_size, s.closed_by.overflow),
+        (1, 1, 2),
+        "{s:?}"
+    );
+    let e = pool.resize(0, 0).unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("pool.max_size"));
+    let e = pool.resize(2, 5).unwrap_err();
+    assert!(e.message().contains("pool.min_idle"), "{e}");
+}
+
+#[test]
+fn evict_all_closes_idle_now_and_leased_on_return() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m.pool("p", &server.target(), &Config::new()).unwrap();
+    let leases: Vec<_> = (0..3)
+        .map(|_| pool.acquire_blocking(NOW).unwrap())
+        .collect();
+    let ids: Vec<u64> = leases.iter().map(|l| l.id()).collect();
+    let mut leases = leases.into_iter();
+    let kept = leases.next().unwrap();
+    drop(leases.collect::<Vec<_>>());
+    pool.evict_all();
+    assert_eq!(pool.stats().closed_by.evicted, 2);
+    drop(kept);
+    let s = pool.stats();
+    assert_eq!((s.closed_by.evicted, s.size), (3, 0));
+    let fresh = pool.acquire_blocking(NOW).unwrap();
+    assert!(!ids.contains(&fresh.id()));
+}
+
+/// HikariCP's spike test: many callers at once against a slow connect end with few
+/// connections, because returned connections serve waiters while a few new ones open.
+#[test]
+fn a_demand_spike_opens_only_what_demand_needs() {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let o = opened.clone();
+    let connector = FnConnector::new(move |_ep: &Endpoint| {
+        let o = o.clone();
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Ok(o.fetch_add(1, Ordering::SeqCst))
+        })
+    });
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool_with(
+            "spike",
+            "slow://db",
+            &cfg(&[("pool.max_size", "50"), ("pool.min_idle", "5")]),
+            connector,
+        )
+        .unwrap();
+    // The upkeep starts warming at once too; warm() returns when min_idle is reached.
+    assert!(pool.warm_blocking().unwrap() <= 5);
+    assert_eq!(pool.stats().idle, 5);
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let p = pool.clone();
+            std::thread::spawn(move || {
+                let l = p.acquire_blocking(NOW).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+                drop(l);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let created = pool.stats().created_total;
+    assert!(created < 25, "a spike of 50 opened {created} connections");
+    assert_eq!(pool.stats().acquired_total, 50);
+}
+
+#[test]
+fn a_custom_connector_manages_program_objects() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let c = closed.clone();
+    let next = Arc::new(AtomicUsize::new(100));
+    let connector = FnConnector::blocking(move |ep: &Endpoint| {
+        assert_eq!(ep.to_string(), "db://primary");
+        Ok(next.fetch_add(1, Ordering::SeqCst))
+    })
+    .with_blocking_check(|conn: usize| {
+        if conn % 2 == 0 {
+            Ok(())
+        } else {
+            Err(switchboard_core::Error::unavailable("odd connections fail"))
+        }
+    })
+    .with_close(move |_conn| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool_with(
+            "db",
+            "db://primary",
+            &cfg(&[("pool.validate_after", "0")]),
+            connector,
+        )
+        .unwrap();
+    let l = pool.acquire_blocking(NOW).unwrap();
+    assert_eq!(*l, 100);
+    drop(l);
+    // 100 passes its check and is reused.
+    assert_eq!(*pool.acquire_blocking(NOW).unwrap(), 100);
+    pool.evict_all();
+    assert_eq!(closed.load(Ordering::SeqCst), 1);
+    let l = pool.acquire_blocking(NOW).unwrap();
+    assert_eq!(*l, 101);
+    drop(l);
+    // 101 fails its check on the next checkout: closed and replaced by 102.
+    assert_eq!(*pool.acquire_blocking(NOW).unwrap(), 102);
+    assert_eq!(closed.load(Ordering::SeqCst), 2);
+    m.close(Duration::from_secs(1)).unwrap();
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        3,
+        "close closes every connection"
+    );
+}
