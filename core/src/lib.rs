@@ -20,6 +20,7 @@
 pub mod clock;
 pub mod config;
 pub mod connector;
+pub mod dyn_connector;
 pub mod endpoint;
 pub mod error;
 pub mod manager;
@@ -29,6 +30,7 @@ pub mod runtime;
 
 pub use config::Config;
 pub use connector::{BoxFuture, Connector, FnConnector, Socket, TcpConnector, TcpSettings};
+pub use dyn_connector::{AnyConn, AnyConnector};
 pub use endpoint::Endpoint;
 pub use error::{Code, Error, Result};
 pub use manager::Manager;

@@ -128,6 +128,27 @@ impl Manager {
         self.pool_with(name, target, config, connector)
     }
 
+    /// Creates a pool for a binding: built-in sockets when `connector` is `None`
+    /// (then `target` must be `tcp://` or `unix://`), else the program's callbacks.
+    pub fn pool_any<T: Clone + Send + Sync + 'static>(
+        &self,
+        name: &str,
+        target: &str,
+        config: &Config,
+        connector: Option<crate::connector::FnConnector<T>>,
+    ) -> Result<Pool<crate::dyn_connector::AnyConnector<T>>> {
+        use crate::dyn_connector::AnyConnector;
+        let connector = match connector {
+            Some(c) => AnyConnector::Custom(c),
+            None => {
+                Endpoint::parse_list(target, false)?;
+                let cfg = self.inner.config.merged(config);
+                AnyConnector::Builtin(TcpConnector::new(TcpSettings::from_config(&cfg)))
+            }
+        };
+        self.pool_with(name, target, config, connector)
+    }
+
     /// Creates a pool whose connections are made by `connector`. Targets that are not
     /// `tcp://` or `unix://` are passed to the connector as [`Endpoint::Named`].
     pub fn pool_with<C: Connector>(

@@ -322,3 +322,32 @@ fn a_custom_connector_manages_program_objects() {
         "close closes every connection"
     );
 }
+
+#[test]
+fn one_pool_type_serves_sockets_and_program_objects() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    let sockets = m
+        .pool_any::<u32>("s", &server.target(), &Config::new(), None)
+        .unwrap();
+    let l = sockets.acquire_blocking(NOW).unwrap();
+    l.socket().unwrap().send_all(b"x\n").unwrap();
+    let e = l.custom().unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let e = m
+        .pool_any::<u32>("bad", "db://x", &Config::new(), None)
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    let objects = m
+        .pool_any(
+            "o",
+            "db://x",
+            &Config::new(),
+            Some(FnConnector::blocking(|_ep: &Endpoint| Ok(7u32))),
+        )
+        .unwrap();
+    let l = objects.acquire_blocking(NOW).unwrap();
+    assert_eq!(*l.custom().unwrap(), 7);
+    assert!(l.socket().is_err());
+}
