@@ -24,6 +24,7 @@ pub mod dyn_connector;
 pub mod endpoint;
 pub mod error;
 pub mod manager;
+pub mod metrics;
 pub mod pool;
 pub mod random;
 pub mod runtime;

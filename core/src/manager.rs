@@ -200,6 +200,12 @@ impl Manager {
         out
     }
 
+    /// The manager's metrics as Prometheus/OpenMetrics text (`switchboard_pool_*`; the
+    /// README lists every name). Serve it on your `/metrics` endpoint.
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(self.pool_stats())
+    }
+
     /// Closes the manager: stops accepting work, fails waiters, waits up to `timeout`
     /// for leases to come back, closes every connection and stops the runtime, joining
     /// its threads. Leases still out after the timeout are closed when released.

@@ -69,6 +69,8 @@ struct Entry<T> {
     proven: Instant,
     /// The eviction epoch it was opened in; older than the pool's means evicted.
     epoch: u64,
+    /// When its current lease began (for the lease-time histogram).
+    leased_at: Instant,
 }
 
 /// What a waiter is woken with.
@@ -508,9 +510,13 @@ impl<C: Connector> PoolInner<C> {
                 None if self.has_check
                     && now.saturating_duration_since(e.proven) >= self.settings.validate_after =>
                 {
+                    e.leased_at = now;
                     return Found::Check(e);
                 }
-                None => return Found::Ready(e),
+                None => {
+                    e.leased_at = now;
+                    return Found::Ready(e);
+                }
                 Some(r) => self.close_entry(e, r),
             }
             match self.idle.pop() {
@@ -565,13 +571,16 @@ impl<C: Connector> PoolInner<C> {
         opts: AcquireOptions,
     ) -> Result<Lease<C>> {
         let timeout = opts.timeout.unwrap_or(self.settings.acquire_timeout);
-        let deadline = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
         if let Some(e) = pending {
             if let Some(e) = self.validate(e).await {
                 return Ok(self.lease(e, false));
             }
         }
-        self.wait(deadline, timeout, opts.priority).await
+        let lease = self.wait(deadline, timeout, opts.priority).await?;
+        self.counters.wait.record(started.elapsed());
+        Ok(lease)
     }
 
     /// The slow path: wait in line for a connection.
@@ -690,12 +699,15 @@ impl<C: Connector> PoolInner<C> {
     /// Returns a connection: to the first waiter, else to the idle queue. `used`: it
     /// comes back from a lease (so it is recycled and counts as freshly proven).
     fn give_back(self: &Arc<Self>, mut entry: Entry<C::Conn>, used: bool) {
+        let now = self.clock.now();
         if used {
+            self.counters
+                .lease
+                .record(now.saturating_duration_since(entry.leased_at));
             if !self.connector.recycle(&mut entry.conn) {
                 self.close_entry(entry, CloseReason::Broken);
                 return;
             }
-            let now = self.clock.now();
             entry.idle_since = now;
             entry.proven = now;
             if entry.expires.is_some_and(|x| now >= x) {
@@ -713,6 +725,7 @@ impl<C: Connector> PoolInner<C> {
                 return;
             }
             if self.num_waiters.load(Ordering::SeqCst) != 0 {
+                entry.leased_at = now;
                 let lease = Lease {
                     entry: Some(entry),
                     pool: self.clone(),
@@ -904,6 +917,7 @@ impl<C: Connector> PoolInner<C> {
             idle_since: now,
             proven: now,
             epoch: self.epoch.load(Ordering::SeqCst),
+            leased_at: now,
         })
     }
 
@@ -1013,6 +1027,8 @@ impl<C: Connector> PoolInner<C> {
             rejected_total: c.rejected.load(Ordering::Relaxed),
             connect_failed_total: c.connect_failed.load(Ordering::Relaxed),
             probe_failed_total: c.probe_failed.load(Ordering::Relaxed),
+            wait: c.wait.snapshot(direct),
+            lease: c.lease.snapshot(0),
         }
     }
 }
@@ -1087,6 +1103,8 @@ impl<C: Connector> Lease<C> {
     /// Closes the connection instead of returning it, e.g. after an error on it.
     pub fn discard(mut self) {
         if let Some(e) = self.entry.take() {
+            let held = self.pool.clock.now().saturating_duration_since(e.leased_at);
+            self.pool.counters.lease.record(held);
             self.pool.close_entry(e, CloseReason::Discarded);
         }
     }

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::metrics::{Histogram, HistogramSnapshot};
 
 /// Settings of one pool, read from the `pool.*` keys. `max_size` and `min_idle` can
 /// change on a live pool through [`super::Pool::resize`].
@@ -198,6 +199,10 @@ pub struct PoolStats {
     pub connect_failed_total: u64,
     /// Probes that failed (the connection was closed as broken).
     pub probe_failed_total: u64,
+    /// Time acquires waited (zero for those served at once): avg, peak, percentiles.
+    pub wait: HistogramSnapshot,
+    /// Time connections were held by leases.
+    pub lease: HistogramSnapshot,
 }
 
 #[derive(Debug, Default)]
@@ -210,6 +215,8 @@ pub(crate) struct Counters {
     pub rejected: AtomicU64,
     pub connect_failed: AtomicU64,
     pub probe_failed: AtomicU64,
+    pub wait: Histogram,
+    pub lease: Histogram,
 }
 
 impl Counters {
