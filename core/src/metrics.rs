@@ -88,12 +88,7 @@ impl HistogramSnapshot {
 
     /// Mean, or zero without observations.
     pub fn avg(&self) -> Duration {
-        let n = self.count();
-        if n == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(self.sum_ns / n)
-        }
+        Duration::from_nanos(self.sum_ns.checked_div(self.count()).unwrap_or(0))
     }
 
     /// The peak.
