@@ -161,6 +161,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Connects in flight at once per pool. Keeps a demand spike from opening a connection per caller: returned connections serve waiters while a few new ones open.",
     },
     KeySpec {
+        key: "pool.leak_detection_threshold",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "0",
+        doc: "A lease held longer than this emits a leak_suspected event naming the pool and the lease's age (HikariCP's leakDetectionThreshold). 0 turns it off; on, each checkout also records the lease in a small per-pool table.",
+    },
+    KeySpec {
         key: "probe.send",
         kind: Kind::Text,
         default: "",

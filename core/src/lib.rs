@@ -23,6 +23,7 @@ pub mod connector;
 pub mod dyn_connector;
 pub mod endpoint;
 pub mod error;
+pub mod events;
 pub mod manager;
 pub mod metrics;
 pub mod pool;
@@ -34,6 +35,7 @@ pub use connector::{BoxFuture, Connector, FnConnector, Socket, TcpConnector, Tcp
 pub use dyn_connector::{AnyConn, AnyConnector};
 pub use endpoint::Endpoint;
 pub use error::{Code, Error, Result};
+pub use events::{Event, EventKind};
 pub use manager::Manager;
 pub use pool::{AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats};
 

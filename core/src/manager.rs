@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::connector::{Connector, TcpConnector, TcpSettings};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::events::{Event, EventBus, EventCallback};
 use crate::pool::{Pool, PoolSettings, PoolStats};
 use crate::runtime::{self, RuntimeShared};
 
@@ -41,6 +42,7 @@ struct ManagerInner {
     pools: Mutex<HashMap<String, Box<dyn PoolControl>>>,
     closed: AtomicBool,
     clock: SharedClock,
+    events: Arc<EventBus>,
 }
 
 /// The root object a program creates once: owns the tokio runtime, the pools and
@@ -90,6 +92,7 @@ impl Manager {
                 pools: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
                 clock,
+                events: Arc::new(EventBus::default()),
             }),
         })
     }
@@ -183,6 +186,7 @@ impl Manager {
             settings,
             self.inner.rt.clone(),
             self.inner.clock.clone(),
+            self.inner.events.clone(),
         );
         pools.insert(name.to_string(), Box::new(pool.clone()));
         Ok(pool)
@@ -198,6 +202,25 @@ impl Manager {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// The next event from the queue, waiting up to `timeout` (zero: don't wait).
+    /// Events go to the queue while no callback is set.
+    pub fn poll_event(&self, timeout: Duration) -> Option<Event> {
+        self.inner.events.poll(timeout)
+    }
+
+    /// Sets (or clears) the event callback and returns the previous one. The callback
+    /// runs on a runtime thread with no library lock held; it may call back into the
+    /// library, but not close this manager (that fails with FailedPrecondition) and
+    /// not make blocking calls (they fail the same way; use the async API).
+    pub fn set_event_callback(&self, cb: Option<EventCallback>) -> Option<EventCallback> {
+        self.inner.events.set_callback(cb)
+    }
+
+    /// Events dropped because the queue was full (10,000) and nobody polled.
+    pub fn events_dropped(&self) -> u64 {
+        self.inner.events.dropped()
     }
 
     /// The manager's metrics as Prometheus/OpenMetrics text (`switchboard_pool_*`; the

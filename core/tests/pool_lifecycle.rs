@@ -351,3 +351,50 @@ fn one_pool_type_serves_sockets_and_program_objects() {
     assert_eq!(*l.custom().unwrap(), 7);
     assert!(l.socket().is_err());
 }
+
+#[test]
+fn a_lease_held_too_long_is_reported_once_with_its_age() {
+    let server = EchoServer::start();
+    let (m, clock) = manual();
+    let pool = m
+        .pool(
+            "leaky",
+            &server.target(),
+            &cfg(&[("pool.leak_detection_threshold", "2s")]),
+        )
+        .unwrap();
+    let held = pool.acquire_blocking(NOW).unwrap();
+    let quick = pool.acquire_blocking(NOW).unwrap();
+    drop(quick);
+    clock.advance(Duration::from_secs(1));
+    pool.run_upkeep_blocking().unwrap();
+    assert!(
+        m.poll_event(Duration::ZERO).is_none(),
+        "not held long enough yet"
+    );
+    clock.advance(Duration::from_secs(2));
+    pool.run_upkeep_blocking().unwrap();
+    let ev = m.poll_event(Duration::from_secs(1)).expect("a leak event");
+    assert_eq!(ev.kind, switchboard_core::EventKind::LeakSuspected);
+    assert_eq!(ev.pool, "leaky");
+    assert_eq!(ev.connection_id, Some(held.id()));
+    assert_eq!(ev.age, Some(Duration::from_secs(3)));
+    assert!(ev.message.contains("leased for 3s"), "{}", ev.message);
+    clock.advance(Duration::from_secs(5));
+    pool.run_upkeep_blocking().unwrap();
+    assert!(m.poll_event(Duration::ZERO).is_none(), "reported once");
+
+    // The callback receives them instead of the queue once set.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    m.set_event_callback(Some(Arc::new(move |_e: &switchboard_core::Event| {
+        s.fetch_add(1, Ordering::SeqCst);
+    })));
+    drop(held);
+    let again = pool.acquire_blocking(NOW).unwrap();
+    clock.advance(Duration::from_secs(3));
+    pool.run_upkeep_blocking().unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert!(m.poll_event(Duration::ZERO).is_none());
+    drop(again);
+}

@@ -31,7 +31,7 @@ mod settings;
 pub use settings::{CloseReason, ClosedByReason, PoolSettings, PoolStats};
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -45,6 +45,7 @@ use crate::config::fmt_duration;
 use crate::connector::Connector;
 use crate::endpoint::Endpoint;
 use crate::error::{Code, Error, Result};
+use crate::events::{Event, EventBus, EventKind};
 use crate::runtime::RuntimeShared;
 use settings::Counters;
 
@@ -115,6 +116,10 @@ pub(crate) struct PoolInner<C: Connector> {
     epoch: AtomicU64,
     next_id: AtomicU64,
     counters: Counters,
+    events: Arc<EventBus>,
+    /// Leases out, by connection id: when they began and whether a leak was reported.
+    /// Only kept when `pool.leak_detection_threshold` is set.
+    leases: Option<Mutex<HashMap<u64, (Instant, bool)>>>,
 }
 
 /// A pool of connections made by a [`Connector`]. Cheap to clone; all clones share
@@ -152,8 +157,11 @@ impl<C: Connector> Pool<C> {
         settings: PoolSettings,
         rt: Arc<RuntimeShared>,
         clock: SharedClock,
+        events: Arc<EventBus>,
     ) -> Self {
         let inner = Arc::new(PoolInner {
+            events,
+            leases: settings.leak_detection.map(|_| Mutex::new(HashMap::new())),
             name,
             endpoints,
             next_endpoint: AtomicUsize::new(0),
@@ -551,8 +559,60 @@ impl<C: Connector> PoolInner<C> {
         }
     }
 
+    /// Records a lease for leak detection (only when it is on).
+    #[inline]
+    fn track(&self, e: &Entry<C::Conn>) {
+        if let Some(t) = &self.leases {
+            t.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(e.id, (e.leased_at, false));
+        }
+    }
+
+    #[inline]
+    fn untrack(&self, id: u64) {
+        if let Some(t) = &self.leases {
+            t.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
+    }
+
+    /// Emits a `leak_suspected` event for each lease held past the threshold (once).
+    fn report_leaks(&self, now: Instant) {
+        let (Some(t), Some(limit)) = (&self.leases, self.settings.leak_detection) else {
+            return;
+        };
+        let found: Vec<(u64, Duration)> = {
+            let mut map = t.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter_mut()
+                .filter_map(|(id, (since, reported))| {
+                    let age = now.saturating_duration_since(*since);
+                    (!*reported && age >= limit).then(|| {
+                        *reported = true;
+                        (*id, age)
+                    })
+                })
+                .collect()
+        };
+        for (id, age) in found {
+            self.events.emit(Event {
+                time: std::time::SystemTime::now(),
+                kind: EventKind::LeakSuspected,
+                pool: self.name.clone(),
+                connection_id: Some(id),
+                age: Some(age),
+                message: format!(
+                    "pool \"{}\": connection #{id} has been leased for {} (pool.leak_detection_threshold = {}); was it released?",
+                    self.name,
+                    fmt_duration(age),
+                    fmt_duration(limit)
+                ),
+            });
+        }
+    }
+
     #[inline]
     fn lease(self: &Arc<Self>, entry: Entry<C::Conn>, waited: bool) -> Lease<C> {
+        self.track(&entry);
         Counters::inc(if waited {
             &self.counters.acquired_waited
         } else {
@@ -626,6 +686,9 @@ impl<C: Connector> PoolInner<C> {
                         .is_some_and(|e| self.connector.is_alive(&mut e.conn));
                     if alive {
                         Counters::inc(&self.counters.acquired_waited);
+                        if let Some(e) = &lease.entry {
+                            self.track(e);
+                        }
                         return Ok(lease);
                     }
                     if let Some(e) = lease.entry.take() {
@@ -701,6 +764,7 @@ impl<C: Connector> PoolInner<C> {
     fn give_back(self: &Arc<Self>, mut entry: Entry<C::Conn>, used: bool) {
         let now = self.clock.now();
         if used {
+            self.untrack(entry.id);
             self.counters
                 .lease
                 .record(now.saturating_duration_since(entry.leased_at));
@@ -980,6 +1044,7 @@ impl<C: Connector> PoolInner<C> {
         for e in kept {
             self.give_back(e, false);
         }
+        self.report_leaks(now);
         self.fill_min_idle();
     }
 
@@ -1103,6 +1168,7 @@ impl<C: Connector> Lease<C> {
     /// Closes the connection instead of returning it, e.g. after an error on it.
     pub fn discard(mut self) {
         if let Some(e) = self.entry.take() {
+            self.pool.untrack(e.id);
             let held = self.pool.clock.now().saturating_duration_since(e.leased_at);
             self.pool.counters.lease.record(held);
             self.pool.close_entry(e, CloseReason::Discarded);

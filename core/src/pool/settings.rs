@@ -32,6 +32,8 @@ pub struct PoolSettings {
     pub max_waiters: usize,
     /// `pool.max_connecting`
     pub max_connecting: usize,
+    /// `pool.leak_detection_threshold`; `None`: off
+    pub leak_detection: Option<Duration>,
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -54,6 +56,7 @@ impl PoolSettings {
             validate_after: cfg.duration("pool.validate_after"),
             max_waiters: cfg.u64("pool.max_waiters") as usize,
             max_connecting: cfg.u64("pool.max_connecting") as usize,
+            leak_detection: nonzero(cfg.duration("pool.leak_detection_threshold")),
         }
     }
 
@@ -61,7 +64,11 @@ impl PoolSettings {
     /// idle timeout and the lifetime, at most once a second, at least every 10 ms.
     pub(crate) fn upkeep_interval(&self) -> Duration {
         let mut every = Duration::from_secs(1);
-        for d in [self.idle_timeout, self.max_lifetime].into_iter().flatten() {
+        let leak = self.leak_detection.map(|d| d * 2);
+        for d in [self.idle_timeout, self.max_lifetime, leak]
+            .into_iter()
+            .flatten()
+        {
             every = every.min(d / 4);
         }
         every.max(Duration::from_millis(10))

@@ -1,0 +1,124 @@
+//! Events: what happened, delivered to a callback or a queue the program polls.
+//!
+//! Programs get events two ways, like librdkafka: a callback (it runs on a runtime
+//! thread, with no library lock held) or [`crate::Manager::poll_event`] from their own
+//! thread. The queue is bounded: when it is full, new events are dropped and counted
+//! (back pressure never blocks the pool).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+/// What kind of event this is. More kinds arrive with breakers, health and sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A lease has been held longer than `pool.leak_detection_threshold`.
+    LeakSuspected,
+}
+
+impl EventKind {
+    /// The stable name used in every language: `leak_suspected`, ...
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::LeakSuspected => "leak_suspected",
+        }
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When it happened (wall clock, for logs).
+    pub time: SystemTime,
+    /// What happened.
+    pub kind: EventKind,
+    /// The pool it concerns.
+    pub pool: String,
+    /// The connection it concerns, if one.
+    pub connection_id: Option<u64>,
+    /// How long the lease has been held, for [`EventKind::LeakSuspected`].
+    pub age: Option<Duration>,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+/// An event callback.
+pub type EventCallback = Arc<dyn Fn(&Event) + Send + Sync>;
+type Callback = EventCallback;
+
+/// The manager's event fan-out: an optional callback and a bounded queue.
+pub struct EventBus {
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    callback: RwLock<Option<Callback>>,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("queued", &self.rx.len())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+/// Events the queue holds at most before dropping new ones.
+pub const QUEUE_CAPACITY: usize = 10_000;
+
+impl Default for EventBus {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        EventBus {
+            tx,
+            rx,
+            callback: RwLock::new(None),
+            dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+impl EventBus {
+    /// Delivers `event`: to the callback if one is set, else to the queue.
+    pub fn emit(&self, event: Event) {
+        let cb = self
+            .callback
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match cb {
+            // Called with no lock held, so it may call back into the library.
+            Some(cb) => cb(&event),
+            None => {
+                if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                    self.tx.try_send(event)
+                {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sets (or with `None` clears) the callback; returns the previous one, which the
+    /// caller drops where it is safe to (a binding may need to release a lock first).
+    pub fn set_callback(&self, cb: Option<Callback>) -> Option<Callback> {
+        let mut slot = self.callback.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *slot, cb)
+    }
+
+    /// The next queued event, waiting up to `timeout` (zero: don't wait).
+    pub fn poll(&self, timeout: Duration) -> Option<Event> {
+        if timeout.is_zero() {
+            self.rx.try_recv().ok()
+        } else {
+            self.rx.recv_timeout(timeout).ok()
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
