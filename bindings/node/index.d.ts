@@ -43,7 +43,7 @@ export type Duration = number | string;
  * `"250ms"`; booleans become `"true"`/`"false"`. Unknown keys and bad values throw
  * SB_INVALID_ARGUMENT naming the key. `undefined`/`null` values are skipped.
  */
-export type ConfigOptions = Record<string, number | string | boolean | bigint | null | undefined>;
+export type ConfigOptions = Record<string, number | string | boolean | bigint | Uint8Array | null | undefined>;
 
 /** Options of `new Manager()`: keys default to the `runtime` section. */
 export interface ManagerOptions extends ConfigOptions {
@@ -73,11 +73,60 @@ export interface PoolOptions extends ConfigOptions {
   connectTimeout?: Duration;
   /** `pool.max_waiters`: most callers waiting at once; beyond it SB_RESOURCE_EXHAUSTED. */
   maxWaiters?: number;
+  /** `pool.min_idle`: idle connections kept open by the background upkeep (default 0). */
+  minIdle?: number;
+  /** `pool.max_overflow`: extra connections beyond `maxSize`, closed on return (default 0). */
+  maxOverflow?: number;
+  /** `pool.idle_timeout`: close connections idle this long, keeping `minIdle`. */
+  idleTimeout?: Duration;
+  /** `pool.max_lifetime`: close connections this old (less a small random amount). */
+  maxLifetime?: Duration;
+  /** `pool.validate_after`: check a connection idle this long before handing it out (default 500 ms). */
+  validateAfter?: Duration;
+  /** `pool.validation_timeout`: deadline of one check or probe. */
+  validationTimeout?: Duration;
+  /** `pool.max_connecting`: most connects in flight at once. */
+  maxConnecting?: number;
+  /**
+   * `probe.send`: bytes a probe sends on a built-in socket: text with C escapes
+   * (`"PING\r\n"`) or a Buffer (converted to that text). Empty: no probe.
+   */
+  probeSend?: string | Uint8Array;
+  /** `probe.expect`: the prefix the probe's answer must start with (text or Buffer). */
+  probeExpect?: string | Uint8Array;
   /** `tcp.keepalive` (0 turns keepalive off). */
   tcpKeepalive?: Duration;
   /** `tcp.nodelay`. */
   tcpNodelay?: boolean;
 }
+
+/**
+ * The program's callbacks for a custom pool (`manager.pool(name, target, { connect, ... })`).
+ * Each runs on the JS thread: the library's runtime calls it through a threadsafe
+ * function that never keeps Node alive.
+ */
+export interface ConnectorCallbacks<T> {
+  /**
+   * Makes one connection for `endpoint` (the pool's target, or one entry of a
+   * comma-separated list). Returns the object, or a Promise of it. A throw or
+   * rejection fails the acquire that waited for it, with its message.
+   */
+  connect: (endpoint: string) => T | Promise<T>;
+  /**
+   * Checks an idle connection before it is handed out (when idle longer than
+   * `validateAfter`) and in the background upkeep. Returning (or resolving) anything
+   * but `false` accepts it; `false`, a throw or a rejection closes and replaces it.
+   */
+  check?: (obj: T) => unknown;
+  /**
+   * Called once for every object the pool lets go. Queued, so it runs later on the JS
+   * thread, not inside the call that let the connection go.
+   */
+  close?: (obj: T) => unknown;
+}
+
+/** Options of a custom pool: the callbacks plus configuration keys. */
+export type CustomPoolOptions<T> = PoolOptions & ConnectorCallbacks<T>;
 
 /** Options of one `acquire()`. */
 export interface AcquireOptions {
@@ -87,11 +136,33 @@ export interface AcquireOptions {
   priority?: number;
 }
 
+/** Connections closed, by reason. */
+export interface ClosedBy {
+  /** Found dead on checkout, or failed a check or probe. */
+  broken: number;
+  /** Idle past `idleTimeout`. */
+  idle: number;
+  /** Past `maxLifetime`. */
+  lifetime: number;
+  /** Beyond `maxSize` on return (`maxOverflow`, or after a shrinking `resize`). */
+  overflow: number;
+  /** By `evictAll()`. */
+  evicted: number;
+  /** By `lease.discard()`. */
+  discarded: number;
+  /** By closing the pool or its manager. */
+  closed: number;
+}
+
 /** A snapshot of a pool's state and counters. */
 export interface PoolStats {
   name: string;
-  /** `pool.max_size`. */
+  /** `pool.max_size` now. */
   maxSize: number;
+  /** `pool.min_idle` now. */
+  minIdle: number;
+  /** `pool.max_overflow`. */
+  maxOverflow: number;
   /** Open connections plus connects in flight. */
   size: number;
   /** Idle connections. */
@@ -104,36 +175,61 @@ export interface PoolStats {
   connecting: number;
   /** Connections opened, ever. */
   createdTotal: number;
-  /** Connections closed, ever. */
+  /** Connections closed, ever (the sum of `closedBy`). */
   closedTotal: number;
-  /** Successful acquires. */
+  /** Connections closed, by reason. */
+  closedBy: ClosedBy;
+  /** Successful acquires (`acquiredDirectTotal + acquiredWaitedTotal`). */
   acquiredTotal: number;
+  /** Acquires served at once from an idle connection. */
+  acquiredDirectTotal: number;
+  /** Acquires that waited in line. */
+  acquiredWaitedTotal: number;
   /** Acquires that timed out. */
   timedOutTotal: number;
   /** Acquires rejected because the wait queue was full. */
   rejectedTotal: number;
   /** Connect attempts that failed. */
   connectFailedTotal: number;
+  /** Checks or probes that failed (the connection was closed as broken). */
+  probeFailedTotal: number;
 }
+
+/** What a built-in socket pool's leases hold (`Lease<Socket>` has no `obj`). */
+export type Socket = { readonly __switchboardSocket: unique symbol };
 
 /**
  * One checked-out connection. Return it with `release()` (or `discard()` after an error
  * on it). A lease that is garbage-collected unreleased returns its connection. After
- * release, `fd`, `read()` and `write()` fail with SB_FAILED_PRECONDITION.
+ * release, `fd`, `obj`, `read()` and `write()` fail with SB_FAILED_PRECONDITION.
+ * `T` is the object type of a custom pool, `Socket` for built-in sockets.
  */
-export declare class Lease {
+export declare class Lease<T = Socket> {
   private constructor();
   /** The connection's id, unique within its pool and never reused. */
   readonly id: number;
-  /** The raw file descriptor (blocking mode while leased). Throws once released. */
+  /**
+   * The raw file descriptor (blocking mode while leased). Throws once released, and
+   * (SB_FAILED_PRECONDITION) for a custom pool's lease.
+   */
   readonly fd: number;
+  /**
+   * A custom pool's object, made by its `connect`. Throws once released, and
+   * (SB_FAILED_PRECONDITION) for a built-in socket.
+   */
+  readonly obj: T;
+  /** Same as `obj`. */
+  readonly value: T;
   /** The name of the pool it came from. */
   readonly poolName: string;
   /** The pool it came from. */
-  readonly pool: Pool;
+  readonly pool: Pool<T>;
   /** Whether the lease was released or discarded. */
   readonly released: boolean;
-  /** Writes all of `data` (strings as UTF-8). One read or write at a time per lease. */
+  /**
+   * Writes all of `data` (strings as UTF-8). One read or write at a time per lease.
+   * Built-in sockets only; rejects with SB_FAILED_PRECONDITION on a custom lease.
+   */
   write(data: Buffer | Uint8Array | string): Promise<void>;
   /**
    * Reads up to `size` bytes (default 65536) once at least one is available. An empty
@@ -155,7 +251,7 @@ export declare class Lease {
 }
 
 /** A pool of connections to one target, created by `manager.pool()`. */
-export declare class Pool {
+export declare class Pool<T = Socket> {
   private constructor();
   /** The pool's name. */
   readonly name: string;
@@ -168,13 +264,27 @@ export declare class Pool {
    * up to `timeout`. Rejects with SB_TIMEOUT, SB_UNAVAILABLE (endpoint down, closed),
    * SB_IO or SB_RESOURCE_EXHAUSTED.
    */
-  acquire(options?: AcquireOptions): Promise<Lease>;
-  /** An idle connection if one is ready now, else `null`. Synchronous; never waits. */
-  tryAcquire(): Lease | null;
+  acquire(options?: AcquireOptions): Promise<Lease<T>>;
+  /**
+   * An idle connection if one is ready now, else `null`. Synchronous; never waits and
+   * never checks (one idle past `validateAfter` is left for `acquire()`).
+   */
+  tryAcquire(): Lease<T> | null;
   /** Acquires, runs `fn(lease)`, and releases the lease when `fn` settles. */
-  withLease<T>(fn: (lease: Lease) => T | Promise<T>, options?: AcquireOptions): Promise<T>;
+  withLease<R>(fn: (lease: Lease<T>) => R | Promise<R>, options?: AcquireOptions): Promise<R>;
   /** A snapshot of the pool's state and counters. */
   stats(): PoolStats;
+  /**
+   * Changes `maxSize` and `minIdle` (default 0) on the live pool without dropping
+   * leases. Throws SB_INVALID_ARGUMENT for sizes the pool does not accept.
+   */
+  resize(maxSize: number, minIdle?: number): void;
+  /** Closes every idle connection now and every leased one when it comes back. */
+  evictAll(): void;
+  /** Opens connections until `minIdle` are idle (or `maxSize` is reached); resolves with how many it opened. */
+  warm(): Promise<number>;
+  /** Runs one pass of the background upkeep now (the pool also runs it on its own). */
+  runUpkeep(): Promise<void>;
   /** Closes the pool; waiters fail with SB_UNAVAILABLE. Safe to call twice. */
   close(): void;
 }
@@ -186,7 +296,12 @@ export declare class Pool {
 export declare class Manager {
   constructor(options?: ManagerOptions);
   /** Creates a pool named `name` (unique in this manager) to `target` (`tcp://host:port`). */
-  pool(name: string, target: string, options?: PoolOptions): Pool;
+  pool(name: string, target: string, options?: PoolOptions): Pool<Socket>;
+  /**
+   * Creates a custom pool: its connections are the objects `connect` makes for
+   * `target` (any string, given to `connect`); see `ConnectorCallbacks`.
+   */
+  pool<T>(name: string, target: string, options: CustomPoolOptions<T>): Pool<T>;
   /** Whether `close()` has been called. */
   readonly closed: boolean;
   /**

@@ -47,6 +47,23 @@ function describe(value) {
   return typeof value === 'string' ? JSON.stringify(value) : typeof value;
 }
 
+/**
+ * Bytes as the core's text form with C escapes (`\r`, `\n`, `\t`, `\\`, `\xNN`), so that a
+ * Buffer can be given for `probeSend` / `probeExpect`.
+ */
+function escapeBytes(bytes) {
+  let out = '';
+  for (const b of bytes) {
+    if (b === 0x5c) out += '\\\\';
+    else if (b === 0x0d) out += '\\r';
+    else if (b === 0x0a) out += '\\n';
+    else if (b === 0x09) out += '\\t';
+    else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
+    else out += `\\x${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
 /** Options object → { key: string } for the core's Config, which validates keys and values. */
 function configFrom(options, what) {
   if (options === undefined || options === null) return undefined;
@@ -67,8 +84,14 @@ function configFrom(options, what) {
       case 'boolean':
         out[key] = value ? 'true' : 'false';
         break;
+      case 'object':
+        if (value instanceof Uint8Array) {
+          out[key] = escapeBytes(value);
+          break;
+        }
+      // falls through
       default:
-        throw invalid(`${key} must be a number, a string or a boolean, got ${describe(value)}`);
+        throw invalid(`${key} must be a number, a string, a boolean or a Buffer, got ${describe(value)}`);
     }
   }
   return out;
@@ -87,6 +110,130 @@ function checkString(value, what) {
   return value;
 }
 
+// ---- custom connectors -------------------------------------------------------------
+//
+// A custom pool's connections are the program's own JS values. They stay on the JS
+// thread in a Map keyed by a number; the native pool only holds the numbers. The
+// native side calls `dispatch(kind, endpoint, id, token)` on the JS thread through a
+// weak threadsafe function; connect and check answer with `native.settleCall(token, ...)`.
+
+const CONNECT = 0;
+const CHECK = 1;
+const CLOSE = 2;
+const BARRIER = 3;
+const kFlush = Symbol('flush');
+const kRelease = Symbol('release');
+/** How long `manager.close()` waits for the last queued close callbacks. */
+const FLUSH_LIMIT_MS = 5000;
+const barriers = new Map();
+let nextBarrier = 1;
+
+function messageOf(err) {
+  if (err instanceof Error) return err.message;
+  try {
+    return String(err);
+  } catch {
+    return 'a value that cannot be shown';
+  }
+}
+
+function callbackError(pool, what, err) {
+  const code = err && KNOWN_CODES.has(err.code) ? err.code : ErrorCode.Unavailable;
+  return [code, `pool ${JSON.stringify(pool)}: the ${what} callback failed: ${messageOf(err)}`];
+}
+
+function warnCallback(pool, what, err) {
+  process.emitWarning(`pool ${JSON.stringify(pool)}: the ${what} callback threw: ${messageOf(err)}`, {
+    code: 'SWITCHBOARD_CALLBACK',
+  });
+}
+
+/** Calls `fn(arg)` and returns a promise of its result, whether it returns or throws. */
+function promiseOf(fn, arg) {
+  try {
+    return Promise.resolve(fn(arg));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function makeDispatch(name, { connect, check, close }, objects) {
+  let nextId = 1;
+  const closeObject = (id) => {
+    if (!objects.has(id)) return;
+    const obj = objects.get(id);
+    objects.delete(id);
+    if (close) promiseOf(close, obj).catch((err) => warnCallback(name, 'close', err));
+  };
+  const settle = (token, ok, id, err, what) => {
+    if (ok) return native.settleCall(token, true, id, null, null);
+    const [code, message] = callbackError(name, what, err);
+    return native.settleCall(token, false, 0, code, message);
+  };
+  return function dispatch(kind, endpoint, id, token) {
+    try {
+      switch (kind) {
+        case CONNECT:
+          promiseOf(connect, endpoint).then(
+            (obj) => {
+              const newId = nextId++;
+              objects.set(newId, obj);
+              // Nobody waits any more (cancelled, timed out, closed): let it go.
+              if (!settle(token, true, newId)) closeObject(newId);
+            },
+            (err) => settle(token, false, 0, err, 'connect'),
+          ).catch((err) => warnCallback(name, 'connect', err));
+          break;
+        case CHECK:
+          if (!objects.has(id)) {
+            settle(token, false, 0, new Error(`object ${id} is unknown`), 'check');
+            break;
+          }
+          promiseOf(check, objects.get(id)).then(
+            (ok) => {
+              if (ok === false) settle(token, false, 0, new Error('it returned false'), 'check');
+              else settle(token, true, 0);
+            },
+            (err) => settle(token, false, 0, err, 'check'),
+          ).catch((err) => warnCallback(name, 'check', err));
+          break;
+        case CLOSE:
+          closeObject(id);
+          break;
+        case BARRIER: {
+          const done = barriers.get(token);
+          barriers.delete(token);
+          if (done) done();
+          break;
+        }
+        default:
+          break;
+      }
+    } catch (err) {
+      // Nothing may be thrown back into the native caller.
+      warnCallback(name, 'dispatch', err);
+    }
+  };
+}
+
+/** Splits pool options into the program's callbacks and configuration keys. */
+function splitCallbacks(options) {
+  if (options === undefined || options === null || typeof options !== 'object' || Array.isArray(options)) {
+    return [null, options];
+  }
+  const { connect, check, close, ...rest } = options;
+  if (connect === undefined && check === undefined && close === undefined) return [null, options];
+  if (typeof connect !== 'function') {
+    throw invalid(`pool option connect must be a function (endpoint) => object, got ${describe(connect)}`);
+  }
+  for (const [what, fn] of [['check', check], ['close', close]]) {
+    if (fn !== undefined && fn !== null && typeof fn !== 'function') {
+      throw invalid(`pool option ${what} must be a function, got ${describe(fn)}`);
+    }
+  }
+  return [{ connect, check: check ?? null, close: close ?? null }, rest];
+}
+
 /**
  * One checked-out connection. Return it with `release()` (or `discard()` after an
  * error on it); a lease that is garbage-collected unreleased returns its connection.
@@ -94,10 +241,13 @@ function checkString(value, what) {
 class Lease {
   #native;
   #pool;
+  #objects;
 
   /** @internal */
-  constructor(nativeLease, pool) {
+  constructor(nativeLease, pool, objects) {
     this.#native = nativeLease;
+    // A custom pool's objects by id (null for built-in sockets).
+    this.#objects = objects;
     // Keeps the pool, and through it the manager and its runtime, alive while the
     // lease is reachable.
     this.#pool = pool;
@@ -113,9 +263,26 @@ class Lease {
     return this.#native.id;
   }
 
-  /** The raw file descriptor (blocking mode while leased); throws once released. */
+  /**
+   * The raw file descriptor (blocking mode while leased); throws once released, and
+   * for a custom pool's lease.
+   */
   get fd() {
     return this.#native.fd;
+  }
+
+  /**
+   * A custom pool's object (what its `connect` made); throws SB_FAILED_PRECONDITION
+   * once released, and for a built-in socket.
+   */
+  get obj() {
+    const id = this.#native.customId;
+    return this.#objects === null ? undefined : this.#objects.get(id);
+  }
+
+  /** Same as `obj`. */
+  get value() {
+    return this.obj;
   }
 
   /** The name of the pool it came from. */
@@ -182,10 +349,12 @@ if (typeof Symbol.asyncDispose === 'symbol') {
 class Pool {
   #native;
   #manager;
+  #objects;
 
   /** @internal */
-  constructor(nativePool, manager) {
+  constructor(nativePool, manager, objects) {
     this.#native = nativePool;
+    this.#objects = objects;
     // Keeps the manager (and its runtime) alive as long as the pool is reachable.
     this.#manager = manager;
   }
@@ -226,13 +395,13 @@ class Pool {
     }
     // An idle connection comes back at once as a native lease; otherwise a promise.
     const got = this.#native.acquire(timeout, priority);
-    return new Lease(got instanceof native.NativeLease ? got : await got, this);
+    return new Lease(got instanceof native.NativeLease ? got : await got, this, this.#objects);
   }
 
   /** An idle connection if one is ready now, else `null`. Synchronous; never waits. */
   tryAcquire() {
     const got = this.#native.tryAcquire();
-    return got === null || got === undefined ? null : new Lease(got, this);
+    return got === null || got === undefined ? null : new Lease(got, this, this.#objects);
   }
 
   /**
@@ -249,9 +418,41 @@ class Pool {
     }
   }
 
-  /** A snapshot of the pool's state and counters. */
+  /** A snapshot of the pool's state and counters (`closedBy` counts closes by reason). */
   stats() {
     return this.#native.stats();
+  }
+
+  /**
+   * Changes `maxSize` and `minIdle` on the live pool without dropping leases: growing
+   * lets waiters in at once; shrinking closes surplus idle connections now and surplus
+   * leased ones when they come back.
+   */
+  resize(maxSize, minIdle = 0) {
+    for (const [what, v] of [['maxSize', maxSize], ['minIdle', minIdle]]) {
+      if (!Number.isInteger(v) || v < 0) {
+        throw invalid(`resize() ${what} must be a non-negative integer, got ${typeof v === 'number' ? v : describe(v)}`);
+      }
+    }
+    this.#native.resize(maxSize, minIdle);
+  }
+
+  /** Closes every idle connection now and every leased one when it comes back. */
+  evictAll() {
+    this.#native.evictAll();
+  }
+
+  /** Opens connections until `minIdle` are idle (or `maxSize` is reached); resolves with how many it opened. */
+  async warm() {
+    return this.#native.warm();
+  }
+
+  /**
+   * Runs one pass of the background upkeep now (idle timeout, lifetime, checks of idle
+   * connections, refilling `minIdle`); the pool also runs it on its own.
+   */
+  async runUpkeep() {
+    return this.#native.runUpkeep();
   }
 
   /**
@@ -260,6 +461,29 @@ class Pool {
    */
   close() {
     this.#native.close();
+  }
+
+  /** @internal Resolves once every callback queued so far has run on the JS thread. */
+  [kFlush]() {
+    return new Promise((resolve) => {
+      const token = nextBarrier++;
+      const timer = setTimeout(() => {
+        barriers.delete(token);
+        resolve();
+      }, FLUSH_LIMIT_MS);
+      // This timer (not unref'd) keeps Node alive until the barrier arrives through the
+      // weak threadsafe function, which alone would not.
+      barriers.set(token, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (!this.#native.flush(token)) barriers.get(token)();
+    });
+  }
+
+  /** @internal No callback of this pool runs afterwards. */
+  [kRelease]() {
+    this.#native.releaseCallbacks();
   }
 }
 
@@ -270,6 +494,7 @@ class Pool {
 class Manager {
   #native;
   #closing = null;
+  #customPools = [];
 
   /**
    * @param options configuration keys in any natural spelling:
@@ -287,8 +512,14 @@ class Manager {
   pool(name, target, options) {
     checkString(name, 'pool name');
     checkString(target, 'pool target');
-    const cfg = configFrom(options, 'pool options');
-    return new Pool(this.#native.pool(name, target, cfg), this);
+    const [callbacks, rest] = splitCallbacks(options);
+    const cfg = configFrom(rest, 'pool options');
+    if (callbacks === null) return new Pool(this.#native.pool(name, target, cfg), this, null);
+    const objects = new Map();
+    const dispatch = makeDispatch(name, callbacks, objects);
+    const pool = new Pool(this.#native.pool(name, target, cfg, dispatch, callbacks.check !== null), this, objects);
+    this.#customPools.push(pool);
+    return pool;
   }
 
   /** Whether `close()` has been called. */
@@ -303,11 +534,24 @@ class Manager {
    */
   close(timeout) {
     if (this.#closing === null) {
+      let closing;
       try {
-        this.#closing = this.#native.close(durationFrom(timeout, 'close timeout'));
+        closing = this.#native.close(durationFrom(timeout, 'close timeout'));
       } catch (err) {
         return Promise.reject(err);
       }
+      // Then let the close callbacks queued by the closing run, and release the
+      // custom pools' threadsafe functions.
+      const pools = this.#customPools;
+      this.#customPools = [];
+      const finish = async () => {
+        await Promise.all(pools.map((p) => p[kFlush]()));
+        for (const p of pools) p[kRelease]();
+      };
+      this.#closing = closing.then(finish, async (err) => {
+        await finish();
+        throw err;
+      });
     }
     return this.#closing;
   }

@@ -23,13 +23,20 @@ use napi::Env;
 use napi::bindgen_prelude::{Buffer, Object};
 use napi_derive::napi;
 use switchboard_core::runtime::RuntimeShared;
-use switchboard_core::{Code, Error, Lease, TcpConnector};
+use switchboard_core::{AnyConnector, Code, Error, Lease};
 use tokio::sync::oneshot;
 
-use crate::error::{Result, guard, sb_error};
+use crate::error::{Result, guard, sb_error, to_napi};
 use crate::settle::Settle;
 
-type CoreLease = Lease<TcpConnector>;
+type CoreLease = Lease<AnyConnector<u64>>;
+
+/// What the lease holds: a built-in socket's fd, or the id of the program's object in
+/// `index.js`'s map; the other kind's accessor fails with core's message.
+enum Kind {
+    Socket(i32),
+    Custom(u64),
+}
 
 /// The largest `read(n)`: one buffer of this size is allocated per read.
 const MAX_READ: u32 = 64 * 1024 * 1024;
@@ -145,14 +152,17 @@ pub struct NativeLease {
     state: Arc<Mutex<State>>,
     rt: Arc<RuntimeShared>,
     id: u64,
-    fd: i32,
+    kind: Kind,
     pool_name: String,
 }
 
 impl NativeLease {
     pub fn new(lease: CoreLease, rt: Arc<RuntimeShared>) -> Self {
         let id = lease.id();
-        let fd = lease.fd();
+        let kind = match lease.custom() {
+            Ok(&obj) => Kind::Custom(obj),
+            Err(_) => Kind::Socket(lease.socket().map_or(-1, |s| s.fd())),
+        };
         let pool_name = lease.pool_name().to_string();
         NativeLease {
             state: Arc::new(Mutex::new(State {
@@ -161,13 +171,30 @@ impl NativeLease {
             })),
             rt,
             id,
-            fd,
+            kind,
             pool_name,
         }
     }
 
+    /// Core's error for using a custom lease as a socket, or the reverse.
+    fn wrong_kind(&self, want_socket: bool) -> Option<napi::Error<crate::SbStatus>> {
+        let s = lock(&self.state);
+        let lease = s.lease.as_ref()?;
+        let r = if want_socket {
+            lease.socket().err()
+        } else {
+            lease.custom().err()
+        };
+        r.map(to_napi)
+    }
+
     /// Takes the lease out for one call.
     fn begin(&self) -> Result<(Op, oneshot::Receiver<()>)> {
+        if matches!(self.kind, Kind::Custom(_))
+            && let Some(e) = self.wrong_kind(true)
+        {
+            return Err(e);
+        }
         let mut s = lock(&self.state);
         if let Some(g) = s.gone {
             return Err(g.error());
@@ -230,13 +257,40 @@ impl NativeLease {
         self.pool_name.clone()
     }
 
-    /// The raw file descriptor; throws SB_FAILED_PRECONDITION once released.
+    /// The raw file descriptor; throws SB_FAILED_PRECONDITION once released, or for
+    /// a custom connection.
     #[napi(getter)]
     pub fn fd(&self) -> Result<i32> {
-        match lock(&self.state).gone {
-            Some(g) => Err(g.error()),
-            None => Ok(self.fd),
+        if let Some(g) = lock(&self.state).gone {
+            return Err(g.error());
         }
+        match self.kind {
+            Kind::Socket(fd) => Ok(fd),
+            Kind::Custom(_) => Err(self
+                .wrong_kind(true)
+                .unwrap_or_else(|| Gone::Released.error())),
+        }
+    }
+
+    /// The id of the program's object (custom pools); throws SB_FAILED_PRECONDITION
+    /// once released, or for a built-in socket.
+    #[napi(getter)]
+    pub fn custom_id(&self) -> Result<f64> {
+        if let Some(g) = lock(&self.state).gone {
+            return Err(g.error());
+        }
+        match self.kind {
+            Kind::Custom(id) => Ok(id as f64),
+            Kind::Socket(_) => Err(self
+                .wrong_kind(false)
+                .unwrap_or_else(|| Gone::Released.error())),
+        }
+    }
+
+    /// Whether the lease holds the program's object rather than a socket.
+    #[napi(getter)]
+    pub fn is_custom(&self) -> bool {
+        matches!(self.kind, Kind::Custom(_))
     }
 
     /// Whether the lease was released, discarded or interrupted.
@@ -262,8 +316,9 @@ impl NativeLease {
             // If the task cannot be spawned (manager closed) it is dropped unrun: the op
             // closes the connection and the settling half rejects with SB_UNAVAILABLE.
             let _ = self.rt.spawn(async move {
-                let r = match op.lease.as_deref() {
-                    Some(sock) => tokio::select! {
+                let r = match op.lease.as_deref().map(|c| c.socket()) {
+                    Some(Err(e)) => Some(Err(e)),
+                    Some(Ok(sock)) => tokio::select! {
                         r = sock.write_all_async(&bytes) => Some(r),
                         () = cancelled(&mut cancel) => None,
                     },
@@ -300,8 +355,9 @@ impl NativeLease {
                 }
             };
             let _ = self.rt.spawn(async move {
-                let r = match op.lease.as_deref() {
-                    Some(sock) => tokio::select! {
+                let r = match op.lease.as_deref().map(|c| c.socket()) {
+                    Some(Err(e)) => Some(Err(e)),
+                    Some(Ok(sock)) => tokio::select! {
                         r = sock.read_async(max as usize) => Some(r),
                         () = cancelled(&mut cancel) => None,
                     },

@@ -8,6 +8,7 @@
 //! The native classes are private (`NativeManager`, `NativePool`, `NativeLease`);
 //! `index.js` wraps them in the public `Manager`, `Pool` and `Lease` classes.
 
+mod custom;
 mod error;
 mod lease;
 mod manager;
@@ -16,6 +17,7 @@ mod settle;
 
 use napi_derive::napi;
 
+pub use custom::settle_call;
 pub use error::SbStatus;
 
 /// The library version (core's Cargo version).

@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use napi::Env;
-use napi::bindgen_prelude::Object;
+use napi::bindgen_prelude::{Function, Object};
 use napi_derive::napi;
 use switchboard_core::config::parse_duration;
 use switchboard_core::{Code, Config, Error, Manager};
 
+use crate::custom::{Bridge, DispatchArgs};
 use crate::error::{Result, guard, sb_error, to_napi};
 use crate::pool::NativePool;
 use crate::settle::Settle;
@@ -74,21 +75,40 @@ impl NativeManager {
         })
     }
 
-    /// Creates a pool; `options` keys default to the `pool` section.
+    /// Creates a pool; `options` keys default to the `pool` section. With `dispatch`
+    /// (written by `index.js`, see `custom.rs`) the pool's connections are the
+    /// program's objects, made by its callbacks; `has_check` says whether it has one.
     #[napi]
     pub fn pool(
         &self,
         name: String,
         target: String,
         options: Option<HashMap<String, String>>,
+        dispatch: Option<Function<'_, DispatchArgs, ()>>,
+        has_check: Option<bool>,
     ) -> Result<NativePool> {
         guard(|| {
             let cfg = config_from(options, "pool")?;
-            let pool = self
-                .manager()?
-                .pool(&name, &target, &cfg)
-                .map_err(to_napi)?;
-            Ok(NativePool::new(pool))
+            let manager = self.manager()?;
+            let bridge = match &dispatch {
+                Some(f) => Some(Bridge::new(f, &name)?),
+                None => None,
+            };
+            let connector = bridge
+                .as_ref()
+                .map(|b| b.connector(has_check.unwrap_or(false)));
+            let pool = manager
+                .pool_any(&name, &target, &cfg, connector)
+                .map_err(to_napi);
+            match pool {
+                Ok(pool) => Ok(NativePool::new(pool, bridge)),
+                Err(e) => {
+                    if let Some(b) = bridge {
+                        b.release();
+                    }
+                    Err(e)
+                }
+            }
         })
     }
 

@@ -1,22 +1,51 @@
-//! `NativePool`: one pool of built-in TCP connections.
+//! `NativePool`: one pool of built-in sockets or of the program's own objects.
+
+use std::sync::Arc;
 
 use napi::Env;
 use napi::bindgen_prelude::{Either, Object};
 use napi_derive::napi;
-use switchboard_core::{AcquireOptions, Pool, TcpConnector};
+use switchboard_core::{AcquireOptions, AnyConnector, Pool};
 
-use crate::error::{Result, guard, to_napi};
+use crate::custom::Bridge;
+use crate::error::{Result, guard, sb_error, to_napi};
 use crate::lease::NativeLease;
 use crate::manager::duration;
 use crate::settle::Settle;
+
+/// The pool type for both kinds: custom connections are ids into `index.js`'s map.
+pub type CorePool = Pool<AnyConnector<u64>>;
+
+/// Connections closed, by reason (core's `ClosedByReason`).
+#[napi(object)]
+pub struct ClosedBy {
+    /// Found dead on checkout, or a failed check/probe.
+    pub broken: f64,
+    /// Idle past `pool.idle_timeout`.
+    pub idle: f64,
+    /// Past `pool.max_lifetime`.
+    pub lifetime: f64,
+    /// Beyond `max_size` on return (`pool.max_overflow`, or after a shrinking resize).
+    pub overflow: f64,
+    /// By `evictAll()`.
+    pub evicted: f64,
+    /// By `lease.discard()`.
+    pub discarded: f64,
+    /// By closing the pool or manager.
+    pub closed: f64,
+}
 
 /// A snapshot of a pool's state and counters (core's `PoolStats`, camelCase in JS).
 #[napi(object)]
 pub struct PoolStats {
     /// The pool's name.
     pub name: String,
-    /// `pool.max_size`.
+    /// `pool.max_size` now.
     pub max_size: u32,
+    /// `pool.min_idle` now.
+    pub min_idle: u32,
+    /// `pool.max_overflow`.
+    pub max_overflow: u32,
     /// Open connections plus connects in flight.
     pub size: u32,
     /// Idle connections.
@@ -29,16 +58,24 @@ pub struct PoolStats {
     pub connecting: u32,
     /// Connections opened, ever.
     pub created_total: f64,
-    /// Connections closed, ever.
+    /// Connections closed, ever (the sum of `closedBy`).
     pub closed_total: f64,
-    /// Successful acquires.
+    /// Connections closed, by reason.
+    pub closed_by: ClosedBy,
+    /// Successful acquires (`acquiredDirectTotal + acquiredWaitedTotal`).
     pub acquired_total: f64,
+    /// Acquires served at once from an idle connection.
+    pub acquired_direct_total: f64,
+    /// Acquires that waited in line.
+    pub acquired_waited_total: f64,
     /// Acquires that timed out.
     pub timed_out_total: f64,
     /// Acquires rejected because the wait queue was full.
     pub rejected_total: f64,
     /// Connect attempts that failed.
     pub connect_failed_total: f64,
+    /// Checks or probes that failed (the connection was closed as broken).
+    pub probe_failed_total: f64,
 }
 
 fn n32(n: usize) -> u32 {
@@ -48,12 +85,24 @@ fn n32(n: usize) -> u32 {
 /// The native pool.
 #[napi]
 pub struct NativePool {
-    pool: Pool<TcpConnector>,
+    pool: CorePool,
+    /// The way into JS of a custom pool's callbacks.
+    bridge: Option<Arc<Bridge>>,
 }
 
 impl NativePool {
-    pub fn new(pool: Pool<TcpConnector>) -> Self {
-        NativePool { pool }
+    pub fn new(pool: CorePool, bridge: Option<Arc<Bridge>>) -> Self {
+        NativePool { pool, bridge }
+    }
+
+    /// `try_acquire` that never blocks the JS thread: a connection idle past
+    /// `validate_after` is not checked here (a custom check runs on this very thread,
+    /// which would wait for itself) but left for `acquire`, which checks it on the
+    /// runtime. Entering the runtime's context is what tells core not to block.
+    fn try_acquire_now(&self) -> Result<Option<NativeLease>> {
+        let _ctx = self.pool.runtime().handle().enter();
+        let lease = self.pool.try_acquire().map_err(to_napi)?;
+        Ok(lease.map(|l| NativeLease::new(l, self.pool.runtime().clone())))
     }
 }
 
@@ -87,10 +136,7 @@ impl NativePool {
     /// connects, never enters the runtime.
     #[napi]
     pub fn try_acquire(&self) -> Result<Option<NativeLease>> {
-        guard(|| {
-            let lease = self.pool.try_acquire().map_err(to_napi)?;
-            Ok(lease.map(|l| NativeLease::new(l, self.pool.runtime().clone())))
-        })
+        guard(|| self.try_acquire_now())
     }
 
     /// Acquires a connection: an idle one at once (returned as a `NativeLease`, no
@@ -105,11 +151,8 @@ impl NativePool {
     ) -> Result<Either<NativeLease, Object<'env>>> {
         guard(|| {
             let opts = acquire_options(timeout, priority)?;
-            if let Some(lease) = self.pool.try_acquire().map_err(to_napi)? {
-                return Ok(Either::A(NativeLease::new(
-                    lease,
-                    self.pool.runtime().clone(),
-                )));
+            if let Some(lease) = self.try_acquire_now()? {
+                return Ok(Either::A(lease));
             }
             let (settle, promise) = Settle::<NativeLease>::new(env)?;
             let pool = self.pool.clone();
@@ -118,7 +161,7 @@ impl NativePool {
             // If the task cannot be spawned (manager closed) it is dropped unrun, and
             // the settling half with it, which rejects the promise with SB_UNAVAILABLE.
             let _ = rt.spawn(async move {
-                let r = pool.acquire_with(opts).await;
+                let r = pool.acquire_on_runtime(opts).await;
                 // If the promise's value is never used, the lease object's finalizer
                 // returns the connection.
                 settle.settle(r, move |_, lease| NativeLease::new(lease, task_rt));
@@ -134,6 +177,8 @@ impl NativePool {
         PoolStats {
             name: s.name,
             max_size: n32(s.max_size),
+            min_idle: n32(s.min_idle),
+            max_overflow: n32(s.max_overflow),
             size: n32(s.size),
             idle: n32(s.idle),
             leased: n32(s.leased),
@@ -141,10 +186,87 @@ impl NativePool {
             connecting: n32(s.connecting),
             created_total: s.created_total as f64,
             closed_total: s.closed_total as f64,
+            closed_by: ClosedBy {
+                broken: s.closed_by.broken as f64,
+                idle: s.closed_by.idle as f64,
+                lifetime: s.closed_by.lifetime as f64,
+                overflow: s.closed_by.overflow as f64,
+                evicted: s.closed_by.evicted as f64,
+                discarded: s.closed_by.discarded as f64,
+                closed: s.closed_by.closed as f64,
+            },
             acquired_total: s.acquired_total as f64,
+            acquired_direct_total: s.acquired_direct_total as f64,
+            acquired_waited_total: s.acquired_waited_total as f64,
             timed_out_total: s.timed_out_total as f64,
             rejected_total: s.rejected_total as f64,
             connect_failed_total: s.connect_failed_total as f64,
+            probe_failed_total: s.probe_failed_total as f64,
+        }
+    }
+
+    /// Changes `max_size` and `min_idle` on the live pool without dropping leases.
+    #[napi]
+    pub fn resize(&self, max_size: f64, min_idle: f64) -> Result<()> {
+        guard(|| {
+            let max = whole("resize() maxSize", max_size)?;
+            let min = whole("resize() minIdle", min_idle)?;
+            self.pool.resize(max, min).map_err(to_napi)
+        })
+    }
+
+    /// Closes idle connections now and leased ones when they come back.
+    #[napi]
+    pub fn evict_all(&self) -> Result<()> {
+        guard(|| {
+            self.pool.evict_all();
+            Ok(())
+        })
+    }
+
+    /// Opens connections up to `min_idle`; resolves with how many it opened.
+    #[napi]
+    pub fn warm<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        guard(|| {
+            let (settle, promise) = Settle::<u32>::new(env)?;
+            let pool = self.pool.clone();
+            let _ = self.pool.runtime().spawn(async move {
+                let r = pool.warm().await;
+                settle.settle(r, |_, n| n32(n));
+            });
+            Ok(promise)
+        })
+    }
+
+    /// Runs one pass of the background upkeep now; resolves when it is done.
+    #[napi]
+    pub fn run_upkeep<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        guard(|| {
+            let (settle, promise) = Settle::<()>::new(env)?;
+            let pool = self.pool.clone();
+            let _ = self.pool.runtime().spawn(async move {
+                pool.run_upkeep().await;
+                settle.resolve(|_| ());
+            });
+            Ok(promise)
+        })
+    }
+
+    /// Custom pools: queues a barrier call with `token` behind every callback queued so
+    /// far; false when there is nothing to wait for (a built-in pool, or released).
+    #[napi]
+    pub fn flush(&self, token: f64) -> bool {
+        match &self.bridge {
+            Some(b) if token >= 1.0 && token.fract() == 0.0 => b.flush(token as u64),
+            _ => false,
+        }
+    }
+
+    /// Custom pools: releases the threadsafe function; no callback runs afterwards.
+    #[napi]
+    pub fn release_callbacks(&self) {
+        if let Some(b) = &self.bridge {
+            b.release();
         }
     }
 
@@ -153,5 +275,17 @@ impl NativePool {
     #[napi]
     pub fn close(&self) {
         self.pool.close();
+    }
+}
+
+/// A non-negative whole number from JS as usize.
+fn whole(what: &str, v: f64) -> Result<usize> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 1e15 {
+        Ok(v as usize)
+    } else {
+        Err(sb_error(
+            switchboard_core::Code::InvalidArgument,
+            format!("{what} must be a non-negative integer, got {v}"),
+        ))
     }
 }
