@@ -10,9 +10,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyMemoryView, PyString};
-use switchboard_core::{Error, Lease, Socket, TcpConnector};
+use switchboard_core::{Error, Socket};
 
 use crate::config;
+use crate::custom::CoreLease;
 use crate::errors::OrRaise;
 
 /// The most one `recv` reads at once (it may always return fewer bytes than asked).
@@ -25,21 +26,22 @@ const NO_TIMEOUT: u64 = u64::MAX;
 /// garbage-collected.
 #[pyclass(frozen, name = "Lease", module = "switchboard._native")]
 pub struct PyLease {
-    lease: RwLock<Option<Lease<TcpConnector>>>,
+    lease: RwLock<Option<CoreLease>>,
     released: AtomicBool,
     /// The `settimeout` value as f64 bits, or `NO_TIMEOUT`.
     timeout_bits: AtomicU64,
     id: u64,
-    fd: i32,
+    /// The socket's fd, or `None` for a custom connection (the program's object).
+    fd: Option<i32>,
     pool_name: Arc<str>,
 }
 
 impl PyLease {
     /// Wraps `lease`; `pool_name` is shared with the pool (no allocation per acquire).
-    pub(crate) fn new(lease: Lease<TcpConnector>, pool_name: Arc<str>) -> Self {
+    pub(crate) fn new(lease: CoreLease, pool_name: Arc<str>) -> Self {
         PyLease {
             id: lease.id(),
-            fd: lease.fd(),
+            fd: lease.socket().ok().map(Socket::fd),
             pool_name,
             lease: RwLock::new(Some(lease)),
             released: AtomicBool::new(false),
@@ -61,7 +63,7 @@ impl PyLease {
         Ok(())
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Option<Lease<TcpConnector>>> {
+    fn read(&self) -> RwLockReadGuard<'_, Option<CoreLease>> {
         // Every update of the slot is a single `take`, so a poisoned lock is still sound.
         self.lease.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -74,7 +76,7 @@ impl PyLease {
     ) -> PyResult<T> {
         self.check(py)?;
         py.detach(|| match self.read().as_deref() {
-            Some(socket) => op(socket),
+            Some(conn) => op(conn.socket()?),
             None => Err(self.released_error()),
         })
         .or_raise(py)
@@ -82,7 +84,7 @@ impl PyLease {
 
     /// Takes the core lease out, waiting (GIL released) for sends and receives in
     /// other threads to finish.
-    fn take(&self, py: Python<'_>) -> Option<Lease<TcpConnector>> {
+    fn take(&self, py: Python<'_>) -> Option<CoreLease> {
         self.released.store(true, Ordering::Release);
         let taken = match self.lease.try_write() {
             Ok(mut slot) => slot.take(),
@@ -91,16 +93,10 @@ impl PyLease {
                 py.detach(|| self.lease.write().unwrap_or_else(|p| p.into_inner()).take())
             }
         };
-        let lease = taken?;
-        if self.timeout_bits.swap(NO_TIMEOUT, Ordering::AcqRel) != NO_TIMEOUT {
-            // The timeout belongs to this lease, not to the pooled connection: the next
-            // lease of it starts blocking again. If this fails the socket is suspect.
-            if lease.set_timeout(None).is_err() {
-                lease.discard();
-                return None;
-            }
-        }
-        Some(lease)
+        // The socket's timeout belongs to this lease; the pool resets it on return
+        // (core's `recycle`), so only the value reported by gettimeout() is cleared.
+        self.timeout_bits.store(NO_TIMEOUT, Ordering::Release);
+        taken
     }
 }
 
@@ -141,7 +137,23 @@ impl PyLease {
     /// The socket's file descriptor (blocking mode while leased; stays owned by the pool).
     fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
         self.check(py)?;
-        Ok(self.fd)
+        match self.fd {
+            Some(fd) => Ok(fd),
+            None => self.io(py, |s| Ok(s.fd())),
+        }
+    }
+
+    /// The program's object, for a lease of a pool made with a `connect` callable
+    /// (raises `FailedPrecondition` for a built-in socket).
+    #[getter]
+    fn obj(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.check(py)?;
+        let slot = self.read();
+        match slot.as_deref() {
+            Some(conn) => conn.custom().map(|o| o.get(py)),
+            None => Err(self.released_error()),
+        }
+        .or_raise(py)
     }
 
     /// Sends some of `data`; returns how many bytes went.
@@ -239,11 +251,10 @@ impl PyLease {
         let pool = PyString::new(py, &self.pool_name).repr()?;
         Ok(if self.released() {
             format!("<switchboard.Lease pool={pool} id={} released>", self.id)
+        } else if let Some(fd) = self.fd {
+            format!("<switchboard.Lease pool={pool} id={} fd={fd}>", self.id)
         } else {
-            format!(
-                "<switchboard.Lease pool={pool} id={} fd={}>",
-                self.id, self.fd
-            )
+            format!("<switchboard.Lease pool={pool} id={} custom>", self.id)
         })
     }
 }

@@ -15,6 +15,7 @@
 use pyo3::prelude::*;
 
 mod config;
+mod custom;
 mod errors;
 mod lease;
 mod manager;

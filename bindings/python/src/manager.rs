@@ -3,7 +3,10 @@
 use pyo3::prelude::*;
 use switchboard_core::{Error, Manager};
 
+use std::sync::Arc;
+
 use crate::config;
+use crate::custom::{self, Causes};
 use crate::errors::OrRaise;
 use crate::pool::PyPool;
 
@@ -45,18 +48,42 @@ impl PyManager {
         })
     }
 
-    /// Creates a pool of built-in sockets (`config` keys default to section `pool`).
+    /// Creates a pool (`config` keys default to section `pool`): of built-in sockets,
+    /// or, with `connect`, of the objects the `connect` callable returns (checked by
+    /// `check` and closed by `close`, both optional). The callables must be synchronous;
+    /// the package wraps coroutine functions.
+    #[pyo3(signature = (name, target, config, connect=None, check=None, close=None))]
+    #[allow(clippy::too_many_arguments)]
     fn pool(
         &self,
         py: Python<'_>,
         name: String,
         target: String,
         config: Vec<(String, String)>,
+        connect: Option<Py<PyAny>>,
+        check: Option<Py<PyAny>>,
+        close: Option<Py<PyAny>>,
     ) -> PyResult<PyPool> {
         let manager = self.manager(py)?;
         let cfg = config::build(py, config, "pool")?;
-        let pool = manager.pool(&name, &target, &cfg).or_raise(py)?;
-        Ok(PyPool::new(pool, manager.clone(), target))
+        let (connector, causes) = match connect {
+            Some(connect) => {
+                let causes = Arc::new(Causes::default());
+                let c = custom::connector(connect, check, close, causes.clone());
+                (Some(c), Some(causes))
+            }
+            None if check.is_some() || close.is_some() => {
+                return Err(Error::invalid_argument(
+                    "check= and close= need connect=: they apply to the objects a connect callable makes",
+                ))
+                .or_raise(py);
+            }
+            None => (None, None),
+        };
+        let pool = manager
+            .pool_any(&name, &target, &cfg, connector)
+            .or_raise(py)?;
+        Ok(PyPool::new(pool, manager.clone(), target, causes))
     }
 
     /// Closes the manager, waiting up to `timeout` seconds for leases to come back.

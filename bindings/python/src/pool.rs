@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use switchboard_core::{AcquireOptions, Code, Error, Lease, Manager, Pool, TcpConnector};
+use switchboard_core::{AcquireOptions, Code, Error, Manager, PoolStats};
 use tokio::task::AbortHandle;
 
 use crate::config;
+use crate::custom::{Causes, CoreLease, CorePool};
 use crate::errors::{self, OrRaise};
 use crate::lease::PyLease;
 use crate::manager::drop_detached;
@@ -17,24 +18,55 @@ use crate::manager::drop_detached;
 /// The native pool. Python code uses `switchboard.Pool`, which wraps it.
 #[pyclass(frozen, name = "Pool", module = "switchboard._native")]
 pub struct PyPool {
-    pool: Pool<TcpConnector>,
+    pool: CorePool,
     /// Keeps the manager (and its runtime) alive as long as a pool of it is reachable
     /// from Python, even if the `Manager` object itself was dropped. `Option` only so
     /// that `Drop` can move it out and drop it with the GIL released.
     manager: Option<Manager>,
     target: String,
     name: Arc<str>,
+    /// For a custom pool: the Python exceptions behind recent callback failures.
+    causes: Option<Arc<Causes>>,
+    /// Whether the connector has a check (probe or check callback): then even taking an
+    /// idle connection may run it, so the GIL is released first.
+    has_check: bool,
 }
 
 impl PyPool {
-    pub(crate) fn new(pool: Pool<TcpConnector>, manager: Manager, target: String) -> Self {
+    pub(crate) fn new(
+        pool: CorePool,
+        manager: Manager,
+        target: String,
+        causes: Option<Arc<Causes>>,
+    ) -> Self {
+        use switchboard_core::Connector;
         PyPool {
             name: Arc::from(pool.name()),
+            has_check: pool.connector().has_check(),
             pool,
             manager: Some(manager),
             target,
+            causes,
         }
     }
+
+    /// `err` as a Python exception, with the callback's own exception as `__cause__`
+    /// when a custom connect or check raised it.
+    fn error(&self, py: Python<'_>, err: &Error) -> PyErr {
+        to_pyerr_with_cause(py, err, self.causes.as_deref())
+    }
+
+    fn lease(&self, lease: CoreLease) -> PyLease {
+        PyLease::new(lease, self.name.clone())
+    }
+}
+
+pub(crate) fn to_pyerr_with_cause(py: Python<'_>, err: &Error, causes: Option<&Causes>) -> PyErr {
+    let exc = errors::to_pyerr(py, err);
+    if let Some(cause) = causes.and_then(|c| c.take(py, err)) {
+        exc.set_cause(py, Some(PyErr::from_value(cause.into_bound(py))));
+    }
+    exc
 }
 
 fn options(py: Python<'_>, timeout: Option<f64>, priority: i32) -> PyResult<AcquireOptions> {
@@ -69,19 +101,31 @@ impl PyPool {
     #[pyo3(signature = (timeout=None, priority=0))]
     fn acquire(&self, py: Python<'_>, timeout: Option<f64>, priority: i32) -> PyResult<PyLease> {
         let opts = options(py, timeout, priority)?;
-        // An idle connection is handed out without waiting, so without releasing the GIL.
-        if let Some(lease) = self.pool.try_acquire().or_raise(py)? {
-            return Ok(PyLease::new(lease, self.name.clone()));
+        // An idle connection is handed out without waiting, so without releasing the
+        // GIL (unless taking it may run a probe or a Python check).
+        if !self.has_check {
+            if let Some(lease) = self.pool.try_acquire().map_err(|e| self.error(py, &e))? {
+                return Ok(self.lease(lease));
+            }
         }
         let pool = &self.pool;
-        let lease = py.detach(|| pool.acquire_blocking(opts)).or_raise(py)?;
-        Ok(PyLease::new(lease, self.name.clone()))
+        let lease = py
+            .detach(|| pool.acquire_blocking(opts))
+            .map_err(|e| self.error(py, &e))?;
+        Ok(self.lease(lease))
     }
 
-    /// An idle connection if one is ready now, else `None`. Never waits.
+    /// An idle connection if one is ready now, else `None`. Never waits for one (it
+    /// may probe or check an idle connection first, with the GIL released).
     fn try_acquire(&self, py: Python<'_>) -> PyResult<Option<PyLease>> {
-        let lease = self.pool.try_acquire().or_raise(py)?;
-        Ok(lease.map(|l| PyLease::new(l, self.name.clone())))
+        let lease = if self.has_check {
+            let pool = &self.pool;
+            py.detach(|| pool.try_acquire())
+        } else {
+            self.pool.try_acquire()
+        };
+        let lease = lease.map_err(|e| self.error(py, &e))?;
+        Ok(lease.map(|l| self.lease(l)))
     }
 
     /// Starts an acquire on the manager's runtime and returns at once. When it ends,
@@ -104,10 +148,11 @@ impl PyPool {
             callback: Some(callback),
             cancelled: cancelled.clone(),
             pool_name: self.name.clone(),
+            causes: self.causes.clone(),
         };
         let pool = self.pool.clone();
         let spawned = self.pool.runtime().spawn(async move {
-            let result = pool.acquire_with(opts).await;
+            let result = pool.acquire_on_runtime(opts).await;
             reply.send(result);
         });
         // If the runtime is closed the task was dropped unrun, and its `Reply` has
@@ -121,22 +166,68 @@ impl PyPool {
     /// A snapshot of the pool's state and counters, as a dict (the package turns it
     /// into `switchboard.PoolStats`).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.pool.stats();
-        let d = PyDict::new(py);
-        d.set_item("name", s.name)?;
-        d.set_item("max_size", s.max_size)?;
-        d.set_item("size", s.size)?;
-        d.set_item("idle", s.idle)?;
-        d.set_item("leased", s.leased)?;
-        d.set_item("waiting", s.waiting)?;
-        d.set_item("connecting", s.connecting)?;
-        d.set_item("created_total", s.created_total)?;
-        d.set_item("closed_total", s.closed_total)?;
-        d.set_item("acquired_total", s.acquired_total)?;
-        d.set_item("timed_out_total", s.timed_out_total)?;
-        d.set_item("rejected_total", s.rejected_total)?;
-        d.set_item("connect_failed_total", s.connect_failed_total)?;
-        Ok(d)
+        stats_dict(py, self.pool.stats())
+    }
+
+    /// Changes `max_size` and `min_idle` on the live pool without dropping leases.
+    #[pyo3(signature = (max_size, min_idle=0))]
+    fn resize(&self, py: Python<'_>, max_size: i64, min_idle: i64) -> PyResult<()> {
+        let size = |key: &str, v: i64| {
+            usize::try_from(v)
+                .map_err(|_| {
+                    Error::invalid_argument(format!(
+                        "pool.{key} must be a non-negative integer, got {v}"
+                    ))
+                })
+                .or_raise(py)
+        };
+        let (max_size, min_idle) = (size("max_size", max_size)?, size("min_idle", min_idle)?);
+        let pool = &self.pool;
+        py.detach(|| pool.resize(max_size, min_idle)).or_raise(py)
+    }
+
+    /// Closes idle connections now and leased ones when they come back.
+    fn evict_all(&self, py: Python<'_>) {
+        let pool = &self.pool;
+        py.detach(|| pool.evict_all());
+    }
+
+    /// Opens connections until `min_idle` are idle; returns how many it opened. Waits
+    /// on the calling thread with the GIL released.
+    fn warm(&self, py: Python<'_>) -> PyResult<usize> {
+        let pool = &self.pool;
+        py.detach(|| pool.warm_blocking())
+            .map_err(|e| self.error(py, &e))
+    }
+
+    /// Starts `warm()` on the manager's runtime; `callback(opened, None)` or
+    /// `callback(None, exception)` is called once on a runtime thread with the GIL held
+    /// (with `Unavailable` if the manager closes first).
+    fn warm_async(&self, callback: Py<PyAny>) {
+        let mut reply = WarmReply {
+            callback: Some(callback),
+            causes: self.causes.clone(),
+        };
+        let pool = self.pool.clone();
+        // If the runtime is closed the task is dropped unrun and its `WarmReply` has
+        // already reported Unavailable through the callback.
+        drop(self.pool.runtime().spawn(async move {
+            let result = pool.warm().await;
+            reply.send(result);
+        }));
+    }
+
+    /// One pass of the background upkeep now (closes idle connections past their idle
+    /// timeout or lifetime, checks idle ones, opens up to `min_idle`). GIL released.
+    fn _run_upkeep(&self, py: Python<'_>) -> PyResult<()> {
+        let pool = &self.pool;
+        py.detach(|| pool.run_upkeep_blocking()).or_raise(py)
+    }
+
+    /// Whether this pool holds the program's objects (made by a connect callable).
+    #[getter]
+    fn custom(&self) -> bool {
+        self.causes.is_some()
     }
 
     /// Closes the pool: waiters fail with Unavailable, idle connections close now and
@@ -160,29 +251,113 @@ struct Reply {
     callback: Option<Py<PyAny>>,
     cancelled: Arc<AtomicBool>,
     pool_name: Arc<str>,
+    causes: Option<Arc<Causes>>,
 }
 
 impl Reply {
-    fn send(&mut self, result: Result<Lease<TcpConnector>, Error>) {
+    fn send(&mut self, result: Result<CoreLease, Error>) {
         let Some(callback) = self.callback.take() else {
             return;
         };
         // If the interpreter is shutting down the closure is dropped unrun: the lease
         // in `result` goes back to the pool and the callback is simply forgotten.
         let pool_name = self.pool_name.clone();
+        let causes = self.causes.clone();
         let _ = Python::try_attach(move |py| {
             let args = match result {
                 Ok(lease) => match Py::new(py, PyLease::new(lease, pool_name)) {
                     Ok(obj) => (obj.into_any(), py.None()),
                     Err(e) => (py.None(), e.into_value(py).into_any()),
                 },
-                Err(err) => (py.None(), errors::exception(py, &err).unbind()),
+                Err(err) => (
+                    py.None(),
+                    to_pyerr_with_cause(py, &err, causes.as_deref())
+                        .into_value(py)
+                        .into_any(),
+                ),
             };
             if let Err(e) = callback.call1(py, args) {
                 e.write_unraisable(py, Some(callback.bind(py)));
             }
         });
     }
+}
+
+/// Delivers the result of `warm_async` to its callback, exactly once (from `Drop`
+/// with Unavailable if the runtime shuts down first).
+struct WarmReply {
+    callback: Option<Py<PyAny>>,
+    causes: Option<Arc<Causes>>,
+}
+
+impl WarmReply {
+    fn send(&mut self, result: Result<usize, Error>) {
+        let Some(callback) = self.callback.take() else {
+            return;
+        };
+        let causes = self.causes.clone();
+        let _ = Python::try_attach(move |py| {
+            let args = match result {
+                Ok(n) => match n.into_pyobject(py) {
+                    Ok(n) => (n.into_any().unbind(), py.None()),
+                    Err(never) => match never {},
+                },
+                Err(err) => (
+                    py.None(),
+                    to_pyerr_with_cause(py, &err, causes.as_deref())
+                        .into_value(py)
+                        .into_any(),
+                ),
+            };
+            if let Err(e) = callback.call1(py, args) {
+                e.write_unraisable(py, Some(callback.bind(py)));
+            }
+        });
+    }
+}
+
+impl Drop for WarmReply {
+    fn drop(&mut self) {
+        if self.callback.is_some() {
+            self.send(Err(Error::unavailable(
+                "the manager was closed while warming the pool",
+            )));
+        }
+    }
+}
+
+/// A stats snapshot as the dict `switchboard.PoolStats` is built from.
+fn stats_dict(py: Python<'_>, s: PoolStats) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("name", s.name)?;
+    d.set_item("max_size", s.max_size)?;
+    d.set_item("min_idle", s.min_idle)?;
+    d.set_item("max_overflow", s.max_overflow)?;
+    d.set_item("size", s.size)?;
+    d.set_item("idle", s.idle)?;
+    d.set_item("leased", s.leased)?;
+    d.set_item("waiting", s.waiting)?;
+    d.set_item("connecting", s.connecting)?;
+    d.set_item("created_total", s.created_total)?;
+    d.set_item("closed_total", s.closed_total)?;
+    let by = PyDict::new(py);
+    let c = s.closed_by;
+    by.set_item("broken", c.broken)?;
+    by.set_item("idle", c.idle)?;
+    by.set_item("lifetime", c.lifetime)?;
+    by.set_item("overflow", c.overflow)?;
+    by.set_item("evicted", c.evicted)?;
+    by.set_item("discarded", c.discarded)?;
+    by.set_item("closed", c.closed)?;
+    d.set_item("closed_by", by)?;
+    d.set_item("acquired_total", s.acquired_total)?;
+    d.set_item("acquired_direct_total", s.acquired_direct_total)?;
+    d.set_item("acquired_waited_total", s.acquired_waited_total)?;
+    d.set_item("timed_out_total", s.timed_out_total)?;
+    d.set_item("rejected_total", s.rejected_total)?;
+    d.set_item("connect_failed_total", s.connect_failed_total)?;
+    d.set_item("probe_failed_total", s.probe_failed_total)?;
+    Ok(d)
 }
 
 impl Drop for Reply {

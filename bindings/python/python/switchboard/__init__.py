@@ -13,7 +13,7 @@ Errors are :class:`SwitchboardError` subclasses that also extend the matching bu
 ``ConnectionError``).
 """
 
-from ._api import AcquireContext, ConfigValue, Manager, Pool, PoolStats
+from ._api import AcquireContext, ClosedBy, ConfigValue, Manager, Pool, PoolStats
 from ._errors import (
     Cancelled,
     FailedPrecondition,
@@ -33,6 +33,7 @@ __all__ = [
     "Manager",
     "Pool",
     "PoolStats",
+    "ClosedBy",
     "Lease",
     "AcquireContext",
     "ConfigValue",

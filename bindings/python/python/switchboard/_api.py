@@ -1,4 +1,5 @@
-"""The public Python API: Manager, Pool, PoolStats and the async acquire.
+"""The public Python API: Manager, Pool, PoolStats, custom connectors and the async
+acquire.
 
 Everything here translates: Python values into the string settings of the core,
 seconds into durations, and the native callback of an async acquire into an asyncio
@@ -9,21 +10,45 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import inspect
 import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Generator, Mapping, Optional, Union
+from typing import Any, Callable, Generator, Mapping, Optional, Union
 
 from . import _native
-from ._errors import InternalError, InvalidArgument, SwitchboardError
+from ._errors import InternalError, InvalidArgument, SwitchboardError, Unavailable
 from ._native import Lease
 
-__all__ = ["ConfigValue", "Manager", "Pool", "PoolStats", "AcquireContext"]
+__all__ = ["ClosedBy", "ConfigValue", "Manager", "Pool", "PoolStats", "AcquireContext"]
 
 #: A configuration value. Numbers given for durations are milliseconds (as in every
-#: language); a ``timedelta`` is converted exactly; ``bool`` becomes ``"true"``/``"false"``.
-ConfigValue = Union[str, int, float, bool, timedelta]
+#: language); a ``timedelta`` is converted exactly; ``bool`` becomes ``"true"``/``"false"``;
+#: ``bytes`` (for ``probe_send``/``probe_expect``) becomes text with C escapes.
+ConfigValue = Union[str, int, float, bool, timedelta, bytes]
+
+#: A count setting: an ``int`` (or its text).
+Count = Union[int, str]
+
+#: A duration setting: milliseconds as a number, text such as ``"250ms"``, or a ``timedelta``.
+Duration = Union[int, float, str, timedelta]
+
+_SIMPLE_ESCAPES = {0x5C: "\\\\", 0x0D: "\\r", 0x0A: "\\n", 0x09: "\\t", 0x00: "\\0"}
+
+
+def _escape_bytes(data: bytes) -> str:
+    """Bytes as the core's text form with C escapes (``b"PING\\r\\n"`` -> ``"PING\\\\r\\\\n"``)."""
+    out = []
+    for b in data:
+        if b in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[b])
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append(f"\\x{b:02x}")
+    return "".join(out)
 
 #: A timeout argument: seconds (``float``/``int``), a ``timedelta``, or ``None``.
 Seconds = Union[float, timedelta, None]
@@ -41,8 +66,10 @@ def _config_value(key: str, value: object) -> str:
     if isinstance(value, timedelta):
         us = value // timedelta(microseconds=1)
         return f"{us // 1000}ms" if us % 1000 == 0 else f"{us}us"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _escape_bytes(bytes(value))
     raise InvalidArgument(
-        f"configuration key {key!r} must be a str, int, float, bool or "
+        f"configuration key {key!r} must be a str, int, float, bool, bytes or "
         f"datetime.timedelta, got {type(value).__name__} {value!r}"
     )
 
@@ -72,6 +99,59 @@ def _seconds(what: str, value: Seconds) -> Optional[float]:
             f"got {type(value).__name__} {value!r}"
         )
     return float(value)
+
+
+# Tasks of async close callables scheduled on their loop (kept until done).
+_scheduled: set[asyncio.Task[Any]] = set()
+
+
+def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _sync_callable(
+    what: str, func: Callable[..., Any], loop: Optional[asyncio.AbstractEventLoop]
+) -> Callable[..., Any]:
+    """``func`` as a synchronous callable for the native module. A coroutine function
+    is run on ``loop`` (the event loop the pool was created in) from the runtime's
+    blocking thread, which waits for it."""
+    if not callable(func):
+        raise InvalidArgument(f"{what}= must be callable, got {type(func).__name__} {func!r}")
+    if not inspect.iscoroutinefunction(func):
+        return func
+    if loop is None:
+        raise InvalidArgument(
+            f"{what}= is a coroutine function, which needs an event loop to run on: create "
+            "the pool inside a running event loop (e.g. in an async def), or pass a plain function"
+        )
+    bound_loop = loop
+
+    def run_on_loop(*args: Any) -> Any:
+        if bound_loop.is_closed():
+            raise Unavailable(f"the event loop that runs the async {what} callable is closed")
+        if _running_loop() is bound_loop:
+            # Called on the loop's own thread (only close can be: a lease released or
+            # a pool closed from a coroutine). Waiting here would block the loop that
+            # has to run it, so it is scheduled instead.
+            task = bound_loop.create_task(func(*args))
+            _scheduled.add(task)
+            task.add_done_callback(_scheduled.discard)
+            return None
+        fut = asyncio.run_coroutine_threadsafe(func(*args), bound_loop)
+        # Wait in slices, so that a loop that stops (and never runs the coroutine) is
+        # noticed instead of blocking this thread forever.
+        while True:
+            done, _ = concurrent.futures.wait([fut], timeout=0.25)
+            if done:
+                return fut.result()
+            if bound_loop.is_closed() or not bound_loop.is_running():
+                fut.cancel()
+                raise Unavailable(f"the event loop that runs the async {what} callable stopped")
+
+    return run_on_loop
 
 
 # Managers still open, closed at interpreter exit so that no runtime thread is left
@@ -113,14 +193,73 @@ class Manager:
         target: str,
         config: Optional[Mapping[str, ConfigValue]] = None,
         /,
+        *,
+        connect: Optional[Callable[[str], Any]] = None,
+        check: Optional[Callable[[Any], Optional[bool]]] = None,
+        close: Optional[Callable[[Any], object]] = None,
+        max_size: Optional[Count] = None,
+        min_idle: Optional[Count] = None,
+        max_overflow: Optional[Count] = None,
+        acquire_timeout: Optional[Duration] = None,
+        connect_timeout: Optional[Duration] = None,
+        idle_timeout: Optional[Duration] = None,
+        max_lifetime: Optional[Duration] = None,
+        validate_after: Optional[Duration] = None,
+        validation_timeout: Optional[Duration] = None,
+        max_connecting: Optional[Count] = None,
+        max_waiters: Optional[Count] = None,
+        probe_send: Union[str, bytes, None] = None,
+        probe_expect: Union[str, bytes, None] = None,
         **kwargs: ConfigValue,
     ) -> Pool:
-        """Creates a pool named ``name`` (unique in this manager) of connections to
-        ``target`` (``"tcp://host:port"``, ``"unix:///path"`` or a comma-separated list).
-        Keys without a section are in ``pool``: ``max_size=4``,
-        ``acquire_timeout=timedelta(seconds=2)`` (or ``"2s"``, or ``2000`` ms),
-        ``tcp_nodelay=True``."""
-        return Pool(self._native.pool(name, target, _config_pairs(config, kwargs)), self)
+        """Creates a pool named ``name`` (unique in this manager).
+
+        Built-in sockets: ``target`` is ``"tcp://host:port"``, ``"unix:///path"`` or a
+        comma-separated list. Custom objects: pass ``connect=``, a callable
+        ``connect(endpoint: str) -> object`` that returns the program's object (a database
+        client, an RPC stub); ``target`` is then any name (or list of names) handed to it.
+        ``check(obj)`` (optional) rejects an object by raising or returning ``False``; it
+        runs when an object idle longer than ``validate_after`` is checked out and in the
+        background upkeep. ``close(obj)`` (optional) is called exactly once for every
+        object the pool lets go. The callables may be ``async def`` functions when the
+        pool is created inside a running event loop: they then run on that loop.
+
+        Keys without a section are in ``pool`` (``probe_*`` in ``probe``): ``max_size=4``,
+        ``min_idle=1``, ``max_overflow=2``, ``acquire_timeout=timedelta(seconds=2)`` (or
+        ``"2s"``, or ``2000`` ms), ``idle_timeout``, ``max_lifetime``, ``validate_after``,
+        ``validation_timeout``, ``max_connecting``, ``max_waiters``,
+        ``probe_send="PING\\r\\n"`` (or ``b"PING\\r\\n"``), ``probe_expect="+PONG"``,
+        ``tcp_nodelay=True``. ``None`` leaves a key at its default."""
+        named: dict[str, object] = {
+            "max_size": max_size,
+            "min_idle": min_idle,
+            "max_overflow": max_overflow,
+            "acquire_timeout": acquire_timeout,
+            "connect_timeout": connect_timeout,
+            "idle_timeout": idle_timeout,
+            "max_lifetime": max_lifetime,
+            "validate_after": validate_after,
+            "validation_timeout": validation_timeout,
+            "max_connecting": max_connecting,
+            "max_waiters": max_waiters,
+            "probe.send": probe_send,
+            "probe.expect": probe_expect,
+        }
+        pairs = _config_pairs(config, kwargs)
+        pairs.extend((k, _config_value(k, v)) for k, v in named.items() if v is not None)
+        if connect is None:
+            native = self._native.pool(name, target, pairs)
+        else:
+            loop = _running_loop()
+            native = self._native.pool(
+                name,
+                target,
+                pairs,
+                _sync_callable("connect", connect, loop),
+                None if check is None else _sync_callable("check", check, loop),
+                None if close is None else _sync_callable("close", close, loop),
+            )
+        return Pool(native, self)
 
     def close(self, timeout: Union[float, timedelta] = 5.0) -> None:
         """Closes every pool and stops the runtime: waiters fail with
@@ -157,12 +296,49 @@ class Manager:
 
 
 @dataclass(frozen=True)
+class ClosedBy:
+    """Connections closed, by reason (``PoolStats.closed_by``)."""
+
+    #: Failed the liveness check, the probe or the check callable.
+    broken: int = 0
+    #: Idle longer than ``idle_timeout`` (beyond ``min_idle``).
+    idle: int = 0
+    #: Older than their ``max_lifetime``.
+    lifetime: int = 0
+    #: Returned while the pool held more than ``max_size`` (overflow, or after a resize).
+    overflow: int = 0
+    #: Closed by :meth:`Pool.evict_all`.
+    evicted: int = 0
+    #: Closed by ``Lease.discard()`` (or a ``with`` block that raised).
+    discarded: int = 0
+    #: The pool or its manager closed.
+    closed: int = 0
+
+    @property
+    def total(self) -> int:
+        """The sum over all reasons."""
+        return (
+            self.broken
+            + self.idle
+            + self.lifetime
+            + self.overflow
+            + self.evicted
+            + self.discarded
+            + self.closed
+        )
+
+
+@dataclass(frozen=True)
 class PoolStats:
     """A point-in-time snapshot of a pool, from :meth:`Pool.stats`."""
 
     name: str
-    #: ``pool.max_size``.
+    #: ``pool.max_size`` now.
     max_size: int
+    #: ``pool.min_idle`` now.
+    min_idle: int
+    #: ``pool.max_overflow``.
+    max_overflow: int
     #: Open connections plus connects in flight.
     size: int
     #: Idle connections.
@@ -175,16 +351,24 @@ class PoolStats:
     connecting: int
     #: Connections opened, ever.
     created_total: int
-    #: Connections closed, ever.
+    #: Connections closed, ever (``closed_by.total``).
     closed_total: int
-    #: Successful acquires.
+    #: Connections closed, by reason.
+    closed_by: ClosedBy
+    #: Successful acquires (``acquired_direct_total + acquired_waited_total``).
     acquired_total: int
+    #: Acquires served at once from an idle connection.
+    acquired_direct_total: int
+    #: Acquires that waited in line.
+    acquired_waited_total: int
     #: Acquires that timed out.
     timed_out_total: int
     #: Acquires rejected because too many callers were waiting.
     rejected_total: int
     #: Connect attempts that failed.
     connect_failed_total: int
+    #: Probes or checks that failed (the connection was closed as broken).
+    probe_failed_total: int
 
 
 class Pool:
@@ -238,9 +422,65 @@ class Pool:
         Cancelling the awaiting task returns the connection to the pool."""
         return AcquireContext(self._native, _seconds("timeout", timeout), priority)
 
+    @property
+    def custom(self) -> bool:
+        """Whether it holds the program's objects (made by a ``connect`` callable)."""
+        return self._native.custom
+
     def stats(self) -> PoolStats:
         """A snapshot of the pool's state and counters."""
-        return PoolStats(**self._native.stats())
+        raw = self._native.stats()
+        fields: dict[str, Any] = dict(raw)
+        fields["closed_by"] = ClosedBy(**raw["closed_by"])
+        return PoolStats(**fields)
+
+    def resize(self, max_size: int, min_idle: int = 0) -> None:
+        """Changes ``max_size`` and ``min_idle`` on the live pool without dropping
+        leases: growing lets waiters in at once; shrinking closes surplus idle
+        connections now and surplus leased ones when they come back."""
+        self._native.resize(max_size, min_idle)
+
+    def evict_all(self) -> None:
+        """Closes every idle connection now and every leased one when it comes back
+        (e.g. after a failover); new ones are opened on demand and up to ``min_idle``."""
+        self._native.evict_all()
+
+    def warm(self) -> int:
+        """Opens connections until ``min_idle`` are idle (within ``max_size``) and
+        returns how many it opened; the first failed connect is raised. Waits on the
+        calling thread with the GIL released."""
+        return self._native.warm()
+
+    async def warm_async(self) -> int:
+        """:meth:`warm` for asyncio: never blocks the event loop."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+
+        def deliver(opened: Optional[int], error: Optional[BaseException]) -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            elif opened is None:
+                fut.set_exception(InternalError("warm reported neither a count nor an error"))
+            else:
+                fut.set_result(opened)
+
+        def on_done(opened: Optional[int], error: Optional[BaseException]) -> None:
+            # Called once, on a switchboard runtime thread, with the GIL held.
+            try:
+                loop.call_soon_threadsafe(deliver, opened, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        self._native.warm_async(on_done)
+        return await fut
+
+    def _run_upkeep(self) -> None:
+        """Runs one pass of the background upkeep now (for tests): closes idle
+        connections past ``idle_timeout``/``max_lifetime``, checks idle ones past
+        ``validate_after`` and opens connections up to ``min_idle``."""
+        self._native._run_upkeep()
 
     def close(self) -> None:
         """Closes the pool: waiters fail with :class:`Unavailable`, idle connections

@@ -1,7 +1,7 @@
 # Stubs for the private native module switchboard._native (bindings/python/src).
 # Checked against the built module by mypy.stubtest in tests/python/test_stubs.py.
 
-from typing import Callable, Optional, TypedDict, final, type_check_only
+from typing import Any, Callable, Optional, TypedDict, final, type_check_only
 
 from typing_extensions import Buffer, Self
 
@@ -10,9 +10,21 @@ __all__ = ["__version__", "Manager", "Pool", "AcquireTask", "Lease"]
 __version__: str
 
 @type_check_only
+class _ClosedByDict(TypedDict):
+    broken: int
+    idle: int
+    lifetime: int
+    overflow: int
+    evicted: int
+    discarded: int
+    closed: int
+
+@type_check_only
 class _PoolStatsDict(TypedDict):
     name: str
     max_size: int
+    min_idle: int
+    max_overflow: int
     size: int
     idle: int
     leased: int
@@ -20,15 +32,27 @@ class _PoolStatsDict(TypedDict):
     connecting: int
     created_total: int
     closed_total: int
+    closed_by: _ClosedByDict
     acquired_total: int
+    acquired_direct_total: int
+    acquired_waited_total: int
     timed_out_total: int
     rejected_total: int
     connect_failed_total: int
+    probe_failed_total: int
 
 @final
 class Manager:
     def __new__(cls, config: list[tuple[str, str]]) -> Self: ...
-    def pool(self, name: str, target: str, config: list[tuple[str, str]]) -> Pool: ...
+    def pool(
+        self,
+        name: str,
+        target: str,
+        config: list[tuple[str, str]],
+        connect: Optional[Callable[[str], Any]] = None,
+        check: Optional[Callable[[Any], object]] = None,
+        close: Optional[Callable[[Any], object]] = None,
+    ) -> Pool: ...
     def close(self, timeout: float) -> None: ...
     @property
     def closed(self) -> bool: ...
@@ -52,6 +76,15 @@ class Pool:
         callback: Callable[[Optional[Lease], Optional[BaseException]], object],
     ) -> AcquireTask: ...
     def stats(self) -> _PoolStatsDict: ...
+    def resize(self, max_size: int, min_idle: int = 0) -> None: ...
+    def evict_all(self) -> None: ...
+    def warm(self) -> int: ...
+    def warm_async(
+        self, callback: Callable[[Optional[int], Optional[BaseException]], object]
+    ) -> None: ...
+    def _run_upkeep(self) -> None: ...
+    @property
+    def custom(self) -> bool: ...
     def close(self) -> None: ...
 
 @final
@@ -71,6 +104,8 @@ class Lease:
     @property
     def released(self) -> bool: ...
     def fileno(self) -> int: ...
+    @property
+    def obj(self) -> Any: ...
     def send(self, data: Buffer, /) -> int: ...
     def sendall(self, data: Buffer, /) -> None: ...
     def recv(self, bufsize: int, /) -> bytes: ...
