@@ -1,14 +1,40 @@
 'use strict';
 // Run by exit.test.js as a child process: does a round trip and then must let the
 // process exit on its own (nothing of switchboard may keep the event loop alive).
-// Usage: node exit_child.js <target> <close | no-close | pending-read>
+// Usage: node exit_child.js <target> <close | no-close | pending-read | custom | custom-no-close>
 
 const path = require('node:path');
 const { Manager } = require(path.resolve(__dirname, '..', '..', 'bindings', 'node'));
 
+/** A custom pool whose callbacks run through a threadsafe function. */
+async function custom(manager, close) {
+  let closes = 0;
+  const pool = manager.pool('custom', 'svc://exit', {
+    maxSize: 2,
+    minIdle: 1,
+    validateAfter: 0,
+    connect: async (endpoint) => ({ endpoint }),
+    check: () => true,
+    close: () => {
+      closes += 1;
+    },
+  });
+  const a = await pool.acquire();
+  const b = await pool.acquire();
+  if (a.obj.endpoint !== 'svc://exit') throw new Error(`unexpected object ${JSON.stringify(a.obj)}`);
+  a.release();
+  b.release();
+  if (close) {
+    await manager.close(200);
+    if (closes !== 2) throw new Error(`expected 2 closes, got ${closes}`);
+  }
+  console.log('ok');
+}
+
 async function main() {
   const [target, mode] = process.argv.slice(2);
   const manager = new Manager({ workerThreads: 2 });
+  if (mode === 'custom' || mode === 'custom-no-close') return custom(manager, mode === 'custom');
   const pool = manager.pool('exit', target, { maxSize: 2, acquireTimeout: 5000 });
   const lease = await pool.acquire();
   await lease.write('bye');
