@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# make bench: switchboard's pool against its peers in one run, then bench/RESULTS.md.
+#
+#  1. builds (release): the criterion and callgrind bench binaries of core/benches,
+#     libswitchboard, bench/c_overhead.c, the Python venv and the Node addon;
+#  2. criterion (core/benches/pool.rs): uncontended and contended acquire+release for
+#     switchboard, deadpool, bb8, r2d2, Semaphore+Vec and ArrayQueue, then the
+#     pool-of-1 fairness runs;
+#  3. callgrind (core/benches/instr.rs): instructions per uncontended acquire+release
+#     for each, as (I2 - I1) / (N2 - N1), and callgrind_annotate of each run;
+#  4. through the bindings: acquire+release from C, Python and Node (and Rust) on a
+#     TCP pool to a loopback echo server (tests/fixtures/echo_server.py), beside
+#     no-op calls and the liveness check's syscall alone;
+#  5. bench/summarise.py writes bench/RESULTS.md from build/bench/.
+#
+# Raw output stays in build/bench/. A step that fails is listed at the top of
+# RESULTS.md and its rows say "not measured"; the script still exits 0 once
+# RESULTS.md is written. Every step is bounded by `timeout`. About 5-8 minutes here.
+#
+# Environment: SB_BENCH_REPS (repetitions, default 7), SB_BENCH_QUICK=1 (shorter
+# criterion runs and loops, for trying the script; not for RESULTS.md).
+
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+OUT=$ROOT/build/bench
+CARGO=${CARGO:-cargo}
+PYTHON=${PYTHON:-python3}
+REPS=${SB_BENCH_REPS:-7}
+# Callgrind's two iteration counts.
+N1=50000
+N2=250000
+# Timed loops through the bindings.
+N_NATIVE=1000000
+N_SCRIPT=300000
+CRITERION_ARGS=()
+if [[ ${SB_BENCH_QUICK:-0} == 1 ]]; then
+  N1=5000 N2=25000 N_NATIVE=100000 N_SCRIPT=30000
+  CRITERION_ARGS=(--warm-up-time 0.2 --measurement-time 0.5)
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT/cg"
+: >"$OUT/failures.txt"
+
+say() { printf '\n== bench: %s\n' "$*" >&2; }
+fail() {
+  printf 'bench: FAILED: %s\n' "$*" >&2
+  printf '%s\n' "$*" >>"$OUT/failures.txt"
+}
+
+# ------------------------------------------------------------------ 0. tools
+
+if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/null; then
+  say "installing valgrind"
+  { apt-get update && apt-get install -y valgrind; } >"$OUT/apt.log" 2>&1 ||
+    fail "apt-get install valgrind (see build/bench/apt.log)"
+fi
+
+# ------------------------------------------------------------------ 1. build
+
+say "building (release)"
+INSTR_BIN= POOL_BIN=
+if timeout 1200 "$CARGO" bench -p switchboard-core --no-run --message-format=json \
+  >"$OUT/cargo-bench.json" 2>"$OUT/cargo-bench.log"; then
+  eval "$("$PYTHON" - "$OUT/cargo-bench.json" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
+        name = m["target"]["name"]
+        if name in ("pool", "instr"):
+            print(f'{name.upper()}_BIN="{m["executable"]}"')
+EOF
+)"
+else
+  cat "$OUT/cargo-bench.log" >&2
+  fail "cargo bench --no-run (see build/bench/cargo-bench.log)"
+fi
+
+C_BIN=
+if timeout 1200 "$CARGO" build --release -p switchboard-ffi >"$OUT/ffi.log" 2>&1 &&
+  cc -std=c11 -O2 -Wall -Wextra -Werror -g -I"$ROOT/include" bench/c_overhead.c \
+    -o "$OUT/c_overhead" -L"$ROOT/target/release" -lswitchboard \
+    -Wl,-rpath,"$ROOT/target/release" -lpthread >>"$OUT/ffi.log" 2>&1; then
+  C_BIN=$OUT/c_overhead
+else
+  fail "building libswitchboard and bench/c_overhead.c (see build/bench/ffi.log)"
+fi
+
+PY_OK=0
+if timeout 1200 make --no-print-directory build-python >"$OUT/python-build.log" 2>&1; then
+  PY_OK=1
+else
+  fail "make build-python (see build/bench/python-build.log)"
+fi
+NODE_OK=0
+if timeout 1200 make --no-print-directory build-node >"$OUT/node-build.log" 2>&1; then
+  NODE_OK=1
+else
+  fail "make build-node (see build/bench/node-build.log)"
+fi
+
+# ------------------------------------------------------------------ 2. criterion
+
+if [[ -n $POOL_BIN ]]; then
+  say "criterion: uncontended, contended, fairness"
+  if ! (cd core && CRITERION_HOME="$OUT/criterion" SB_BENCH_OUT="$OUT" SB_BENCH_REPS="$REPS" \
+    timeout 1200 "$POOL_BIN" --bench "${CRITERION_ARGS[@]}") 2>&1 | tee "$OUT/criterion.log" |
+    grep -E '^[a-z_]+/|time:|fairness' >&2; then
+    fail "criterion run (see build/bench/criterion.log)"
+  fi
+  [[ -s $OUT/fairness.json ]] || fail "fairness run wrote no fairness.json"
+fi
+
+# ------------------------------------------------------------------ echo server
+
+TARGET= ECHO_SERVER= ECHO_IN=
+# bash forgets a coproc's variables when it ends: keep the pid and fd ourselves.
+coproc ECHO { exec "$PYTHON" "$ROOT/tests/fixtures/echo_server.py"; }
+ECHO_SERVER=$ECHO_PID
+ECHO_IN=${ECHO[1]}
+if read -r -t 10 line <&"${ECHO[0]}" && [[ $line == PORT* ]]; then
+  TARGET="tcp://127.0.0.1:${line#PORT }"
+else
+  fail "echo server did not start"
+fi
+stop_echo() {
+  if [[ -n $ECHO_SERVER ]]; then
+    # Closing its stdin ends it; the kill covers a server that hangs.
+    eval "exec ${ECHO_IN}>&-" 2>/dev/null
+    sleep 0.2
+    kill "$ECHO_SERVER" 2>/dev/null
+    wait "$ECHO_SERVER" 2>/dev/null
+    ECHO_SERVER=
+  fi
+}
+trap stop_echo EXIT
+
+# ------------------------------------------------------------------ 3. callgrind
+
+# callgrind <kind> <N> <command...>: runs it, keeps the total and the annotations.
+callgrind() {
+  local kind=$1 n=$2
+  shift 2
+  local base=$OUT/cg/$kind.$n
+  if ! SB_BENCH_TARGET="$TARGET" timeout 600 valgrind --tool=callgrind \
+    --callgrind-out-file="$base.out" "$@" >"$base.stdout" 2>"$base.log"; then
+    return 1
+  fi
+  callgrind_annotate --threshold=100 "$base.out" >"$base.self.txt" 2>/dev/null
+  callgrind_annotate --threshold=100 --inclusive=yes "$base.out" >"$base.incl.txt" 2>/dev/null
+  grep -o 'Collected : [0-9]*' "$base.log" | tail -1 | grep -o '[0-9]*$'
+}
+
+if command -v valgrind >/dev/null; then
+  say "callgrind: instructions per acquire+release ($N1 and $N2 iterations)"
+  KINDS=()
+  [[ -n $INSTR_BIN ]] && KINDS+=(switchboard_try switchboard deadpool bb8 r2d2 semaphore_vec array_queue)
+  [[ -n $INSTR_BIN && -n $TARGET ]] && KINDS+=(switchboard_tcp_try switchboard_tcp_blocking)
+  [[ -n $C_BIN && -n $TARGET ]] && KINDS+=(c_try c_acquire)
+  for kind in "${KINDS[@]}"; do
+    i1= i2=
+    case $kind in
+      c_*)
+        i1=$(callgrind "$kind" $N1 "$C_BIN" "$TARGET" $N1 1 "${kind#c_}")
+        i2=$(callgrind "$kind" $N2 "$C_BIN" "$TARGET" $N2 1 "${kind#c_}") ;;
+      *)
+        i1=$(callgrind "$kind" $N1 "$INSTR_BIN" "$kind" $N1)
+        i2=$(callgrind "$kind" $N2 "$INSTR_BIN" "$kind" $N2) ;;
+    esac
+    if [[ -n $i1 && -n $i2 ]]; then
+      echo "$kind $N1 $i1 $N2 $i2" >>"$OUT/instr.txt"
+      awk -v k="$kind" -v a="$i1" -v b="$i2" -v n1=$N1 -v n2=$N2 'BEGIN { printf "  %-26s %8.1f instructions/op\n", k, (b - a) / (n2 - n1) }' >&2
+    else
+      fail "callgrind $kind (see build/bench/cg/$kind.*.log)"
+    fi
+  done
+else
+  fail "valgrind missing: no instruction counts"
+fi
+
+# ------------------------------------------------------------------ 4. bindings
+
+if [[ -n $TARGET ]]; then
+  say "through the bindings, on $TARGET"
+  if [[ -n $INSTR_BIN ]]; then
+    for kind in switchboard_tcp_try switchboard_tcp_blocking peek; do
+      if ! SB_BENCH_TARGET="$TARGET" timeout 300 "$INSTR_BIN" --reps "$REPS" "$kind" $N_NATIVE |
+        sed 's/^/rust /' >>"$OUT/bindings.txt"; then
+        fail "rust $kind"
+      fi
+    done
+  fi
+  if [[ -n $C_BIN ]]; then
+    timeout 300 "$C_BIN" "$TARGET" $N_NATIVE "$REPS" | sed 's/^/c /' >>"$OUT/bindings.txt" ||
+      fail "C harness bench/c_overhead.c"
+  fi
+  if [[ $PY_OK == 1 ]]; then
+    timeout 300 "$ROOT/build/venv/bin/python" bench/py_overhead.py "$TARGET" $N_SCRIPT "$REPS" |
+      sed 's/^/python /' >>"$OUT/bindings.txt" || fail "Python harness bench/py_overhead.py"
+  fi
+  if [[ $NODE_OK == 1 ]]; then
+    timeout 300 node bench/node_overhead.js "$TARGET" $N_SCRIPT "$REPS" |
+      sed 's/^/node /' >>"$OUT/bindings.txt" || fail "Node harness bench/node_overhead.js"
+  fi
+  cat "$OUT/bindings.txt" >&2
+fi
+stop_echo
+
+# ------------------------------------------------------------------ 5. RESULTS.md
+
+{
+  echo "command=make bench"
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  dirty=$(git status --porcelain --untracked-files=no -- core ffi bindings 2>/dev/null | head -1)
+  echo "commit=$(git rev-parse --short HEAD 2>/dev/null)${dirty:+ (with uncommitted changes under core/ffi/bindings)}"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "kernel=Linux $(uname -r)"
+  echo "rustc=$(rustc --version 2>/dev/null)"
+  echo "python=$("$ROOT/build/venv/bin/python" --version 2>/dev/null || "$PYTHON" --version 2>&1)"
+  echo "node=$(node --version 2>/dev/null)"
+  echo "valgrind=$(valgrind --version 2>/dev/null)"
+  echo "reps=$REPS"
+  echo "samples=10"
+} >"$OUT/meta.txt"
+
+say "writing bench/RESULTS.md"
+if ! "$PYTHON" bench/summarise.py "$OUT" "$ROOT/bench/RESULTS.md"; then
+  echo "bench: summarise.py failed; raw output is in build/bench/" >&2
+  exit 1
+fi
+if [[ -s $OUT/failures.txt ]]; then
+  echo "bench: some steps failed (listed at the top of bench/RESULTS.md):" >&2
+  cat "$OUT/failures.txt" >&2
+fi
+exit 0

@@ -1,0 +1,546 @@
+#!/usr/bin/env python3
+"""Turns the raw output of bench/run.sh into bench/RESULTS.md.
+
+Reads, under the output folder (build/bench by default):
+  criterion/<group>/<bench>/new/sample.json   criterion's samples (ns per iteration)
+  fairness.json                                the pool-of-1 runs (core/benches/pool.rs)
+  instr.txt          lines "<kind> <N1> <I1> <N2> <I2>" (callgrind totals, bench/run.sh)
+  cg/<kind>.<N>.{self,incl}.txt                callgrind_annotate of each run
+  bindings.txt       lines "<lang> <op> <iterations> <ns/op>..." (one value per repetition)
+  meta.txt           "key=value" lines: command, date, machine
+  failures.txt       steps that failed, one a line
+and bench/analysis.md (written by hand: where the instructions go and what would
+close the gap), which is copied in under its own heading.
+
+Standard library only; Python 3.9+.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "bench"
+RESULTS = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "bench" / "RESULTS.md"
+
+POOLS = ["switchboard_try", "switchboard", "deadpool", "bb8", "r2d2", "semaphore_vec", "array_queue"]
+LABEL = {
+    "switchboard_try": "switchboard `try_acquire()`",
+    "switchboard": "switchboard `acquire().await`",
+    "deadpool": "deadpool 0.13",
+    "bb8": "bb8 0.9",
+    "r2d2": "r2d2 0.8",
+    "r2d2_threads": "r2d2 0.8 (64 OS threads)",
+    "semaphore_vec": "tokio Semaphore + Mutex<Vec>",
+    "array_queue": "crossbeam ArrayQueue (floor)",
+}
+# Instructions per uncontended acquire+release: issue 3's target for switchboard and
+# what was measured for the peers when the issue was written.
+INSTR_ISSUE = {
+    "switchboard_try": "target ≤ 300",
+    "switchboard": "target ≤ 300",
+    "deadpool": "≈1,050",
+    "bb8": "≈900",
+    "r2d2": "≈560",
+    "semaphore_vec": "≈390",
+    "array_queue": "≈145",
+}
+
+
+def fmt_ns(x: float) -> str:
+    if x >= 100_000:
+        return f"{x / 1000:,.0f} µs"
+    if x >= 10_000:
+        return f"{x / 1000:,.1f} µs"
+    if x >= 100:
+        return f"{x:,.0f} ns"
+    return f"{x:,.1f} ns"
+
+
+def fmt_rate(per_s: float) -> str:
+    if per_s >= 1e6:
+        return f"{per_s / 1e6:,.2f} M/s"
+    return f"{per_s / 1e3:,.0f} k/s"
+
+
+def spread(values: list[float], fmt) -> str:
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
+
+
+def criterion(group: str, bench: str) -> list[float] | None:
+    """ns per iteration of each of criterion's samples."""
+    p = OUT / "criterion" / group / bench / "new" / "sample.json"
+    try:
+        s = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return [t / i for t, i in zip(s["times"], s["iters"]) if i > 0]
+
+
+def ratio(x: float | None, base: float | None) -> str:
+    if x is None or base is None or x <= 0 or base <= 0:
+        return "–"
+    return f"{x / base:.2f}×"
+
+
+def section_uncontended(lines: list[str], instr: dict[str, float]) -> dict[str, float]:
+    lines += [
+        "## (a) Uncontended acquire+release, pool of 16, pre-warmed",
+        "",
+        "One caller; every pool manages the same `u64` (connect instant, checks pass), "
+        "default settings otherwise (switchboard: metrics on). Time per acquire+release: "
+        "median of criterion's samples (min–max). *vs deadpool* = deadpool's time / this "
+        "time (above 1: faster than deadpool). Instructions: see below.",
+        "",
+        "| pool | time / op | vs deadpool | instructions / op |",
+        "|---|---|---|---|",
+    ]
+    med = {}
+    samples = {}
+    for k in POOLS:
+        s = criterion("uncontended", k)
+        if s:
+            samples[k] = s
+            med[k] = statistics.median(s)
+    base = med.get("deadpool")
+    for k in POOLS:
+        if k not in samples:
+            lines.append(f"| {LABEL[k]} | not measured | – | – |")
+            continue
+        ins = f"{instr[k]:,.0f}" if k in instr else "–"
+        lines.append(f"| {LABEL[k]} | {spread(samples[k], fmt_ns)} | {ratio(base, med[k])} | {ins} |")
+    lines.append("")
+    return med
+
+
+def section_contended(lines: list[str]) -> dict[str, dict[str, float]]:
+    lines += [
+        "## (b) Contended: 64 tasks on a 2-worker tokio runtime, pool of 16",
+        "",
+        "Each task repeats acquire → (`tokio::task::yield_now().await`) → release. "
+        "Throughput = acquire+release per second over all tasks: median of criterion's "
+        "samples (min–max). r2d2 blocks, so it runs on 64 OS threads (`std::thread::yield_now`). "
+        "The ArrayQueue row pops or yields and retries: no waiting list, no fairness. "
+        "switchboard's slow path runs on its manager's own runtime (2 more worker threads).",
+        "",
+        "| pool | held across a yield | vs deadpool | released at once | vs deadpool |",
+        "|---|---|---|---|---|",
+    ]
+    kinds = ["switchboard", "deadpool", "bb8", "r2d2_threads", "semaphore_vec", "array_queue"]
+    rates: dict[str, dict[str, float]] = {"contended_hold": {}, "contended_release": {}}
+    cells: dict[str, list[str]] = {k: [] for k in kinds}
+    for group in ["contended_hold", "contended_release"]:
+        per = {}
+        for k in kinds:
+            s = criterion(group, k)
+            if s:
+                per[k] = [1e9 / x for x in s]
+                rates[group][k] = statistics.median(per[k])
+        base = rates[group].get("deadpool")
+        for k in kinds:
+            if k in per:
+                cells[k] += [spread(per[k], fmt_rate), ratio(rates[group][k], base)]
+            else:
+                cells[k] += ["not measured", "–"]
+    for k in kinds:
+        lines.append(f"| {LABEL[k]} | " + " | ".join(cells[k]) + " |")
+    lines.append("")
+    return rates
+
+
+def section_fairness(lines: list[str]) -> dict[str, dict[str, float]]:
+    try:
+        f = json.loads((OUT / "fairness.json").read_text())
+    except (OSError, ValueError):
+        lines += ["## (c) Fairness: pool of 1, 64 tasks", "", "Not measured (no fairness.json).", ""]
+        return {}
+    tasks = f["tasks"]
+    waiters = tasks - 1
+    lines += [
+        f"## (c) Fairness: pool of 1, {tasks} tasks on {f['workers']} workers",
+        "",
+        f"Each task repeats acquire → yield → release {f['cycles_per_task']} times; "
+        f"{len(next(iter(f['pools'].values())))} repetitions. Hand-offs/s: median (min–max). "
+        "Wait = time in acquire: the median over repetitions of each repetition's p50 / p99 / max. "
+        f"*max/bound*: the worst max wait over all repetitions divided by 2 × {waiters} waiters × "
+        "the mean hand-off interval (1 / hand-offs/s of that repetition); at most 1 meets "
+        "issue 3's strict arrival-order fairness target.",
+        "",
+        "| pool | hand-offs/s | vs deadpool | wait p50 | wait p99 | wait max | max/bound |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    out: dict[str, dict[str, float]] = {}
+    for k, reps in f["pools"].items():
+        ok = [r for r in reps if not r.get("failed")]
+        if not ok:
+            lines.append(f"| {LABEL.get(k, k)} | failed | – | – | – | – | – |")
+            continue
+        hps = [r["handoffs_per_s"] for r in ok]
+        worst = max(r["wait_max_ns"] / (2 * waiters * 1e9 / r["handoffs_per_s"]) for r in ok)
+        out[k] = {
+            "hps": statistics.median(hps),
+            "p50": statistics.median(r["wait_p50_ns"] for r in ok),
+            "p99": statistics.median(r["wait_p99_ns"] for r in ok),
+            "max": statistics.median(r["wait_max_ns"] for r in ok),
+            "bound": worst,
+            "hps_all": hps,
+        }
+    base = out.get("deadpool", {}).get("hps")
+    for k, v in out.items():
+        lines.append(
+            f"| {LABEL.get(k, k)} | {spread(v['hps_all'], fmt_rate)} | {ratio(v['hps'], base)} | "
+            f"{fmt_ns(v['p50'])} | {fmt_ns(v['p99'])} | {fmt_ns(v['max'])} | {v['bound']:.2f} |"
+        )
+    lines.append("")
+    return out
+
+
+def read_instr() -> tuple[dict[str, float], dict[str, tuple[int, int, int, int]]]:
+    per_op: dict[str, float] = {}
+    raw: dict[str, tuple[int, int, int, int]] = {}
+    p = OUT / "instr.txt"
+    if not p.exists():
+        return per_op, raw
+    for line in p.read_text().splitlines():
+        parts = line.split()
+        if len(parts) != 5:
+            continue
+        k, n1, i1, n2, i2 = parts[0], *map(int, parts[1:])
+        raw[k] = (n1, i1, n2, i2)
+        per_op[k] = (i2 - i1) / (n2 - n1)
+    return per_op, raw
+
+
+def section_instr(lines: list[str], per_op: dict[str, float], raw) -> None:
+    lines += [
+        "## Instructions per uncontended acquire+release (callgrind)",
+        "",
+        "`valgrind --tool=callgrind` on `core/benches/instr.rs <kind> <N>` (pool of 16, "
+        "pre-warmed, one thread) at two counts: (I2 − I1) / (N2 − N1), so setup and "
+        "teardown cancel out. All threads are counted (switchboard's runtime workers "
+        "are idle). Stable to a few instructions from run to run, unlike the timings. "
+        "*vs deadpool* = deadpool's count / this count.",
+        "",
+        "| pool | instructions / op | vs deadpool | issue 3 | N1 → N2 |",
+        "|---|---|---|---|---|",
+    ]
+    base = per_op.get("deadpool")
+    for k in POOLS:
+        if k not in per_op:
+            lines.append(f"| {LABEL[k]} | not measured | – | {INSTR_ISSUE[k]} | – |")
+            continue
+        n1, _, n2, _ = raw[k]
+        lines.append(
+            f"| {LABEL[k]} | {per_op[k]:,.0f} | {ratio(base, per_op[k])} | {INSTR_ISSUE[k]} | "
+            f"{n1:,} → {n2:,} |"
+        )
+    lines.append("")
+
+
+ANN = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(?:\s+\[[^\]]*\])?\s*$")
+
+
+def annotate_costs(path: Path) -> dict[str, int]:
+    """function -> cost, summed over the files its lines came from."""
+    costs: dict[str, int] = {}
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return costs
+    started = False
+    for line in text.splitlines():
+        if "file:function" in line:
+            started = True
+            continue
+        if not started:
+            continue
+        m = ANN.match(line)
+        if not m:
+            if started and line.startswith("-----") and costs:
+                break
+            continue
+        n, where = int(m.group(1).replace(",", "")), m.group(2)
+        if "PROGRAM TOTALS" in where:
+            continue
+        # "file:function": split at the first ':' that is not part of '::'.
+        fn = where
+        for i, ch in enumerate(where):
+            if ch == ":" and where[i - 1 : i] != ":" and where[i + 1 : i + 2] != ":":
+                fn = where[i + 1 :]
+                break
+        costs[fn] = costs.get(fn, 0) + n
+    return costs
+
+
+DRIVER = re.compile(
+    r"^(main|\(below main\)|0x[0-9a-f]+|__libc_start_main.*|std::rt::.*|std::sys::backtrace::.*"
+    r"|instr::.*|tokio::runtime::.*block_on.*|tokio::runtime::context::.*|std::thread::local::.*)$"
+)
+
+
+def short(fn: str) -> str:
+    fn = re.sub(r"<[^<>]*(?:<[^<>]*>[^<>]*)*>::", "", fn) if len(fn) > 110 else fn
+    return fn if len(fn) <= 110 else fn[:107] + "..."
+
+
+def section_where(lines: list[str], raw) -> None:
+    kinds = [k for k in ("switchboard_try", "switchboard", "c_try", "deadpool") if k in raw]
+    if not kinds:
+        return
+    lines += [
+        "## Where the instructions go (callgrind_annotate, per operation)",
+        "",
+        "Each function's cost in the N2 run minus its cost in the N1 run, divided by "
+        "N2 − N1: what one acquire+release spends in it. *self*: its own instructions "
+        "(inlined callees included, as callgrind attributes them); *inclusive*: with "
+        "everything it calls (callgrind may count a function twice through recursion "
+        "cycles; the frames that hold the whole loop are left out). Functions under 2 "
+        "instructions/op are left out.",
+        "",
+    ]
+    for k in kinds:
+        n1, _, n2, _ = raw[k]
+        for kind in ("self", "incl"):
+            a = annotate_costs(OUT / "cg" / f"{k}.{n1}.{kind}.txt")
+            b = annotate_costs(OUT / "cg" / f"{k}.{n2}.{kind}.txt")
+            diff = {fn: (b.get(fn, 0) - a.get(fn, 0)) / (n2 - n1) for fn in b}
+            if kind == "incl":
+                # Leave out the frames that hold the whole loop (main, block_on, the
+                # bench's own loop): they say nothing about the pool.
+                total = raw[k][3] - raw[k][1]
+                limit = 0.9 * total / (n2 - n1)
+                diff = {fn: v for fn, v in diff.items() if v < limit and not DRIVER.search(fn)}
+            top = sorted(((v, fn) for fn, v in diff.items() if v >= 2), reverse=True)[:18]
+            title = "self" if kind == "self" else "inclusive"
+            lines += [
+                f"<details><summary>{LABEL.get(k, k)}: {title} instructions per op</summary>",
+                "",
+                "| instructions / op | function |",
+                "|---:|---|",
+            ]
+            lines += [f"| {v:,.1f} | `{short(fn)}` |" for v, fn in top]
+            lines += ["", "</details>", ""]
+
+
+def read_bindings() -> dict[tuple[str, str], list[float]]:
+    rows: dict[tuple[str, str], list[float]] = {}
+    p = OUT / "bindings.txt"
+    if not p.exists():
+        return rows
+    for line in p.read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        try:
+            rows[(parts[0], parts[1])] = [float(x) for x in parts[3:]]
+        except ValueError:
+            continue
+    return rows
+
+
+BINDING_ROWS = [
+    ("rust", "switchboard_tcp_try", "Rust", "`pool.try_acquire()` + drop"),
+    ("rust", "switchboard_tcp_blocking", "Rust", "`pool.acquire_blocking(..)` + drop"),
+    ("rust", "peek", "Rust", "the liveness check's syscall alone: `recv(fd, 1, MSG_PEEK|MSG_DONTWAIT)`"),
+    ("c", "noop", "C", "no-op: `sb_status_str(0)`"),
+    ("c", "try", "C", "`sb_pool_try_acquire` + `sb_lease_release`"),
+    ("c", "acquire", "C", "`sb_pool_acquire(pool, -1, &l)` + `sb_lease_release`"),
+    ("c", "peek", "C", "the syscall alone, from C"),
+    ("python", "noop_py", "Python", "no-op: call of an empty Python function"),
+    ("python", "noop_native", "Python", "no-op into the binding: `pool.closed`"),
+    ("python", "try_release", "Python", "`pool.try_acquire()` + `lease.release()`"),
+    ("python", "with_acquire", "Python", "`with pool.acquire(): pass`"),
+    ("node", "noop_js", "Node", "no-op: call of a JS function"),
+    ("node", "noop_native", "Node", "no-op into the binding: `pool.closed`"),
+    ("node", "try_release", "Node", "`pool.tryAcquire()` + `lease.release()`"),
+    ("node", "await_acquire", "Node", "`await pool.acquire()` + `lease.release()`"),
+]
+
+
+def section_bindings(lines: list[str], rows, per_op: dict[str, float], raw) -> dict[str, float]:
+    med = {key: statistics.median(v) for key, v in rows.items() if v}
+    peek = med.get(("rust", "peek")) or med.get(("c", "peek"))
+    lines += [
+        "## Through the bindings: a built-in TCP pool to a loopback echo server",
+        "",
+        "The C ABI has no custom connector yet, so these use a pool of real TCP "
+        "connections (`tests/fixtures/echo_server.py` on 127.0.0.1, one connection "
+        "reused). Every checkout of a built-in socket runs the liveness check, a "
+        "`recv(MSG_PEEK|MSG_DONTWAIT)` syscall, which dominates: the syscall alone is "
+        "measured on its own row, and *less the syscall* subtracts its median. ns per "
+        "operation: median of the repetitions (min–max); each includes its loop.",
+        "",
+        "| language | operation | time / op | less the syscall |",
+        "|---|---|---|---|",
+    ]
+    for lang, op, label, what in BINDING_ROWS:
+        v = rows.get((lang, op))
+        if not v:
+            lines.append(f"| {label} | {what} | not measured | – |")
+            continue
+        less = "–"
+        if peek and op not in ("peek",) and not op.startswith("noop"):
+            less = fmt_ns(statistics.median(v) - peek)
+        lines.append(f"| {label} | {what} | {spread(v, fmt_ns)} | {less} |")
+    lines.append("")
+    ci = [k for k in ("switchboard_tcp_try", "c_try", "switchboard_tcp_blocking", "c_acquire") if k in per_op]
+    if ci:
+        lines += [
+            "Instructions per operation on the same TCP pool (callgrind, user space only: "
+            "the syscall's kernel work is not counted):",
+            "",
+            "| | instructions / op |",
+            "|---|---|",
+        ]
+        names = {
+            "switchboard_tcp_try": "Rust `try_acquire()` + drop",
+            "c_try": "C `sb_pool_try_acquire` + `sb_lease_release`",
+            "switchboard_tcp_blocking": "Rust `acquire_blocking` + drop",
+            "c_acquire": "C `sb_pool_acquire` + `sb_lease_release`",
+        }
+        lines += [f"| {names[k]} | {per_op[k]:,.0f} |" for k in ci]
+        lines.append("")
+    return med
+
+
+def headline(lines, a_med, instr, rates, fair, bmed) -> None:
+    def val(x, f):
+        return f(x) if x is not None else "not measured"
+
+    sb_i = instr.get("switchboard_try")
+    sb_ia = instr.get("switchboard")
+    dp_t, sb_t = a_med.get("deadpool"), a_med.get("switchboard_try")
+    sb_ta = a_med.get("switchboard")
+    hold = rates.get("contended_hold", {})
+    rel = rates.get("contended_release", {})
+
+    def cont(r):
+        sb, dp, b8 = r.get("switchboard"), r.get("deadpool"), r.get("bb8")
+        if not (sb and dp and b8):
+            return "not measured", "–"
+        x = min(sb / dp, sb / b8)
+        return f"{sb / dp:.2f}× deadpool, {sb / b8:.2f}× bb8", "met" if x >= 1.5 else "missed"
+
+    rust_try = bmed.get(("rust", "switchboard_tcp_try"))
+    c_try = bmed.get(("c", "try"))
+    rust_blk = bmed.get(("rust", "switchboard_tcp_blocking"))
+    c_acq = bmed.get(("c", "acquire"))
+    py_try = bmed.get(("python", "try_release"))
+    node_try = bmed.get(("node", "try_release"))
+    peek = bmed.get(("rust", "peek"))
+    f_sb = fair.get("switchboard", {})
+
+    def met(ok):
+        return "–" if ok is None else ("met" if ok else "missed")
+
+    rows = [
+        (
+            "instructions / uncontended acquire+release",
+            "≤ 300",
+            f"{val(sb_i, lambda x: f'{x:,.0f}')} (`try_acquire`), {val(sb_ia, lambda x: f'{x:,.0f}')} (`acquire().await`); "
+            f"deadpool {val(instr.get('deadpool'), lambda x: f'{x:,.0f}')}",
+            met(None if sb_i is None else sb_i <= 300),
+        ),
+        (
+            "uncontended time vs deadpool",
+            "≥ 3× faster",
+            f"{ratio(dp_t, sb_t)} (`try_acquire`), {ratio(dp_t, sb_ta)} (`acquire().await`)",
+            met(None if not (dp_t and sb_t) else dp_t / sb_t >= 3),
+        ),
+        ("contended throughput, held across a yield", "≥ 1.5× deadpool and bb8", *cont(hold)),
+        ("contended throughput, released at once", "≥ 1.5× deadpool and bb8", *cont(rel)),
+        (
+            "fairness, pool of 1: max wait ≤ 2 × waiters × hand-off",
+            "max/bound ≤ 1",
+            val(f_sb.get("bound"), lambda x: f"max/bound {x:.2f}; {fmt_rate(f_sb['hps'])} hand-offs "
+                f"({ratio(f_sb['hps'], fair.get('deadpool', {}).get('hps'))} deadpool)"),
+            met(None if "bound" not in f_sb else f_sb["bound"] <= 1),
+        ),
+        (
+            "C ABI round trip vs Rust (try, acquire)",
+            "within 40 ns",
+            "not measured" if not (rust_try and c_try and rust_blk and c_acq) else
+            f"try {c_try - rust_try:+.0f} ns, acquire {c_acq - rust_blk:+.0f} ns (timing; noisy, see instructions)",
+            met(None if not (rust_try and c_try) else (c_try - rust_try) <= 40 and (c_acq - rust_blk) <= 40),
+        ),
+        (
+            "Python sync acquire+release",
+            "< 300 ns",
+            val(py_try, lambda x: f"{fmt_ns(x)} (`try_acquire`+`release`; {fmt_ns(x - peek) if peek else '?'} less the syscall)"),
+            met(None if py_try is None else py_try < 300),
+        ),
+        (
+            "Node sync fast path (`tryAcquire`)",
+            "< 400 ns",
+            val(node_try, lambda x: f"{fmt_ns(x)} ({fmt_ns(x - peek) if peek else '?'} less the syscall)"),
+            met(None if node_try is None else node_try < 400),
+        ),
+    ]
+    lines += [
+        "## Against the targets of issue 3",
+        "",
+        "| target | wanted | measured here | |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines.append("")
+
+
+def main() -> int:
+    meta = {}
+    if (OUT / "meta.txt").exists():
+        for line in (OUT / "meta.txt").read_text().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                meta[k] = v
+    instr, raw = read_instr()
+    body: list[str] = []
+    a_med = section_uncontended(body, instr)
+    rates = section_contended(body)
+    fair = section_fairness(body)
+    section_instr(body, instr, raw)
+    bind_rows = read_bindings()
+    bmed = section_bindings(body, bind_rows, instr, raw)
+    section_where(body, raw)
+
+    head = [
+        "# Benchmark results",
+        "",
+        "Written by `bench/run.sh` (`make bench`); do not edit by hand, run it again. "
+        "Numbers are from one run on a shared 2-core machine: the timings move by "
+        "tens of percent between runs (the min–max columns show how much); the "
+        "instruction counts do not.",
+        "",
+        f"- command: `{meta.get('command', 'make bench')}`",
+        f"- date: {meta.get('date', '?')}",
+        f"- commit: {meta.get('commit', '?')}",
+        f"- machine: {meta.get('nproc', '?')} cores ({meta.get('cpu', '?')}), {meta.get('kernel', '?')}",
+        f"- toolchain: {meta.get('rustc', '?')}; {meta.get('python', '?')}; node {meta.get('node', '?')}; {meta.get('valgrind', '?')}",
+        f"- repetitions: criterion {meta.get('samples', '10')} samples per benchmark, "
+        f"{meta.get('reps', '7')} runs of each fairness, binding and timing loop",
+        "",
+    ]
+    failures = []
+    if (OUT / "failures.txt").exists():
+        failures = [x for x in (OUT / "failures.txt").read_text().splitlines() if x.strip()]
+    if failures:
+        head += ["**Steps that failed in this run** (their rows say *not measured*):", ""]
+        head += [f"- {x}" for x in failures]
+        head.append("")
+    headline(head, a_med, instr, rates, fair, bmed)
+
+    analysis = ROOT / "bench" / "analysis.md"
+    tail: list[str] = []
+    if analysis.exists():
+        tail = ["", analysis.read_text().rstrip(), ""]
+    RESULTS.write_text("\n".join(head + body + tail).rstrip() + "\n")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
