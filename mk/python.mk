@@ -2,7 +2,8 @@
 #
 # build-python: a venv under $(BUILD)/venv with pinned maturin, pytest and mypy; the
 #   wheel built by maturin into $(BUILD)/wheels and installed into that venv.
-# test-python:  pytest over tests/python with the venv (no test collected is a failure).
+# test-python:  pytest over tests/python with the venv (no test collected is a failure);
+#   installs redis-server (Debian package) when missing, for the "as a new user" test.
 # demo-python:  examples/python/echo.py against $(DEMO_TARGET).
 #
 # Stamp files make each step run again only when its inputs change.
@@ -44,6 +45,9 @@ $(PY_WHEEL_STAMP): $(PY_TOOLS_STAMP) $(PY_INPUTS)
 build-python: $(PY_WHEEL_STAMP) ## Build the Python wheel with maturin and install it into build/venv
 
 test-python: build-python ## Run the Python tests (pytest) against the installed wheel
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server missing; installing the Debian package"; \
+	  apt-get update && apt-get install -y redis-server; }
 	@cd $(ROOT) && $(PY_BIN)/python -m pytest tests/python; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "test-python: pytest collected no tests" >&2; exit 1; fi; \
 	  exit $$rc

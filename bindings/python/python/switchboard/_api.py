@@ -248,6 +248,11 @@ class Manager:
         pairs = _config_pairs(config, kwargs)
         pairs.extend((k, _config_value(k, v)) for k, v in named.items() if v is not None)
         if connect is None:
+            if check is not None or close is not None:
+                raise InvalidArgument(
+                    "check= and close= need connect=: they apply to the objects a "
+                    "connect callable makes"
+                )
             native = self._native.pool(name, target, pairs)
         else:
             loop = _running_loop()
