@@ -63,8 +63,8 @@ export interface ManagerOptions extends ConfigOptions {
   tcpNodelay?: boolean;
 }
 
-/** Options of `manager.pool()`: keys default to the `pool` section. */
-export interface PoolOptions extends ConfigOptions {
+/** The documented keys of `manager.pool()` options (`pool` section by default). */
+export interface PoolKeys {
   /** `pool.max_size`: most connections open at once (default 10). */
   maxSize?: number;
   /** `pool.acquire_timeout`: how long `acquire()` waits (default 30 s). */
@@ -100,6 +100,9 @@ export interface PoolOptions extends ConfigOptions {
   tcpNodelay?: boolean;
 }
 
+/** Options of `manager.pool()`: keys default to the `pool` section. */
+export interface PoolOptions extends PoolKeys, ConfigOptions {}
+
 /**
  * The program's callbacks for a custom pool (`manager.pool(name, target, { connect, ... })`).
  * Each runs on the JS thread: the library's runtime calls it through a threadsafe
@@ -126,7 +129,10 @@ export interface ConnectorCallbacks<T> {
 }
 
 /** Options of a custom pool: the callbacks plus configuration keys. */
-export type CustomPoolOptions<T> = PoolOptions & ConnectorCallbacks<T>;
+export type CustomPoolOptions<T> = PoolKeys &
+  ConnectorCallbacks<T> & {
+    [key: string]: ConfigOptions[string] | ((arg: never) => unknown);
+  };
 
 /** Options of one `acquire()`. */
 export interface AcquireOptions {
