@@ -19,14 +19,18 @@
  *   Each handle has exactly one function that ends it:
  *     sb_config_new  -> sb_config_free
  *     sb_manager_new -> sb_manager_free   (sb_manager_close may come first)
- *     sb_pool_new    -> sb_pool_free
- *     sb_pool_acquire, sb_pool_try_acquire -> sb_lease_release or sb_lease_discard
+ *     sb_pool_new, sb_pool_new_custom -> sb_pool_free
+ *     sb_pool_acquire, sb_pool_acquire_prio, sb_pool_try_acquire
+ *                    -> sb_lease_release or sb_lease_discard
  *   The _free and _release functions accept NULL (SB_OK); a second call on the same
  *   handle returns SB_INVALID_HANDLE. Configs are copied when passed to _new.
  *   Closing or freeing a manager closes its pools; their handles and leases then fail
  *   with SB_UNAVAILABLE (or keep working, for a lease's socket) but must still be freed
  *   or released. Strings returned by the library (sb_version, sb_status_str) are
- *   static and never freed.
+ *   static and never freed. sb_pool_stats is filled by value (no pointers inside).
+ *   A custom pool's userdata belongs to the library from sb_pool_new_custom on, and
+ *   its free_userdata is called exactly once (see sb_pool_new_custom); the objects
+ *   its connect callback makes are closed by its close callback, once each.
  *
  * Thread safety
  *   - Every function may be called from any thread, and calls on different handles
@@ -46,6 +50,19 @@
  *     default 2) in sb_manager_new and joins them when the manager is closed or freed.
  *   - After fork(), the child must not use the parent's manager, pools or leases;
  *     it creates its own manager.
+ *
+ * Callbacks (custom connectors, see sb_connector)
+ *   - connect and check run on switchboard's blocking-pool threads, close on the
+ *     thread that lets the connection go (often the one calling sb_lease_release),
+ *     free_userdata on the thread that drops the last reference. No library lock is
+ *     held while they run.
+ *   - Inside them, calls that would wait on switchboard's runtime (sb_pool_acquire
+ *     when nothing is idle, sb_pool_warm, sb_pool_run_upkeep, sb_manager_close) fail
+ *     with SB_FAILED_PRECONDITION; non-blocking calls work. Never call
+ *     sb_manager_free from a callback.
+ *   - The program's objects and userdata cross threads: the program promises they
+ *     may be used from any thread (one lease or check at a time per object).
+ *   - A callback must not unwind (C++ exception, longjmp) into the library.
  */
 
 #ifndef SWITCHBOARD_H
@@ -160,6 +177,211 @@ typedef struct sb_manager sb_manager;
  * at once.
  */
 typedef struct sb_pool sb_pool;
+
+/**
+ * The connect callback of an `sb_connector`. Opens one connection to `endpoint` (one
+ * entry of the pool's target, NUL-terminated) and stores the program's object for it
+ * in `*out_conn` (not NULL). Returns `SB_OK`, or another `sb_status` value on
+ * failure after writing a message (NUL-terminated, at most `errlen` bytes including
+ * the NUL) into `errbuf`; that message is what the acquirer reads with
+ * `sb_last_error`. The return type is `int32_t`, which is what `sb_status` is in C.
+ */
+typedef int32_t (*sb_connect_fn)(void *userdata,
+                                 const char *endpoint,
+                                 void **out_conn,
+                                 char *errbuf,
+                                 size_t errlen);
+
+/**
+ * The check callback of an `sb_connector`: `SB_OK` when `conn` is still usable,
+ * anything else to have it closed and replaced.
+ */
+typedef int32_t (*sb_check_fn)(void *userdata,
+                               void *conn);
+
+/**
+ * The close callback of an `sb_connector`: releases `conn`. Called exactly once for
+ * every object `connect` made.
+ */
+typedef void (*sb_close_fn)(void *userdata,
+                            void *conn);
+
+/**
+ * Frees the `userdata` of an `sb_connector`.
+ */
+typedef void (*sb_free_fn)(void *userdata);
+
+/**
+ * How a custom pool (`sb_pool_new_custom`) makes, checks and closes the program's
+ * own connection objects (a database client, an RPC stub, ...). The pool manages them
+ * exactly like sockets: sizes, waiting, lifetimes, `pool.validate_after`, eviction
+ * and statistics all apply.
+ *
+ * Threads: `connect` and `check` run on one of switchboard's blocking-pool threads
+ * (never on the thread that called `sb_pool_acquire`, never on a runtime worker), so
+ * they may block for as long as `pool.connect_timeout` / `pool.validation_timeout`
+ * allow. `close` runs on whichever thread lets the connection go: the thread calling
+ * `sb_lease_release` / `sb_lease_discard` / `sb_pool_free` / `sb_pool_evict_all` /
+ * `sb_pool_resize` / `sb_manager_close` / `sb_manager_free`, a runtime thread (idle
+ * timeout, lifetime, failed check), or a blocking-pool thread (a connect that
+ * finished after its acquirer gave up, a check that finished after its deadline; the
+ * object is then closed as soon as that callback returns). `free_userdata` runs on
+ * whichever thread lets go of the last reference.
+ *
+ * Calls allowed inside callbacks: any non-blocking switchboard call
+ * (`sb_pool_get_stats`, `sb_pool_try_acquire`, `sb_lease_release`, `sb_last_error`, ...).
+ * Calls that wait on switchboard's runtime (`sb_pool_acquire` when it has to wait,
+ * `sb_pool_warm`, `sb_pool_run_upkeep`, `sb_manager_close`) fail with
+ * `SB_FAILED_PRECONDITION` there, because the callback thread belongs to the
+ * runtime; `sb_manager_free` must not be called from a callback. A callback must not
+ * throw a C++ exception or `longjmp` out.
+ *
+ * Objects cross threads: the program promises that every object (and `userdata`)
+ * may be used and closed from threads other than the one that made it. Each object
+ * is used by one lease (or one check) at a time.
+ */
+typedef struct {
+    /**
+     * Required: opens a connection (see `sb_connect_fn`).
+     */
+    sb_connect_fn connect;
+    /**
+     * Optional (NULL: none): checks an idle connection before it is handed out when
+     * it was idle longer than `pool.validate_after` (default 500 ms), and in the
+     * background upkeep. Bounded by `pool.validation_timeout`; a failed or late
+     * check closes the connection.
+     */
+    sb_check_fn check;
+    /**
+     * Optional (NULL: none): closes a connection the pool lets go.
+     */
+    sb_close_fn close;
+    /**
+     * Passed as the first argument of every callback.
+     */
+    void *userdata;
+    /**
+     * Optional (NULL: none): called exactly once with `userdata` when the library no
+     * longer needs it (see `sb_pool_new_custom`).
+     */
+    sb_free_fn free_userdata;
+} sb_connector;
+
+/**
+ * A snapshot of a pool's sizes and counters, filled by value by `sb_pool_get_stats` (it
+ * holds no pointers; nothing to free). Every field after `struct_size` is a
+ * `uint64_t`; counters named `*_total` only grow.
+ *
+ * Versioning: set `struct_size = sizeof(sb_pool_stats)` before the call. The library
+ * writes only the fields that fit in `struct_size` bytes and sets `struct_size` to
+ * the number of bytes it filled, so a program built against an older or newer header
+ * works with this library: fields are only ever added at the end, and a field lies
+ * within the filled part if its end offset is at most the returned `struct_size`.
+ */
+typedef struct {
+    /**
+     * In: the size of the caller's struct (`sizeof(sb_pool_stats)`). Out: the number
+     * of bytes filled.
+     */
+    size_t struct_size;
+    /**
+     * `pool.max_size` now (after any `sb_pool_resize`).
+     */
+    uint64_t max_size;
+    /**
+     * `pool.min_idle` now.
+     */
+    uint64_t min_idle;
+    /**
+     * `pool.max_overflow`.
+     */
+    uint64_t max_overflow;
+    /**
+     * Open connections plus connects in flight.
+     */
+    uint64_t size;
+    /**
+     * Idle connections.
+     */
+    uint64_t idle;
+    /**
+     * Connections leased out.
+     */
+    uint64_t leased;
+    /**
+     * Callers waiting for a connection.
+     */
+    uint64_t waiting;
+    /**
+     * Connects in flight.
+     */
+    uint64_t connecting;
+    /**
+     * Connections opened, ever.
+     */
+    uint64_t created_total;
+    /**
+     * Connections closed, ever (the sum of the `closed_*_total` fields).
+     */
+    uint64_t closed_total;
+    /**
+     * Closed because they failed the liveness check, the probe or the check callback.
+     */
+    uint64_t closed_broken_total;
+    /**
+     * Closed after `pool.idle_timeout` idle (beyond `min_idle`).
+     */
+    uint64_t closed_idle_total;
+    /**
+     * Closed at the end of their `pool.max_lifetime`.
+     */
+    uint64_t closed_lifetime_total;
+    /**
+     * Closed on release because the pool held more than `max_size` (overflow, or a
+     * shrink).
+     */
+    uint64_t closed_overflow_total;
+    /**
+     * Closed by `sb_pool_evict_all`.
+     */
+    uint64_t closed_evicted_total;
+    /**
+     * Closed by `sb_lease_discard`.
+     */
+    uint64_t closed_discarded_total;
+    /**
+     * Closed because the pool or its manager closed.
+     */
+    uint64_t closed_closed_total;
+    /**
+     * Successful acquires (direct + waited).
+     */
+    uint64_t acquired_total;
+    /**
+     * Acquires served at once from an idle connection.
+     */
+    uint64_t acquired_direct_total;
+    /**
+     * Acquires that waited in line.
+     */
+    uint64_t acquired_waited_total;
+    /**
+     * Acquires that timed out.
+     */
+    uint64_t timed_out_total;
+    /**
+     * Acquires rejected because `pool.max_waiters` callers were already waiting.
+     */
+    uint64_t rejected_total;
+    /**
+     * Connect attempts that failed.
+     */
+    uint64_t connect_failed_total;
+    /**
+     * Probes (or check callbacks) that failed; their connections were closed.
+     */
+    uint64_t probe_failed_total;
+} sb_pool_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -290,6 +512,41 @@ sb_status sb_pool_new(sb_manager *manager,
                       sb_pool **out);
 
 /**
+ * Creates a pool named `name` of the program's own connection objects, made by the
+ * callbacks in `*connector` (see `sb_connector`), and stores its handle in `*out`.
+ * `target` is any non-empty string (or several separated by commas); each entry is
+ * passed to `connect` as its `endpoint`. `cfg` (NULL: none) overrides the manager's
+ * `pool.*` keys (`probe.*` and `tcp.*` do not apply: the `check` callback is the
+ * probe). The struct is copied; it may be freed when this returns. Leases of the pool
+ * give the objects through `sb_lease_conn`.
+ *
+ * Ownership of `connector->userdata` passes to the library with this call:
+ * `free_userdata` (if not NULL) is called exactly once, after the last `close`. When
+ * the call fails, before it returns. Otherwise once all three have let go of the
+ * pool: its handle (`sb_pool_free`), its leases (the last release), and its manager
+ * (which keeps a closed pool until it creates its next pool, is closed, or is
+ * freed). In the usual order -- release leases, free the pool, free the manager --
+ * that is during `sb_manager_free` at the latest; it runs on the thread making the
+ * call that lets go last.
+ *
+ * Returns `SB_INVALID_ARGUMENT` for a NULL `connector` or `connector->connect`, an
+ * empty target or a name already in use, `SB_UNAVAILABLE` once the manager is closed.
+ *
+ * # Safety
+ *
+ * `name` and `target` must be NULL (rejected) or NUL-terminated strings; `connector`
+ * must be NULL (rejected) or point to a readable `sb_connector` whose callbacks
+ * follow the contract in its documentation; `out` must be NULL (rejected) or point to
+ * a writable `sb_pool *`.
+ */
+sb_status sb_pool_new_custom(sb_manager *manager,
+                             const char *name,
+                             const char *target,
+                             const sb_config *cfg,
+                             const sb_connector *connector,
+                             sb_pool **out);
+
+/**
  * Acquires a connection and stores its lease in `*out`: an idle connection at once if
  * there is one, else waits (on the calling thread) for one to be released or
  * opened, up to `timeout_ms` milliseconds (negative: the pool's
@@ -310,6 +567,20 @@ sb_status sb_pool_new(sb_manager *manager,
 sb_status sb_pool_acquire(sb_pool *pool,
                           int64_t timeout_ms,
                           sb_lease **out);
+
+/**
+ * `sb_pool_acquire` with a priority: when callers wait, higher priorities are served
+ * first and equal priorities in arrival order (`sb_pool_acquire` is priority 0).
+ * Negative priorities are allowed.
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `sb_lease *`.
+ */
+sb_status sb_pool_acquire_prio(sb_pool *pool,
+                               int64_t timeout_ms,
+                               int32_t priority,
+                               sb_lease **out);
 
 /**
  * Takes an idle connection if one is ready, without waiting and without opening one.
@@ -333,9 +604,74 @@ sb_status sb_pool_try_acquire(sb_pool *pool,
 sb_status sb_pool_free(sb_pool *pool);
 
 /**
+ * Changes the pool's `max_size` (1..=65535) and `min_idle` (0..=max_size) while it
+ * is in use, without dropping leases: growing lets waiting callers in at once;
+ * shrinking closes surplus idle connections now and surplus leased ones when they
+ * are released. `min_idle` connections are then kept open in the background.
+ *
+ * Returns `SB_INVALID_ARGUMENT` for sizes out of range (nothing changes),
+ * `SB_UNAVAILABLE` once the pool or its manager is closed.
+ */
+sb_status sb_pool_resize(sb_pool *pool,
+                         uint32_t max_size,
+                         uint32_t min_idle);
+
+/**
+ * Closes every idle connection now and every leased one when it is released (e.g.
+ * after a failover); new connections are opened on demand and up to `min_idle`.
+ * Does not wait.
+ */
+sb_status sb_pool_evict_all(sb_pool *pool);
+
+/**
+ * Opens connections until `pool.min_idle` are idle (or the pool is full), waiting on
+ * the calling thread, and stores how many it opened in `*opened` (if `opened` is not
+ * NULL). A failed connect stops it and is returned (its message names the address);
+ * connections opened before it stay in the pool.
+ *
+ * Returns `SB_FAILED_PRECONDITION` when called from a connector callback (see
+ * `sb_connector`), `SB_UNAVAILABLE` once the pool or its manager is closed.
+ *
+ * # Safety
+ *
+ * `opened` must be NULL or point to a writable `size_t`.
+ */
+sb_status sb_pool_warm(sb_pool *pool,
+                       size_t *opened);
+
+/**
+ * Runs one pass of the pool's background upkeep now, on the calling thread: closes
+ * idle connections past `pool.idle_timeout` (keeping `min_idle`) or past
+ * `pool.max_lifetime`, checks idle ones past `pool.validate_after`, and starts
+ * connects up to `min_idle`. The pool does this on its own every so often; call it
+ * to see the effect at once (tests, or before a burst).
+ *
+ * Returns `SB_FAILED_PRECONDITION` when called from a connector callback,
+ * `SB_UNAVAILABLE` once the manager is closed.
+ */
+sb_status sb_pool_run_upkeep(sb_pool *pool);
+
+/**
+ * Fills `*out` with a snapshot of the pool's sizes and counters (see the struct
+ * `sb_pool_stats`; set `out->struct_size = sizeof *out` first). Does not wait; may be
+ * called from any thread, including inside connector callbacks, and on a closed pool.
+ *
+ * Returns `SB_INVALID_ARGUMENT` when `out` is NULL or `out->struct_size` is smaller
+ * than `sizeof(size_t)` (not set).
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to `out->struct_size` writable bytes.
+ */
+sb_status sb_pool_get_stats(const sb_pool *pool,
+                            sb_pool_stats *out);
+
+/**
  * Stores the connection's file descriptor in `*out`. The descriptor stays owned by
  * the lease: use it (blocking mode) while you hold the lease; do not close it, and do
- * not use it after `sb_lease_release`.
+ * not use it after `sb_lease_release`. A lease of a custom pool has no descriptor:
+ * `SB_FAILED_PRECONDITION` (use `sb_lease_conn`); so do `sb_lease_send*` and
+ * `sb_lease_recv` on it.
  *
  * # Safety
  *
@@ -343,6 +679,20 @@ sb_status sb_pool_free(sb_pool *pool);
  */
 sb_status sb_lease_fd(const sb_lease *lease,
                       int *out);
+
+/**
+ * Stores the program's object (made by the pool's `sb_connector` connect callback)
+ * in `*out`. It stays owned by the pool: use it while you hold the lease, and do not
+ * close it yourself (`sb_lease_discard` has the pool close it).
+ *
+ * Returns `SB_FAILED_PRECONDITION` for a lease of a socket pool (use `sb_lease_fd`).
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `void *`.
+ */
+sb_status sb_lease_conn(const sb_lease *lease,
+                        void **out);
 
 /**
  * Sends bytes from `buf`, blocking until at least one byte is sent, like `send(2)`;

@@ -5,8 +5,8 @@
 # test-c:  C test programs in tests/c against libswitchboard.so and (test_pool again)
 #   statically against libswitchboard.a, the C++ include test, and the README's C
 #   example and examples/c/echo.c; each under valgrind (installed with apt-get when
-#   missing); test_pool and test_misuse also built with ASan/UBSan. The Rust tests of
-#   the ffi crate run in test-rust.
+#   missing, like redis-server for test_redis); the C tests also built with
+#   ASan/UBSan. The Rust tests of the ffi crate run in test-rust.
 # demo-c:  examples/c/echo.c against $(DEMO_TARGET) (or its own echo server if unset).
 # header:  regenerate include/switchboard.h.
 #
@@ -26,7 +26,8 @@ C_LINK_SO  := -L$(LIBDIR) -lswitchboard -Wl,-rpath,$(LIBDIR) -lpthread
 # What the static library needs from the system, as printed by
 #   cargo rustc -p switchboard-ffi --release --crate-type staticlib -- --print native-static-libs
 C_LINK_A   := $(C_A) -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-C_TEST_ENV := SB_PYTHON=$(PYTHON) SB_ECHO_SERVER=$(ROOT)/tests/fixtures/echo_server.py
+C_TEST_ENV := SB_PYTHON=$(PYTHON) SB_ECHO_SERVER=$(ROOT)/tests/fixtures/echo_server.py \
+              SB_REDIS_SERVER=$$(command -v redis-server || echo redis-server)
 VALGRIND   := valgrind -q --error-exitcode=1 --leak-check=full \
               --errors-for-leak-kinds=definite,indirect --track-fds=no
 C_HARNESS  := $(ROOT)/tests/c/harness.h
@@ -81,18 +82,21 @@ $(C_OUT)/echo: $(ROOT)/examples/c/echo.c $(C_HEADER) $(C_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
-C_TESTS := test_pool test_pool_static test_misuse cpp_include
-C_ASAN_TESTS := test_pool_asan test_misuse_asan
+C_TESTS := test_pool test_pool_static test_misuse test_pool_ops test_custom test_redis cpp_include
+C_ASAN_TESTS := test_pool_asan test_misuse_asan test_pool_ops_asan test_custom_asan
 
-# Installs what the C tests need and a fresh machine may lack (valgrind, a C++ compiler).
+# Installs what the C tests need and a fresh machine may lack (valgrind, a C++ compiler,
+# redis-server for test_redis). If the install fails, test_redis says so and fails.
 c-tools:
 	@missing=""; \
 	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
 	command -v $(CXX) >/dev/null 2>&1 || missing="$$missing g++"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing with apt-get"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update && $$SUDO apt-get install -y $$missing; \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y $$missing || \
+	    echo "c-tools: could not install$$missing; the tests that need it will fail" >&2; \
 	fi
 
 test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo ## Run the C and C++ tests under valgrind and ASan

@@ -1,12 +1,13 @@
 //! `sb_lease`: one checked-out connection.
 
 use std::cell::RefCell;
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use switchboard_core::{Error, Lease, Socket, TcpConnector};
+use switchboard_core::{AnyConn, AnyConnector, Error, Lease, Socket};
 
 use crate::args::{bytes, bytes_mut, check_out, write_out};
+use crate::connector::CConn;
 use crate::error::{guard, sb_status};
 use crate::handles::{LocalFree, Slab, Tag, addr};
 
@@ -21,23 +22,28 @@ pub struct sb_lease {
 /// The lease behind a handle. Dropping it returns the connection to its pool, or
 /// closes it if the handle was discarded.
 pub(crate) struct LeaseObj {
-    lease: Option<Lease<TcpConnector>>,
+    lease: Option<Lease<AnyConnector<CConn>>>,
     discard: AtomicBool,
 }
 
 impl LeaseObj {
-    pub(crate) fn new(lease: Lease<TcpConnector>) -> Self {
+    pub(crate) fn new(lease: Lease<AnyConnector<CConn>>) -> Self {
         LeaseObj {
             lease: Some(lease),
             discard: AtomicBool::new(false),
         }
     }
 
-    fn socket(&self) -> Result<&Socket, Error> {
+    fn conn(&self) -> Result<&AnyConn<CConn>, Error> {
         // `lease` is only taken in `drop`.
         self.lease
             .as_deref()
             .ok_or_else(|| Error::internal("lease without a connection"))
+    }
+
+    /// The socket; FailedPrecondition for a lease of a custom pool.
+    fn socket(&self) -> Result<&Socket, Error> {
+        self.conn()?.socket()
     }
 }
 
@@ -67,7 +73,9 @@ pub(crate) static LEASES: Slab<LeaseObj> = Slab::with_local_cache(Tag::Lease, &L
 
 /// Stores the connection's file descriptor in `*out`. The descriptor stays owned by
 /// the lease: use it (blocking mode) while you hold the lease; do not close it, and do
-/// not use it after `sb_lease_release`.
+/// not use it after `sb_lease_release`. A lease of a custom pool has no descriptor:
+/// `SB_FAILED_PRECONDITION` (use `sb_lease_conn`); so do `sb_lease_send*` and
+/// `sb_lease_recv` on it.
 ///
 /// # Safety
 ///
@@ -80,6 +88,27 @@ pub unsafe extern "C" fn sb_lease_fd(lease: *const sb_lease, out: *mut c_int) ->
         let fd = l.socket()?.fd();
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(out, fd) };
+        Ok(())
+    })
+}
+
+/// Stores the program's object (made by the pool's `sb_connector` connect callback)
+/// in `*out`. It stays owned by the pool: use it while you hold the lease, and do not
+/// close it yourself (`sb_lease_discard` has the pool close it).
+///
+/// Returns `SB_FAILED_PRECONDITION` for a lease of a socket pool (use `sb_lease_fd`).
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `void *`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_lease_conn(lease: *const sb_lease, out: *mut *mut c_void) -> sb_status {
+    guard("sb_lease_conn", || {
+        let l = LEASES.get(addr(lease))?;
+        check_out(out, "out")?;
+        let ptr = l.conn()?.custom()?.ptr();
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(out, ptr) };
         Ok(())
     })
 }

@@ -1,6 +1,6 @@
 //! switchboard's C ABI: translation only, all behaviour lives in `switchboard-core`.
 //!
-//! One module per C object ([`config`], [`manager`], [`pool`], [`lease`]), plus
+//! One module per C object ([`config`], [`manager`], [`connector`], [`pool`], [`lease`]), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
 //! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
@@ -16,6 +16,8 @@ pub mod config;
 
 pub mod manager;
 
+pub mod connector;
+
 pub mod pool;
 
 pub mod lease;
@@ -24,11 +26,16 @@ mod args;
 mod handles;
 
 pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
+pub use connector::{sb_check_fn, sb_close_fn, sb_connect_fn, sb_connector, sb_free_fn};
 pub use error::{last_error, sb_last_error, sb_status, sb_status_str};
 pub use lease::{
-    sb_lease, sb_lease_discard, sb_lease_fd, sb_lease_recv, sb_lease_release, sb_lease_send,
-    sb_lease_send_all,
+    sb_lease, sb_lease_conn, sb_lease_discard, sb_lease_fd, sb_lease_recv, sb_lease_release,
+    sb_lease_send, sb_lease_send_all,
 };
 pub use manager::{sb_manager, sb_manager_close, sb_manager_free, sb_manager_new};
-pub use pool::{sb_pool, sb_pool_acquire, sb_pool_free, sb_pool_new, sb_pool_try_acquire};
+pub use pool::{
+    sb_pool, sb_pool_acquire, sb_pool_acquire_prio, sb_pool_evict_all, sb_pool_free,
+    sb_pool_get_stats, sb_pool_new, sb_pool_new_custom, sb_pool_resize, sb_pool_run_upkeep,
+    sb_pool_stats, sb_pool_try_acquire, sb_pool_warm,
+};
 pub use version::{SB_VERSION_MAJOR, SB_VERSION_MINOR, SB_VERSION_PATCH, sb_version};

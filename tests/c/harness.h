@@ -123,6 +123,34 @@ static inline int harness_summary(void) {
     return harness_failed == 0 ? 0 : 1;
 }
 
+/* Sleeps `ms` milliseconds. */
+static inline void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* sb_pool_get_stats with struct_size set, the way a program calls it. */
+static inline sb_status get_stats(sb_pool *pool, sb_pool_stats *s) {
+    memset(s, 0, sizeof *s);
+    s->struct_size = sizeof *s;
+    return sb_pool_get_stats(pool, s);
+}
+
+/* Polls until `cond` holds, running `refresh` before each look, for at most `ms`
+ * milliseconds (10 ms apart); fails the case when the time is up. */
+#define EVENTUALLY(ms, refresh, cond)                                                  \
+    do {                                                                               \
+        long long deadline_ = now_ms() + (ms);                                         \
+        for (;;) {                                                                     \
+            refresh;                                                                   \
+            if (cond) break;                                                           \
+            if (now_ms() > deadline_)                                                  \
+                FAILF("still not %s after %d ms (last error: %s)", #cond, (int)(ms),   \
+                      last_error());                                                   \
+            sleep_ms(10);                                                              \
+        }                                                                              \
+    } while (0)
+
 /* ---- the echo server ---------------------------------------------------------- */
 
 typedef struct {

@@ -1,0 +1,164 @@
+/* Tried as a new user would: a pool to a real redis-server (the Debian package),
+ * started here on a free loopback port, with the built-in probe
+ * (probe.send = "PING\r\n", probe.expect = "+PONG") on every checkout
+ * (pool.validate_after = 0). Acquire, PING by hand, release, reacquire (probed, the
+ * same connection), then kill redis-server: the next acquire fails cleanly, with a
+ * status and a message, well within its deadline.
+ *
+ * SB_REDIS_SERVER names the binary (default: redis-server on PATH). When it cannot be
+ * run this test FAILS, loudly: it never passes without a real server. */
+#include "harness.h"
+
+#include <fcntl.h>
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char target[64];
+} redis;
+
+/* Starts redis-server on a free loopback port; waits (up to 15 s) until it accepts. */
+static int redis_start(redis *r) {
+    const char *bin = getenv("SB_REDIS_SERVER");
+    if (bin == NULL || *bin == '\0') bin = "redis-server";
+    r->port = dead_port();
+    if (r->port <= 0) return -1;
+    char port[16];
+    snprintf(port, sizeof port, "%d", r->port);
+    int exec_pipe[2]; /* closed on a successful exec; carries errno otherwise */
+    if (pipe(exec_pipe) != 0) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        close(exec_pipe[0]);
+        fcntl(exec_pipe[1], F_SETFD, FD_CLOEXEC);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDOUT_FILENO);
+        }
+        execlp(bin, bin, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
+               "--port", port, "--daemonize", "no", (char *)NULL);
+        int err = errno;
+        if (write(exec_pipe[1], &err, sizeof err) < 0) _exit(126);
+        _exit(127);
+    }
+    close(exec_pipe[1]);
+    int err = 0;
+    ssize_t n = read(exec_pipe[0], &err, sizeof err);
+    close(exec_pipe[0]);
+    if (n == (ssize_t)sizeof err) {
+        waitpid(pid, NULL, 0);
+        fprintf(stderr,
+                "\n*** test_redis: cannot run \"%s\": %s.\n"
+                "*** Install the Debian package (apt-get install -y redis-server; `make test-c`\n"
+                "*** does this when it is missing) or set SB_REDIS_SERVER. FAILING.\n\n",
+                bin, strerror(err));
+        return -1;
+    }
+    r->pid = pid;
+    snprintf(r->target, sizeof r->target, "tcp://127.0.0.1:%d", r->port);
+    long long deadline = now_ms() + 15000;
+    while (now_ms() < deadline) {
+        int fd = connect_loopback(r->port);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        if (waitpid(pid, NULL, WNOHANG) == pid) break;
+        sleep_ms(20);
+    }
+    fprintf(stderr, "\n*** test_redis: redis-server did not accept on port %d. FAILING.\n\n",
+            r->port);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void redis_kill(redis *r) {
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+    }
+}
+
+static redis server;
+
+/* Sends PING by hand on the lease's socket and reads the reply line. */
+static int ping_by_hand(sb_lease *lease) {
+    EXPECT_OK(sb_lease_send_all(lease, (const uint8_t *)"PING\r\n", 6));
+    char reply[64];
+    size_t got = 0;
+    while (got < sizeof reply - 1 && (got < 2 || memcmp(reply + got - 2, "\r\n", 2) != 0)) {
+        size_t n = 0;
+        EXPECT_OK(sb_lease_recv(lease, (uint8_t *)reply + got, sizeof reply - 1 - got, &n));
+        if (n == 0) FAILF("redis closed the connection");
+        got += n;
+    }
+    reply[got] = '\0';
+    if (strcmp(reply, "+PONG\r\n") != 0) FAILF("PING answered \"%s\"", reply);
+    return 0;
+}
+
+static int redis_with_probe(void) {
+    sb_config *cfg = NULL;
+    EXPECT_OK(sb_config_new(&cfg));
+    /* The C string "PING\\r\\n" is the text PING\r\n with C escapes, as documented. */
+    EXPECT_OK(sb_config_set(cfg, "probe.send", "PING\\r\\n"));
+    EXPECT_OK(sb_config_set(cfg, "probe.expect", "+PONG"));
+    EXPECT_OK(sb_config_set(cfg, "pool.validate_after", "0"));
+    EXPECT_OK(sb_config_set(cfg, "pool.max_size", "2"));
+    EXPECT_OK(sb_config_set(cfg, "pool.connect_timeout", "2s"));
+    EXPECT_OK(sb_config_set(cfg, "pool.validation_timeout", "2s"));
+    sb_manager *m = NULL;
+    sb_pool *pool = NULL;
+    EXPECT_OK(sb_manager_new(NULL, &m));
+    EXPECT_OK(sb_pool_new(m, "redis", server.target, cfg, &pool));
+    EXPECT_OK(sb_config_free(cfg));
+
+    sb_lease *lease = NULL;
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    if (ping_by_hand(lease)) return 1;
+    EXPECT_OK(sb_lease_release(lease));
+
+    /* Reacquire: probed (PING/+PONG by the pool), the same connection, no failure. */
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    if (ping_by_hand(lease)) return 1;
+    sb_pool_stats s;
+    EXPECT_OK(get_stats(pool, &s));
+    EXPECT(s.created_total == 1 && s.closed_total == 0);
+    EXPECT(s.probe_failed_total == 0 && s.acquired_total == 2);
+    EXPECT_OK(sb_lease_release(lease));
+
+    /* redis-server goes away: the next acquire fails cleanly and in bounded time. */
+    redis_kill(&server);
+    long long t0 = now_ms();
+    sb_status st = sb_pool_acquire(pool, 3000, &lease);
+    long long took = now_ms() - t0;
+    if (st == SB_OK) FAILF("acquire succeeded after redis-server was killed");
+    const char *msg = last_error();
+    printf("    after kill: %s in %lld ms: %s\n", status_name(st), took, msg);
+    EXPECT(strlen(msg) > 0);
+    EXPECT(st == SB_UNAVAILABLE || st == SB_IO || st == SB_TIMEOUT);
+    EXPECT(took < 3000 + 5000); /* the deadline plus a generous margin */
+    EXPECT_OK(get_stats(pool, &s));
+    EXPECT(s.leased == 0);
+    EXPECT(s.closed_broken_total == 1); /* the dead connection was not handed out */
+    EXPECT_OK(sb_pool_free(pool));
+    EXPECT_OK(sb_manager_close(m, 2000));
+    EXPECT_OK(sb_manager_free(m));
+    return 0;
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    if (redis_start(&server) != 0) {
+        printf("FAIL redis_with_probe (redis-server could not be started)\n");
+        return 1;
+    }
+    RUN(redis_with_probe);
+    redis_kill(&server);
+    return harness_summary();
+}
