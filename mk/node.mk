@@ -6,7 +6,8 @@
 #   `NODE_PATH=build/node_modules node -e "require('switchboard')"` works (a project
 #   of your own: `npm install /path/to/bindings/node`).
 # test-node:  node --test over tests/node (each test starts its own echo server).
-# demo-node:  examples/node/echo.js against $(DEMO_TARGET).
+# demo-node:  examples/node/echo.js against $(DEMO_TARGET), then examples/node/custom.js
+#   (a custom connector; needs no server).
 
 .PHONY: build-node test-node demo-node node-tools
 
@@ -47,3 +48,4 @@ test-node: build-node ## Run the Node tests (node --test tests/node)
 demo-node: build-node ## Run the Node example against DEMO_TARGET=tcp://host:port
 	@test -n "$(DEMO_TARGET)" || { echo "demo-node: set DEMO_TARGET=tcp://host:port" >&2; exit 2; }
 	NODE_PATH=$(NODE_PATH_DIR) $(NODE) $(ROOT)/examples/node/echo.js $(DEMO_TARGET)
+	NODE_PATH=$(NODE_PATH_DIR) $(NODE) $(ROOT)/examples/node/custom.js

@@ -4,9 +4,13 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 
-const { sb, within, startEchoServer, readExactly, rejectsWithCode, throwsWithCode } = require('./helpers');
+const { ROOT, sb, within, startEchoServer, readExactly, rejectsWithCode, throwsWithCode } = require('./helpers');
 
 const { Manager, ErrorCode } = sb;
 const T = { timeout: 30_000 };
@@ -264,5 +268,22 @@ test('custom pool options are checked', T, async () => {
     throwsWithCode(() => manager.pool('x5', 'db://x', {}), ErrorCode.InvalidArgument);
   } finally {
     await manager.close();
+  }
+});
+
+test('examples/node/custom.js runs and exits on its own', T, () => {
+  const nodePath = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-node-path-'));
+  try {
+    fs.symlinkSync(path.join(ROOT, 'bindings', 'node'), path.join(nodePath, 'switchboard'), 'dir');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'examples', 'node', 'custom.js')], {
+      env: { ...process.env, NODE_PATH: nodePath },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(r.status, 0, `exit ${r.status} ${r.signal}; stderr: ${r.stderr}`);
+    assert.match(r.stdout, /after a failed check got client #2/);
+    assert.match(r.stdout, /closed clients \[1,2\]/);
+  } finally {
+    fs.rmSync(nodePath, { recursive: true, force: true });
   }
 });

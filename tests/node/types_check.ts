@@ -1,0 +1,40 @@
+// Compiles against index.d.ts with tsc --strict (not run by `node --test`; TypeScript is
+// not a dependency of the package). To check by hand:
+//   npm install --prefix /tmp/tscheck typescript@5 @types/node@20
+//   mkdir -p /tmp/tscheck/node_modules/switchboard && cp bindings/node/index.d.ts bindings/node/package.json /tmp/tscheck/node_modules/switchboard/
+//   cp tests/node/types_check.ts /tmp/tscheck/ && cd /tmp/tscheck && ./node_modules/.bin/tsc --noEmit --strict \
+//     --target es2022 --module commonjs --moduleResolution node --lib es2022,esnext.disposable types_check.ts
+import { Manager, Pool, Lease, ErrorCode, isSwitchboardError } from 'switchboard';
+
+interface Client { endpoint: string; n: number }
+
+async function main(): Promise<void> {
+  const m = new Manager({ workerThreads: 2, poolMaxSize: 4 });
+  const sockets = m.pool('s', 'tcp://127.0.0.1:1', { maxSize: 2, minIdle: 1, probeSend: Buffer.from('PING\r\n'), probeExpect: 'PONG', maxOverflow: 1, idleTimeout: '1s' });
+  const l = await sockets.acquire({ priority: 3 });
+  const fd: number = l.fd;
+  await l.write('x');
+  l.release();
+  const custom = m.pool('c', 'db://x', {
+    maxSize: 3,
+    connect: async (endpoint: string): Promise<Client> => ({ endpoint, n: 1 }),
+    check: (c) => c.n > 0,
+    close: (c) => { console.log(c.endpoint); },
+  });
+  const p: Pool<Client> = custom;
+  const lease: Lease<Client> = await p.acquire();
+  const n: number = lease.obj.n;
+  lease.release();
+  const r: string = await p.withLease(async (x) => x.obj.endpoint);
+  p.resize(4, 1);
+  p.evictAll();
+  const opened: number = await p.warm();
+  await p.runUpkeep();
+  const s = p.stats();
+  const b: number = s.closedBy.broken + s.probeFailedTotal + s.minIdle;
+  const t = p.tryAcquire();
+  if (t) t.release();
+  console.log(fd, n, r, opened, b, ErrorCode.Timeout, isSwitchboardError(null));
+  await m.close();
+}
+main();
