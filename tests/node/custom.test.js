@@ -287,3 +287,73 @@ test('examples/node/custom.js runs and exits on its own', T, () => {
     fs.rmSync(nodePath, { recursive: true, force: true });
   }
 });
+
+test('custom pool under churn: random connect/check outcomes, timeouts and abandoned acquires', T, async () => {
+  const manager = new Manager({ workerThreads: 2 });
+  // A fixed-seed generator, so that a failure can be replayed.
+  let seed = 12345;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const log = { connects: [], closes: [] };
+  const pool = manager.pool('churn', 'db://churn', {
+    maxSize: 4,
+    maxOverflow: 2,
+    validateAfter: 0,
+    connectTimeout: 40,
+    validationTimeout: 40,
+    async connect() {
+      const r = rand();
+      await sleep(Math.floor(r * 60)); // some beyond connectTimeout
+      if (r < 0.15) throw new Error('connect refused');
+      const obj = { closed: 0 };
+      log.connects.push(obj);
+      return obj;
+    },
+    async check() {
+      const r = rand();
+      await sleep(Math.floor(r * 60)); // some beyond validationTimeout
+      return r > 0.2;
+    },
+    close(obj) {
+      obj.closed += 1;
+      log.closes.push(obj);
+    },
+  });
+  const outcomes = { ok: 0, failed: 0 };
+  const work = [];
+  for (let i = 0; i < 150; i++) {
+    const timeout = Math.floor(rand() * 80);
+    const p = pool.acquire({ timeout }).then(
+      async (lease) => {
+        outcomes.ok += 1;
+        const s = pool.stats();
+        assert.ok(s.size <= 6, `size ${s.size} beyond maxSize + maxOverflow`);
+        await sleep(Math.floor(rand() * 5));
+        if (rand() < 0.1) lease.discard();
+        else lease.release();
+      },
+      (err) => {
+        outcomes.failed += 1;
+        assert.ok(
+          [ErrorCode.Timeout, ErrorCode.Unavailable].includes(err.code),
+          `unexpected ${err.code}: ${err.message}`,
+        );
+      },
+    );
+    // Every fifth acquire is abandoned: nobody awaits it (its lease, if any, is released above).
+    if (i % 5 !== 0) work.push(p);
+    if (i % 10 === 0) await sleep(1);
+  }
+  await within(20_000, Promise.all(work), 'every awaited acquire settled');
+  assert.ok(outcomes.ok > 0, JSON.stringify(outcomes));
+  // Everything comes back (bounded wait for the abandoned ones).
+  await waitFor(() => pool.stats().leased === 0 && pool.stats().waiting === 0, 'all leases back');
+  const s = pool.stats();
+  assert.ok(s.size <= 6, JSON.stringify(s));
+  await within(15_000, manager.close(), 'manager.close');
+  // Each object connect made (including late ones nobody took) is closed exactly once.
+  await waitFor(() => log.closes.length === log.connects.length, 'every object closed');
+  assertAllClosedOnce(log);
+});
