@@ -284,3 +284,127 @@ fn run_check(cb: &Arc<Callbacks>, check: CheckFn, conn: &CConn) -> Result<()> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static FREES: AtomicUsize = AtomicUsize::new(0);
+    static CLOSES: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn ok_without_object(
+        _: *mut c_void,
+        _: *const c_char,
+        _: *mut *mut c_void,
+        _: *mut c_char,
+        _: usize,
+    ) -> i32 {
+        0
+    }
+
+    unsafe extern "C" fn fails_silently(
+        _: *mut c_void,
+        _: *const c_char,
+        _: *mut *mut c_void,
+        _: *mut c_char,
+        _: usize,
+    ) -> i32 {
+        42 // not an sb_status
+    }
+
+    unsafe extern "C" fn fills_errbuf(
+        _: *mut c_void,
+        _: *const c_char,
+        _: *mut *mut c_void,
+        errbuf: *mut c_char,
+        errlen: usize,
+    ) -> i32 {
+        // Fills the whole buffer without a NUL: the library must still read safely.
+        // SAFETY: errlen writable bytes at errbuf by the contract.
+        unsafe { std::ptr::write_bytes(errbuf, b'x', errlen) };
+        6
+    }
+
+    unsafe extern "C" fn makes_object(
+        userdata: *mut c_void,
+        _: *const c_char,
+        out: *mut *mut c_void,
+        _: *mut c_char,
+        _: usize,
+    ) -> i32 {
+        // SAFETY: out is writable by the contract.
+        unsafe { *out = userdata };
+        0
+    }
+
+    unsafe extern "C" fn count_close(_: *mut c_void, _: *mut c_void) {
+        CLOSES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    unsafe extern "C" fn count_free(_: *mut c_void) {
+        FREES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn callbacks(connect: ConnectFn) -> Arc<Callbacks> {
+        Arc::new(Callbacks {
+            connect: Some(connect),
+            check: None,
+            close: Some(count_close),
+            userdata: UserPtr(8usize as *mut c_void),
+            free_userdata: Some(count_free),
+        })
+    }
+
+    #[test]
+    fn connect_results_become_errors_or_objects() {
+        let ep = Endpoint::Named("svc://a".into());
+        let e = run_connect(&callbacks(ok_without_object), ok_without_object, &ep).unwrap_err();
+        assert_eq!(e.code(), Code::Internal);
+        assert!(e.message().contains("without setting *out_conn"), "{e}");
+
+        let e = run_connect(&callbacks(fails_silently), fails_silently, &ep).unwrap_err();
+        assert_eq!(
+            e.code(),
+            Code::Unavailable,
+            "unknown statuses count as unavailable"
+        );
+        assert!(e.message().contains("no message") && e.message().contains("svc://a"));
+
+        let e = run_connect(&callbacks(fills_errbuf), fills_errbuf, &ep).unwrap_err();
+        assert_eq!(e.code(), Code::Timeout);
+        assert!(e.message().ends_with(&"x".repeat(ERRBUF_LEN - 1)), "{e}");
+
+        let frees = FREES.load(Ordering::SeqCst);
+        let closes = CLOSES.load(Ordering::SeqCst);
+        let cb = callbacks(makes_object);
+        let conn = run_connect(&cb, makes_object, &ep).unwrap();
+        assert_eq!(conn.ptr() as usize, 8);
+        let copy = conn.clone();
+        drop(cb);
+        drop(conn);
+        assert_eq!(
+            CLOSES.load(Ordering::SeqCst),
+            closes,
+            "a clone is still alive"
+        );
+        assert_eq!(
+            FREES.load(Ordering::SeqCst),
+            frees,
+            "the object still needs userdata"
+        );
+        drop(copy);
+        assert_eq!(CLOSES.load(Ordering::SeqCst), closes + 1);
+        assert_eq!(FREES.load(Ordering::SeqCst), frees + 1);
+    }
+
+    #[test]
+    fn panics_become_internal_errors() {
+        let e = guarded::<()>("connect", || panic!("boom")).unwrap_err();
+        assert_eq!(e.code(), Code::Internal);
+        assert!(e.message().contains("boom"), "{e}");
+        assert_eq!(code_of(5), Code::Unavailable);
+        assert_eq!(code_of(1), Code::InvalidArgument);
+        assert_eq!(code_of(-1), Code::Unavailable);
+    }
+}

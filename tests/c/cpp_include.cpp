@@ -20,6 +20,23 @@ struct Manager {
     Manager &operator=(const Manager &) = delete;
 };
 
+// A custom connector written in C++: callbacks return int32_t (what sb_status is in
+// C), and the objects are C++ objects.
+struct Conn {
+    std::string endpoint;
+};
+int closes = 0;
+
+int32_t cpp_connect(void *, const char *endpoint, void **out, char *, size_t) {
+    *out = new Conn{endpoint};
+    return SB_OK;
+}
+
+void cpp_close(void *, void *conn) {
+    delete static_cast<Conn *>(conn);
+    closes++;
+}
+
 int failures = 0;
 int passes = 0;
 
@@ -60,6 +77,23 @@ int main() {
               "sb_pool_try_acquire on an empty pool");
         check(sb_pool_free(pool) == SB_OK, "sb_pool_free");
         check(sb_pool_free(pool) == SB_INVALID_HANDLE, "double free is SB_INVALID_HANDLE");
+
+        sb_connector k{};
+        k.connect = cpp_connect;
+        k.close = cpp_close;
+        check(sb_pool_new_custom(m.handle, "custom", "svc://a", nullptr, &k, &pool) == SB_OK,
+              "sb_pool_new_custom");
+        check(sb_pool_acquire_prio(pool, 5000, 1, &lease) == SB_OK, "sb_pool_acquire_prio");
+        void *obj = nullptr;
+        check(sb_lease_conn(lease, &obj) == SB_OK &&
+                  static_cast<Conn *>(obj)->endpoint == "svc://a",
+              "sb_lease_conn gives the C++ object");
+        check(sb_lease_release(lease) == SB_OK, "sb_lease_release");
+        sb_pool_stats s{};
+        s.struct_size = sizeof s;
+        check(sb_pool_get_stats(pool, &s) == SB_OK && s.idle == 1 && s.created_total == 1,
+              "sb_pool_get_stats");
+        check(sb_pool_free(pool) == SB_OK && closes == 1, "sb_pool_free closes the object");
     }
     check(sb_config_free(cfg) == SB_OK, "sb_config_free");
     std::printf("%d passed, %d failed\n", passes, failures);

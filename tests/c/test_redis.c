@@ -102,6 +102,39 @@ static int ping_by_hand(sb_lease *lease) {
     return 0;
 }
 
+/* How many PING commands redis-server has run (INFO commandstats, on a connection of
+ * our own); -1 on error. */
+static int redis_ping_calls(void) {
+    int fd = connect_loopback(server.port);
+    if (fd < 0) return -1;
+    const char *cmd = "INFO commandstats\r\n";
+    if (send(fd, cmd, strlen(cmd), 0) != (ssize_t)strlen(cmd)) {
+        close(fd);
+        return -1;
+    }
+    char buf[8192];
+    size_t used = 0;
+    int calls = -1;
+    long long deadline = now_ms() + 5000;
+    while (used < sizeof buf - 1 && now_ms() < deadline) {
+        ssize_t n = recv(fd, buf + used, sizeof buf - 1 - used, 0);
+        if (n <= 0) break;
+        used += (size_t)n;
+        buf[used] = '\0';
+        /* A bulk reply: "$<len>\r\n<text>\r\n"; done once the whole text is here. */
+        long len = 0;
+        char *body = strstr(buf, "\r\n");
+        if (buf[0] == '$' && body != NULL && sscanf(buf, "$%ld", &len) == 1 &&
+            (size_t)(body + 2 - buf) + (size_t)len + 2 <= used)
+            break;
+    }
+    close(fd);
+    const char *p = strstr(buf, "cmdstat_ping:calls=");
+    if (p == NULL) return 0; /* no PING yet */
+    if (sscanf(p, "cmdstat_ping:calls=%d", &calls) != 1) return -1;
+    return calls;
+}
+
 static int redis_with_probe(void) {
     sb_config *cfg = NULL;
     EXPECT_OK(sb_config_new(&cfg));
@@ -124,8 +157,11 @@ static int redis_with_probe(void) {
     EXPECT_OK(sb_lease_release(lease));
 
     /* Reacquire: probed (PING/+PONG by the pool), the same connection, no failure. */
+    EXPECT(redis_ping_calls() == 1);
     EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    EXPECT(redis_ping_calls() == 2); /* the pool's probe */
     if (ping_by_hand(lease)) return 1;
+    EXPECT(redis_ping_calls() == 3);
     sb_pool_stats s;
     EXPECT_OK(get_stats(pool, &s));
     EXPECT(s.created_total == 1 && s.closed_total == 0);
