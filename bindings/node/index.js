@@ -2,7 +2,7 @@
 // switchboard for Node: connection pools on the library's own runtime.
 //
 // This file wraps the native addon (switchboard.node, built from src/ by napi-rs) in
-// the public classes. It only shapes arguments: every behaviour, and every error
+// the public classes, and keeps custom pools' objects (see "custom connectors"). It only shapes arguments: every behaviour, and every error
 // message, comes from the Rust core. Errors are `Error`s whose `code` is the `SB_*`
 // name; calls that may wait return promises and never block the event loop.
 
@@ -508,6 +508,17 @@ class Manager {
    * Creates a pool named `name` (unique in this manager) to `target`
    * (`tcp://host:port`). `options` keys default to the `pool` section:
    * `{ maxSize: 4, acquireTimeout: 250 }`.
+   *
+   * With `connect` (and optionally `check`, `close`) among the options, the pool
+   * manages the program's own objects instead of sockets, and `target` may be any
+   * string (it is passed to `connect`):
+   * - `connect(endpoint)` returns the object or a Promise of it; a throw or rejection
+   *   fails the waiting acquire with its message.
+   * - `check(obj)` accepts unless it returns/resolves `false`, throws or rejects; a
+   *   rejected object is closed and replaced.
+   * - `close(obj)` is called once for every object the pool lets go.
+   * All three run on the JS thread: the library's threads queue them through a weak
+   * threadsafe function, so `close` runs a moment after the call that let it go.
    */
   pool(name, target, options) {
     checkString(name, 'pool name');
