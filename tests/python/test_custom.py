@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from typing import Any, Optional
 
@@ -313,3 +314,23 @@ def test_dropping_leases_and_pool_without_close(manager: switchboard.Manager) ->
     del pool
     manager.close(timeout=1)
     assert hooks.closes[obj.n] == 1
+
+
+def test_an_object_made_after_connect_timeout_is_closed(manager: switchboard.Manager) -> None:
+    made: list[object] = []
+    closed: list[object] = []
+
+    def slow_connect(endpoint: str) -> object:
+        time.sleep(0.3)
+        made.append(object())
+        return made[-1]
+
+    pool = manager.pool(
+        "slow", "db://slow", connect=slow_connect, close=closed.append, connect_timeout=50
+    )
+    with pytest.raises(switchboard.Timeout, match="connect_timeout"):
+        pool.acquire(timeout=5)
+    # The pool gave up on it; when it arrives anyway it is closed, exactly once.
+    wait_until(lambda: len(made) >= 1 and len(closed) == len(made), what="late object closed")
+    assert closed == made
+    assert pool.stats().size == 0

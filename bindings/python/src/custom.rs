@@ -93,7 +93,14 @@ static SB_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// keep their code and message; `TimeoutError` becomes Timeout; anything else is
 /// Unavailable (the object could not be made or is not usable), its message naming the
 /// callback, the endpoint and the exception.
-fn from_callback(py: Python<'_>, causes: &Causes, what: &str, endpoint: &str, err: PyErr) -> Error {
+fn from_callback(
+    py: Python<'_>,
+    causes: &Causes,
+    what: &str,
+    endpoint: &str,
+    err: PyErr,
+    remember: bool,
+) -> Error {
     let value = err.value(py);
     let sb_class = SB_ERROR
         .get_or_try_init(py, || {
@@ -131,10 +138,11 @@ fn from_callback(py: Python<'_>, causes: &Causes, what: &str, endpoint: &str, er
             )
         }
     };
-    causes.remember(
-        error.message(),
-        Arc::new(Held::new(value.clone().into_any().unbind())),
-    );
+    if remember {
+        // Only connect errors reach an acquirer (a failed check just replaces the object).
+        let exc = Arc::new(Held::new(value.clone().into_any().unbind()));
+        causes.remember(error.message(), exc);
+    }
     error
 }
 
@@ -144,6 +152,49 @@ fn interpreter_gone(what: &str) -> Error {
     ))
 }
 
+/// The object a connect made, handed from the blocking thread to the connect future;
+/// if the future was dropped meanwhile (connect timeout, shutdown), the object is
+/// closed instead of being lost without its close.
+#[derive(Default)]
+struct Slot {
+    abandoned: bool,
+    ready: Option<Obj>,
+}
+
+type CloseObj = Arc<dyn Fn(Obj) + Send + Sync>;
+
+/// Marks the slot abandoned when the connect future is dropped before it finished,
+/// and closes an object that arrived just before.
+struct AbandonGuard {
+    slot: Arc<Mutex<Slot>>,
+    close: CloseObj,
+    armed: bool,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let late = {
+            let mut s = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+            s.abandoned = true;
+            s.ready.take()
+        };
+        if let Some(obj) = late {
+            (self.close)(obj);
+        }
+    }
+}
+
+fn call_connect(connect: &Held, causes: &Causes, name: &str) -> Result<Obj, Error> {
+    Python::try_attach(|py| match connect.get(py).call1(py, (name,)) {
+        Ok(obj) => Ok(Arc::new(Held::new(obj))),
+        Err(e) => Err(from_callback(py, causes, "connect", name, e, true)),
+    })
+    .unwrap_or_else(|| Err(interpreter_gone("connect")))
+}
+
 /// Builds the core connector from the Python callables.
 pub(crate) fn connector(
     connect: Py<PyAny>,
@@ -151,15 +202,66 @@ pub(crate) fn connector(
     close: Option<Py<PyAny>>,
     causes: Arc<Causes>,
 ) -> FnConnector<Obj> {
-    let connect = Held::new(connect);
+    let close = close.map(Held::new);
+    let close: CloseObj = Arc::new(move |obj: Obj| {
+        // Runs once per object the pool lets go; the object is dropped with the GIL
+        // held either way.
+        let _ = Python::try_attach(|py| {
+            if let Some(close) = &close {
+                let close = close.get(py);
+                if let Err(e) = close.call1(py, (obj.get(py),)) {
+                    e.write_unraisable(py, Some(close.bind(py)));
+                }
+            }
+            drop(obj);
+        });
+    });
+    let connect = Arc::new(Held::new(connect));
     let connect_causes = causes.clone();
-    let mut fc = FnConnector::blocking(move |ep: &Endpoint| -> Result<Obj, Error> {
+    let late_close = close.clone();
+    // Like `FnConnector::blocking` (the callable runs on the blocking thread pool), but
+    // an object made after the pool stopped waiting for it is closed, not dropped.
+    let mut fc = FnConnector::new(move |ep: &Endpoint| {
         let name = ep.to_string();
-        Python::try_attach(|py| match connect.get(py).call1(py, (name.as_str(),)) {
-            Ok(obj) => Ok(Arc::new(Held::new(obj))),
-            Err(e) => Err(from_callback(py, &connect_causes, "connect", &name, e)),
+        let (connect, causes, close) =
+            (connect.clone(), connect_causes.clone(), late_close.clone());
+        Box::pin(async move {
+            let slot = Arc::new(Mutex::new(Slot::default()));
+            let mut guard = AbandonGuard {
+                slot: slot.clone(),
+                close: close.clone(),
+                armed: true,
+            };
+            let theirs = slot.clone();
+            let joined = tokio::task::spawn_blocking(move || {
+                let made = call_connect(&connect, &causes, &name)?;
+                let late = {
+                    let mut s = theirs.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.abandoned {
+                        Some(made)
+                    } else {
+                        s.ready = Some(made);
+                        None
+                    }
+                };
+                if let Some(obj) = late {
+                    close(obj);
+                }
+                Ok(())
+            })
+            .await;
+            guard.armed = false;
+            match joined {
+                Ok(Ok(())) => slot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .ready
+                    .take()
+                    .ok_or_else(|| Error::internal("the connect callback produced no object")),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(Error::internal(format!("connect callback failed: {e}"))),
+            }
         })
-        .unwrap_or_else(|| Err(interpreter_gone("connect")))
     });
     if let Some(check) = check {
         let check = Held::new(check);
@@ -178,24 +280,11 @@ pub(crate) fn connector(
                             Ok(())
                         }
                     }
-                    Err(e) => Err(from_callback(py, &causes, "check", "object", e)),
+                    Err(e) => Err(from_callback(py, &causes, "check", "object", e, false)),
                 }
             })
             .unwrap_or_else(|| Err(interpreter_gone("check")))
         });
     }
-    let close = close.map(Held::new);
-    fc.with_close(move |obj: Obj| {
-        // Runs once per object the pool lets go; the object is dropped with the GIL
-        // held either way.
-        let _ = Python::try_attach(|py| {
-            if let Some(close) = &close {
-                let close = close.get(py);
-                if let Err(e) = close.call1(py, (obj.get(py),)) {
-                    e.write_unraisable(py, Some(close.bind(py)));
-                }
-            }
-            drop(obj);
-        });
-    })
+    fc.with_close(move |obj: Obj| close(obj))
 }
