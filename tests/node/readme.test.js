@@ -1,7 +1,7 @@
 'use strict';
 // The Node examples in the docs run: every ```js block that requires 'switchboard' in
-// README.md (or, before the README has a Node section, .notes/node-readme.md) is run as
-// a script against the echo server and must exit 0 on its own.
+// README.md and in .notes/node-readme.md is run as a script against the echo server
+// and must exit 0 on its own.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -12,17 +12,17 @@ const path = require('node:path');
 
 const { ROOT, startEchoServer } = require('./helpers');
 
+/** Every such block of README.md and of .notes/node-readme.md, as { file, code }. */
 function snippets() {
-  const sources = [path.join(ROOT, 'README.md'), path.join(ROOT, '.notes', 'node-readme.md')];
-  for (const file of sources) {
+  const out = [];
+  for (const file of [path.join(ROOT, 'README.md'), path.join(ROOT, '.notes', 'node-readme.md')]) {
     if (!fs.existsSync(file)) continue;
     const text = fs.readFileSync(file, 'utf8');
-    const blocks = [...text.matchAll(/```js\n([\s\S]*?)```/g)]
-      .map((m) => m[1])
-      .filter((code) => code.includes("require('switchboard')"));
-    if (blocks.length > 0) return { file, blocks };
+    for (const m of text.matchAll(/```js\n([\s\S]*?)```/g)) {
+      if (m[1].includes("require('switchboard')")) out.push({ file: path.relative(ROOT, file), code: m[1] });
+    }
   }
-  return { file: null, blocks: [] };
+  return out;
 }
 
 let server;
@@ -41,9 +41,9 @@ after(() => {
 });
 
 test('the documented Node examples run', { timeout: 60_000 }, () => {
-  const { file, blocks } = snippets();
+  const blocks = snippets();
   assert.ok(blocks.length > 0, 'a js example that requires switchboard is documented');
-  blocks.forEach((code, i) => {
+  blocks.forEach(({ file, code }, i) => {
     const script = path.join(nodePath, `snippet-${i}.js`);
     fs.writeFileSync(script, code);
     const r = spawnSync(process.execPath, [script, server.target], {
