@@ -169,6 +169,12 @@ impl Manager {
         }
         let endpoints = Endpoint::parse_list(target, true)?;
         let cfg = self.inner.config.merged(config);
+        let (max, min) = (cfg.get("pool.max_size")?, cfg.get("pool.min_idle")?);
+        if min.parse::<u64>().ok() > max.parse::<u64>().ok() {
+            return Err(Error::invalid_argument(format!(
+                "pool.min_idle must be an integer 0..=pool.max_size ({max}), got \"{min}\""
+            )));
+        }
         let settings = PoolSettings::from_config(&cfg);
         let mut pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
         // Closed pools leave the map here, so creating and closing many pools does not

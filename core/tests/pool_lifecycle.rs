@@ -398,3 +398,67 @@ fn a_lease_held_too_long_is_reported_once_with_its_age() {
     assert!(m.poll_event(Duration::ZERO).is_none());
     drop(again);
 }
+
+#[test]
+fn min_idle_above_max_size_is_rejected_at_creation() {
+    let m = Manager::new(&Config::new()).unwrap();
+    let e = m
+        .pool(
+            "p",
+            "tcp://127.0.0.1:9",
+            &cfg(&[("pool.max_size", "2"), ("pool.min_idle", "3")]),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("pool.min_idle"), "{e}");
+}
+
+#[test]
+fn warm_counts_connects_in_flight_and_does_not_overshoot() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    for i in 0..10 {
+        let pool = m
+            .pool(
+                &format!("w{i}"),
+                &server.target(),
+                &cfg(&[("pool.max_size", "5"), ("pool.min_idle", "3")]),
+            )
+            .unwrap();
+        pool.warm_blocking().unwrap();
+        // The upkeep's connects and warm's together stop at min_idle.
+        assert!(wait_until(Duration::from_secs(5), || pool
+            .stats()
+            .connecting
+            == 0));
+        let s = pool.stats();
+        assert_eq!((s.idle, s.size), (3, 3), "{s:?}");
+    }
+}
+
+#[test]
+fn try_acquire_ready_never_probes() {
+    let good = EchoServer::start_with(Ping::Pong);
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool(
+            "p",
+            &good.target(),
+            &cfg(&[
+                ("pool.validate_after", "0"),
+                ("probe.send", "PING\\r\\n"),
+                ("probe.expect", "+PONG"),
+            ]),
+        )
+        .unwrap();
+    drop(pool.acquire_blocking(NOW).unwrap());
+    assert!(
+        pool.try_acquire_ready().unwrap().is_none(),
+        "it needs a probe"
+    );
+    assert_eq!(pool.stats().idle, 1, "left in the pool");
+    assert!(
+        pool.try_acquire().unwrap().is_some(),
+        "try_acquire probes it"
+    );
+}

@@ -243,6 +243,24 @@ impl<C: Connector> Pool<C> {
         }
     }
 
+    /// Like [`Pool::try_acquire`] but never probes and never enters the runtime: a
+    /// connection idle past `pool.validate_after` is left in the pool for `acquire`.
+    /// For callers that must not block at all (a JS thread whose check callbacks run
+    /// on that same thread).
+    #[inline]
+    pub fn try_acquire_ready(&self) -> Result<Option<Lease<C>>> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        match inner.find_idle() {
+            Found::Ready(e) => Ok(Some(inner.lease(e, false))),
+            Found::Empty => Ok(None),
+            Found::Check(e) => {
+                inner.give_back(e, false);
+                Ok(None)
+            }
+        }
+    }
+
     /// Acquires a connection, waiting up to `pool.acquire_timeout`.
     ///
     /// Cancellation-safe: dropping the future returns anything it had obtained.
@@ -926,8 +944,14 @@ impl<C: Connector> PoolInner<C> {
         loop {
             self.check_open()?;
             let want = self.min_idle.load(Ordering::SeqCst);
-            if self.idle.len() >= want {
+            let idle = self.idle.len();
+            if idle >= want {
                 return Ok(opened);
+            }
+            if idle + self.connecting.load(Ordering::SeqCst) >= want {
+                // Connects in flight (the upkeep's, or others') will make up the rest.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
             }
             let Some(slot) = self.reserve_connect(self.max_size.load(Ordering::SeqCst)) else {
                 // At max_size, or others are connecting: done once they finish.
