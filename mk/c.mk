@@ -82,6 +82,10 @@ $(C_OUT)/echo: $(ROOT)/examples/c/echo.c $(C_HEADER) $(C_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
+$(C_OUT)/custom: $(ROOT)/examples/c/custom.c $(C_HEADER) $(C_SO)
+	@mkdir -p $(C_OUT)
+	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
+
 C_TESTS := test_pool test_pool_static test_misuse test_pool_ops test_custom test_redis cpp_include
 C_ASAN_TESTS := test_pool_asan test_misuse_asan test_pool_ops_asan test_custom_asan
 
@@ -99,7 +103,7 @@ c-tools:
 	    echo "c-tools: could not install$$missing; the tests that need it will fail" >&2; \
 	fi
 
-test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo ## Run the C and C++ tests under valgrind and ASan
+test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo $(C_OUT)/custom ## Run the C and C++ tests under valgrind and ASan
 	@cd $(ROOT) && failed=""; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t (valgrind)"; \
@@ -113,6 +117,8 @@ test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OU
 	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/readme_example || failed="$$failed readme_example"; \
 	echo "== examples/c/echo.c (valgrind)"; \
 	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/echo >/dev/null || failed="$$failed echo"; \
+	echo "== examples/c/custom.c (valgrind)"; \
+	$(VALGRIND) $(C_OUT)/custom | tee $(C_OUT)/custom.out && grep -q "^opened 1, closed 1$$" $(C_OUT)/custom.out || failed="$$failed custom"; \
 	if [ -n "$$failed" ]; then echo "test-c: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "test-c: all C tests passed"
 
