@@ -4,6 +4,8 @@ checked by ``check`` and closed by ``close`` callables, managed like sockets."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -334,3 +336,36 @@ def test_an_object_made_after_connect_timeout_is_closed(manager: switchboard.Man
     wait_until(lambda: len(made) >= 1 and len(closed) == len(made), what="late object closed")
     assert closed == made
     assert pool.stats().size == 0
+
+
+EXIT_SCRIPT = """
+import switchboard
+def close(obj):
+    print("closed", obj["n"], flush=True)
+made = []
+def connect(endpoint):
+    made.append(1)
+    return {"n": len(made)}
+m = switchboard.Manager()
+p = m.pool("db", "db://x", connect=connect, close=close, max_size=3, min_idle=1)
+held = [p.acquire(timeout=5), p.acquire(timeout=5)]
+p.warm()
+def bad_close(obj):
+    raise RuntimeError("close failed")
+q = m.pool("db2", "db://y", connect=lambda ep: object(), close=bad_close)
+q.acquire(timeout=5).release()
+print("exiting", flush=True)
+"""
+
+
+def test_interpreter_exit_with_custom_objects_idle_and_leased() -> None:
+    # Never closed by the program: the manager is closed at exit (idle objects closed
+    # through the callable; a failing close is reported, not raised) and the process
+    # ends promptly.
+    proc = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "exiting" in proc.stdout
+    assert proc.stdout.count("closed 3") == 1  # the idle one made by warm()
+    assert "RuntimeError: close failed" in proc.stderr
