@@ -24,6 +24,7 @@ typedef struct {
     atomic_int frees;
     atomic_int fail_check;   /* check returns SB_UNAVAILABLE */
     atomic_int fail_connect; /* connect returns this status (0: succeed) */
+    atomic_int connect_delay_ms; /* connect sleeps this long first */
     atomic_int closed[MAX_OBJECTS + 1]; /* closes per object id */
     atomic_int connect_on_caller; /* a connect ran on the test's main thread */
     pthread_t main_thread;
@@ -56,6 +57,8 @@ static int32_t db_connect(void *userdata, const char *endpoint, void **out_conn,
         s.struct_size = sizeof s;
         atomic_store(&c->probe_stats_status, sb_pool_get_stats(c->probe_pool, &s));
     }
+    int delay = atomic_load(&c->connect_delay_ms);
+    if (delay > 0) sleep_ms(delay);
     int fail = atomic_load(&c->fail_connect);
     if (fail != 0) {
         snprintf(errbuf, errlen, "db at %s refused: auth failed for user \"test\"", endpoint);
@@ -254,6 +257,34 @@ static int connect_error_reaches_last_error(void) {
     return closed_once_each(&c);
 }
 
+/* A connect that finishes after pool.connect_timeout: the acquirer gets SB_TIMEOUT
+ * and the late object is still closed (once), not leaked. */
+static int late_connect_is_closed(void) {
+    static counters c;
+    reset(&c);
+    sb_connector k = connector_for(&c);
+    sb_manager *m = NULL;
+    sb_pool *pool = NULL;
+    sb_config *cfg = NULL;
+    EXPECT_OK(sb_config_new(&cfg));
+    EXPECT_OK(sb_config_set(cfg, "pool.connect_timeout", "100ms"));
+    EXPECT_OK(sb_manager_new(NULL, &m));
+    EXPECT_OK(sb_pool_new_custom(m, "db", "db://slow", cfg, &k, &pool));
+    EXPECT_OK(sb_config_free(cfg));
+    atomic_store(&c.connect_delay_ms, 400);
+    sb_lease *lease = NULL;
+    EXPECT_ST(sb_pool_acquire(pool, 5000, &lease), SB_TIMEOUT);
+    EXPECT_ERROR_MENTIONS("connect_timeout");
+    EVENTUALLY(10000, (void)0, atomic_load(&c.connects) == 1 && atomic_load(&c.closes) == 1);
+    atomic_store(&c.connect_delay_ms, 0);
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    EXPECT_OK(sb_lease_release(lease));
+    EXPECT_OK(sb_pool_free(pool));
+    EXPECT_OK(sb_manager_free(m));
+    EXPECT(atomic_load(&c.frees) == 1);
+    return closed_once_each(&c);
+}
+
 /* A lease that outlives its pool and manager: its object is closed on release, and
  * userdata freed after that close. */
 static int lease_outlives_manager(void) {
@@ -421,6 +452,7 @@ int main(void) {
     RUN(lifecycle);
     RUN(failed_check_replaces);
     RUN(connect_error_reaches_last_error);
+    RUN(late_connect_is_closed);
     RUN(lease_outlives_manager);
     RUN(userdata_freed_when_creation_fails);
     RUN(blocking_calls_inside_callbacks);
