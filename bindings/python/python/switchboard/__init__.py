@@ -7,7 +7,10 @@
 ...         conn.sendall(b"ping\\n")
 ...         print(conn.recv(64))
 
-Blocking calls release the GIL; ``pool.acquire_async()`` never blocks the event loop.
+Pools hold built-in sockets or, with ``manager.pool(name, target, connect=...)``, the
+program's own objects (``lease.obj``), checked and closed by its ``check`` and ``close``
+callables. Blocking calls release the GIL; ``pool.acquire_async()`` never blocks the
+event loop.
 Errors are :class:`SwitchboardError` subclasses that also extend the matching built-in
 (``switchboard.Timeout`` is a ``TimeoutError``, ``switchboard.Unavailable`` a
 ``ConnectionError``).

@@ -1,5 +1,5 @@
 # Stubs for the private native module switchboard._native (bindings/python/src).
-# Checked against the built module by mypy.stubtest in tests/python/test_stubs.py.
+# Checked against the built module by mypy.stubtest in tests/python/test_example_and_stubs.py.
 
 from typing import Any, Callable, Optional, TypedDict, final, type_check_only
 
