@@ -58,19 +58,22 @@ pub type sb_free_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 /// they may block for as long as `pool.connect_timeout` / `pool.validation_timeout`
 /// allow. `close` runs on whichever thread lets the connection go: the thread calling
 /// `sb_lease_release` / `sb_lease_discard` / `sb_pool_free` / `sb_pool_evict_all` /
-/// `sb_pool_resize` / `sb_manager_close` / `sb_manager_free`, a runtime thread (idle
-/// timeout, lifetime, failed check), or a blocking-pool thread (a connect that
-/// finished after its acquirer gave up, a check that finished after its deadline; the
-/// object is then closed as soon as that callback returns). `free_userdata` runs on
-/// whichever thread lets go of the last reference.
+/// `sb_pool_resize` / `sb_manager_close` / `sb_manager_free`, the thread calling
+/// `sb_pool_acquire` (an object that failed its check on checkout), a runtime worker
+/// (idle timeout, lifetime, a failed check in the background upkeep), or a
+/// blocking-pool thread (a connect that finished after its acquirer gave up, a check
+/// that finished after its deadline; the object is then closed as soon as that
+/// callback returns, never while it still runs). `free_userdata` runs on whichever
+/// thread lets go of the last reference.
 ///
 /// Calls allowed inside callbacks: any non-blocking switchboard call
 /// (`sb_pool_get_stats`, `sb_pool_try_acquire`, `sb_lease_release`, `sb_last_error`, ...).
 /// Calls that wait on switchboard's runtime (`sb_pool_acquire` when it has to wait,
-/// `sb_pool_warm`, `sb_pool_run_upkeep`, `sb_manager_close`) fail with
-/// `SB_FAILED_PRECONDITION` there, because the callback thread belongs to the
-/// runtime; `sb_manager_free` must not be called from a callback. A callback must not
-/// throw a C++ exception or `longjmp` out.
+/// `sb_pool_warm`, `sb_pool_run_upkeep`, `sb_manager_close`) fail at once with
+/// `SB_FAILED_PRECONDITION` inside `connect` and `check` (their threads belong to the
+/// runtime), and inside `close` when it runs on a runtime or blocking-pool thread.
+/// `sb_manager_free` must not be called from a callback. A callback must not throw a
+/// C++ exception or `longjmp` out.
 ///
 /// Objects cross threads: the program promises that every object (and `userdata`)
 /// may be used and closed from threads other than the one that made it. Each object

@@ -13,8 +13,8 @@ use crate::handles::{Slab, Tag, addr, to_ptr};
 use crate::lease::{LeaseObj, sb_lease};
 use crate::manager::{MANAGERS, sb_manager};
 
-/// A pool of connections to one target, created by `sb_pool_new`, freed by
-/// `sb_pool_free`. `sb_pool_acquire` may be called on the same pool from many threads
+/// A pool of connections to one target, created by `sb_pool_new` (sockets) or
+/// `sb_pool_new_custom` (the program's own objects), freed by `sb_pool_free`. `sb_pool_acquire` may be called on the same pool from many threads
 /// at once.
 #[allow(non_camel_case_types)]
 pub struct sb_pool {
@@ -135,7 +135,8 @@ pub unsafe extern "C" fn sb_pool_new_custom(
 ///
 /// Returns `SB_TIMEOUT` when the deadline passes (`sb_last_error` names the pool and
 /// its counts), `SB_UNAVAILABLE` or `SB_IO` when the connection cannot be opened (the
-/// message names the address), `SB_RESOURCE_EXHAUSTED` when `pool.max_waiters`
+/// message names the address; for a custom pool, the status and message of its
+/// connect callback), `SB_RESOURCE_EXHAUSTED` when `pool.max_waiters`
 /// callers already wait, `SB_UNAVAILABLE` once the pool or its manager is closed.
 /// `*out` is written only on `SB_OK`; release the lease with `sb_lease_release` (or
 /// `sb_lease_discard`).
