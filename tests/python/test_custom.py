@@ -369,3 +369,69 @@ def test_interpreter_exit_with_custom_objects_idle_and_leased() -> None:
     assert "exiting" in proc.stdout
     assert proc.stdout.count("closed 3") == 1  # the idle one made by warm()
     assert "RuntimeError: close failed" in proc.stderr
+
+
+def test_a_check_past_validation_timeout_replaces_the_object(
+    manager: switchboard.Manager,
+) -> None:
+    hooks = Hooks()
+    slow: set[int] = set()
+
+    def check(c: Client) -> Optional[bool]:
+        if c.n in slow:
+            time.sleep(0.5)
+        return hooks.check(c)
+
+    pool = manager.pool(
+        "db",
+        "db://x",
+        connect=hooks.connect,
+        check=check,
+        close=hooks.close,
+        validate_after=0,
+        validation_timeout=50,
+    )
+    with pool.acquire(timeout=10) as conn:
+        first = conn.obj
+    slow.add(first.n)
+    with pool.acquire(timeout=10) as conn:
+        assert conn.obj is not first
+    assert hooks.closes[first.n] == 1
+    assert pool.stats().probe_failed_total == 1
+
+
+def test_cancelled_async_acquires_leak_nothing(manager: switchboard.Manager) -> None:
+    hooks = Hooks()
+
+    def slow_connect(endpoint: str) -> Client:
+        time.sleep(0.02)
+        return hooks.connect(endpoint)
+
+    pool = manager.pool(
+        "db", "db://x", connect=slow_connect, close=hooks.close, max_size=3, max_overflow=1
+    )
+
+    async def one(i: int) -> None:
+        async with pool.acquire_async(timeout=5) as conn:
+            await asyncio.sleep(0.001 * (i % 4))
+            assert not conn.obj.closed
+
+    async def main() -> None:
+        for round_ in range(5):
+            tasks = [asyncio.ensure_future(one(i)) for i in range(12)]
+            await asyncio.sleep(0.005 * round_)
+            for t in tasks[round_::3]:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            s = pool.stats()
+            assert s.size <= s.max_size + s.max_overflow
+            assert s.waiting == 0
+
+    asyncio.run(main())
+    wait_until(
+        lambda: pool.stats().leased == 0 and pool.stats().connecting == 0,
+        what="every lease back",
+    )
+    pool.close()
+    assert sorted(hooks.closes) == [c.n for c in hooks.made]
+    assert all(v == 1 for v in hooks.closes.values())
