@@ -422,7 +422,9 @@ type CloseFn<T> = dyn Fn(T) + Send + Sync;
 pub struct FnConnector<T> {
     connect: Box<ConnectFn<T>>,
     check: Option<Box<CheckFn<T>>>,
-    close: Option<Box<CloseFn<T>>>,
+    /// Shared with the blocking connect wrapper, which closes objects that arrive
+    /// after their connect was abandoned (timed out or cancelled).
+    close: std::sync::Arc<std::sync::OnceLock<Box<CloseFn<T>>>>,
 }
 
 impl<T: Clone + Send + Sync + 'static> FnConnector<T> {
@@ -433,23 +435,42 @@ impl<T: Clone + Send + Sync + 'static> FnConnector<T> {
         FnConnector {
             connect: Box::new(connect),
             check: None,
-            close: None,
+            close: Default::default(),
         }
     }
 
     /// A connector whose `connect` blocks (a C function, a synchronous Python callable):
     /// it runs on the runtime's blocking thread pool, never on a worker.
+    ///
+    /// An object that the callback returns after the pool gave up on it (the connect
+    /// timed out, or the manager closed) is passed to the close function, never lost.
     pub fn blocking(connect: impl Fn(&Endpoint) -> Result<T> + Send + Sync + 'static) -> Self {
         let connect = std::sync::Arc::new(connect);
-        Self::new(move |ep| {
-            let (f, ep) = (connect.clone(), ep.clone());
+        let close: std::sync::Arc<std::sync::OnceLock<Box<CloseFn<T>>>> = Default::default();
+        let late_close = close.clone();
+        let mut me = Self::new(move |ep| {
+            let (f, ep, late_close) = (connect.clone(), ep.clone(), late_close.clone());
             Box::pin(async move {
-                match tokio::task::spawn_blocking(move || f(&ep)).await {
+                let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+                let task = tokio::task::spawn_blocking(move || {
+                    if let Err(Ok(orphan)) = tx.send(f(&ep)) {
+                        // Nobody waits for it any more: hand it to close.
+                        if let Some(c) = late_close.get() {
+                            c(orphan);
+                        }
+                    }
+                });
+                drop(task);
+                match rx.await {
                     Ok(r) => r,
-                    Err(e) => Err(Error::internal(format!("connect callback failed: {e}"))),
+                    Err(_) => Err(Error::internal(
+                        "the connect callback panicked or its thread was stopped",
+                    )),
                 }
             })
-        })
+        });
+        me.close = close;
+        me
     }
 
     /// Adds an async check (the probe).
@@ -478,9 +499,12 @@ impl<T: Clone + Send + Sync + 'static> FnConnector<T> {
         })
     }
 
-    /// Adds a close function, called once for every connection the pool lets go.
-    pub fn with_close(mut self, close: impl Fn(T) + Send + Sync + 'static) -> Self {
-        self.close = Some(Box::new(close));
+    /// Adds a close function, called once for every connection the pool lets go (and,
+    /// for [`FnConnector::blocking`], for objects that arrived too late). Only the
+    /// first close function given is kept.
+    pub fn with_close(self, close: impl Fn(T) + Send + Sync + 'static) -> Self {
+        // Set once; a second with_close keeps the first (documented).
+        let _ = self.close.set(Box::new(close));
         self
     }
 }
@@ -507,7 +531,7 @@ impl<T: Clone + Send + Sync + 'static> Connector for FnConnector<T> {
     }
 
     fn close(&self, conn: T) {
-        if let Some(c) = &self.close {
+        if let Some(c) = self.close.get() {
             c(conn);
         }
     }

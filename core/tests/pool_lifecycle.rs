@@ -462,3 +462,34 @@ fn try_acquire_ready_never_probes() {
         "try_acquire probes it"
     );
 }
+
+#[test]
+fn an_object_made_after_connect_timeout_is_closed_not_lost() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let c = closed.clone();
+    let connector = FnConnector::blocking(|_ep: &Endpoint| {
+        std::thread::sleep(Duration::from_millis(150));
+        Ok(1u8)
+    })
+    .with_close(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool_with(
+            "slow",
+            "db://x",
+            &cfg(&[("pool.connect_timeout", "20ms")]),
+            connector,
+        )
+        .unwrap();
+    let e = pool.acquire_blocking(NOW).unwrap_err();
+    assert_eq!(e.code(), Code::Timeout, "{e}");
+    assert!(e.message().contains("pool.connect_timeout"), "{e}");
+    assert!(
+        wait_until(Duration::from_secs(5), || closed.load(Ordering::SeqCst)
+            == 1),
+        "the late object was closed"
+    );
+    assert_eq!(pool.stats().size, 0);
+}
