@@ -37,7 +37,9 @@ pub use endpoint::Endpoint;
 pub use error::{Code, Error, Result};
 pub use events::{Event, EventKind};
 pub use manager::Manager;
-pub use pool::{AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats};
+pub use pool::{
+    AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats, WeakPool,
+};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

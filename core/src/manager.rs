@@ -23,15 +23,20 @@ trait PoolControl: Send + Sync {
     fn stats(&self) -> PoolStats;
 }
 
-impl<C: Connector> PoolControl for Pool<C> {
+/// The manager's reference to a pool is weak: a pool whose handles and leases are
+/// all gone is dropped (closing its idle connections through its connector), without
+/// waiting for the manager.
+impl<C: Connector> PoolControl for crate::pool::WeakPool<C> {
     fn close(&self) {
-        Pool::close(self);
+        if let Some(p) = self.upgrade() {
+            p.close();
+        }
     }
     fn is_closed(&self) -> bool {
-        Pool::is_closed(self)
+        self.upgrade().is_none_or(|p| p.is_closed())
     }
     fn stats(&self) -> PoolStats {
-        Pool::stats(self)
+        self.upgrade().map(|p| p.stats()).unwrap_or_default()
     }
 }
 
@@ -194,7 +199,7 @@ impl Manager {
             self.inner.clock.clone(),
             self.inner.events.clone(),
         );
-        pools.insert(name.to_string(), Box::new(pool.clone()));
+        pools.insert(name.to_string(), Box::new(pool.downgrade()));
         Ok(pool)
     }
 

@@ -493,3 +493,38 @@ fn an_object_made_after_connect_timeout_is_closed_not_lost() {
     );
     assert_eq!(pool.stats().size, 0);
 }
+
+#[test]
+fn a_pool_whose_handles_are_gone_closes_its_objects_without_the_manager() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let c = closed.clone();
+    let connector = FnConnector::blocking(|_ep: &Endpoint| Ok(5u8)).with_close(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool_with("gone", "db://x", &Config::new(), connector)
+        .unwrap();
+    let lease = pool.acquire_blocking(NOW).unwrap();
+    drop(pool);
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        0,
+        "a lease keeps its pool alive"
+    );
+    drop(lease);
+    // The upkeep task may hold the pool for a moment; then it is dropped.
+    assert!(wait_until(Duration::from_secs(5), || closed
+        .load(Ordering::SeqCst)
+        == 1));
+    assert!(m.pool_stats().is_empty());
+    // The name is free again.
+    let _again = m
+        .pool_with(
+            "gone",
+            "db://x",
+            &Config::new(),
+            FnConnector::blocking(|_ep: &Endpoint| Ok(1u8)),
+        )
+        .unwrap();
+}

@@ -424,6 +424,32 @@ impl<C: Connector> Pool<C> {
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
     }
+
+    /// A reference that does not keep the pool alive.
+    pub fn downgrade(&self) -> WeakPool<C> {
+        WeakPool(Arc::downgrade(&self.inner))
+    }
+}
+
+/// A weak reference to a [`Pool`]; see [`Pool::downgrade`].
+pub struct WeakPool<C: Connector>(Weak<PoolInner<C>>);
+
+impl<C: Connector> WeakPool<C> {
+    /// The pool, if it still exists.
+    pub fn upgrade(&self) -> Option<Pool<C>> {
+        self.0.upgrade().map(|inner| Pool { inner })
+    }
+}
+
+impl<C: Connector> Drop for PoolInner<C> {
+    /// The last handle and the last lease are gone: close what is idle through the
+    /// connector, so custom close callbacks run for every object.
+    fn drop(&mut self) {
+        while let Some(e) = self.idle.pop() {
+            self.connector.close(e.conn);
+            self.counters.closed(CloseReason::Closed);
+        }
+    }
 }
 
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
