@@ -1,6 +1,6 @@
 """Cost of acquire+release from Python, beside no-op calls. Run by bench/run.sh.
 
-    python py_overhead.py tcp://host:port iterations repetitions
+    python py_overhead.py tcp://host:port iterations repetitions [op]
 
 Prints one line per operation: ``<op> <iterations> <ns/op> <ns/op> ...`` (one value per
 repetition). Every timing includes its ``for`` loop. Ops:
@@ -59,7 +59,10 @@ def main() -> int:
         pool = manager.pool("bench", target)
         with pool.acquire(timeout=5.0):  # opens the one connection every op reuses
             pass
+        only = sys.argv[4] if len(sys.argv) > 4 else None
         for name, fn in OPS:
+            if only is not None and name != only:
+                continue
             fn(pool, min(n, 1000))  # warm-up
             row = []
             for _ in range(reps):

@@ -8,7 +8,9 @@
 //!   each acquires, yields once (`tokio::task::yield_now`) and releases.
 //!   `contended_release/*`: the same, released at once. Reported per operation,
 //!   so throughput is 1 / time. r2d2 blocks, so it runs on 64 OS threads instead
-//!   (`std::thread::yield_now` for the yield).
+//!   (`std::thread::yield_now` for the yield). `switchboard_on_runtime` runs the
+//!   tasks on the manager's own runtime with `acquire_on_runtime` (no hop between
+//!   runtimes), to show what `acquire().await`'s hop costs.
 //! - fairness (not criterion): a pool of 1, 64 tasks, each acquire → yield →
 //!   release 100 times, `SB_BENCH_REPS` (default 7) repetitions; prints hand-offs/s
 //!   and the wait percentiles of every repetition as JSON to `$SB_BENCH_OUT/fairness.json`
@@ -26,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
 use support::*;
-use switchboard_core::Pool;
-use tokio::runtime::Runtime;
+use switchboard_core::{AcquireOptions, Pool};
+use tokio::runtime::{Handle, Runtime};
 
 /// Tasks (or threads) sharing the pool in the contended and fairness runs.
 const TASKS: usize = 64;
@@ -50,6 +52,21 @@ impl AsyncPool for Pool<CounterConnector> {
     type Lease<'a> = switchboard_core::Lease<CounterConnector>;
     async fn get(&self) -> Self::Lease<'_> {
         self.acquire().await.expect("switchboard acquire")
+    }
+}
+
+/// switchboard with the acquiring tasks on the manager's own runtime, using
+/// `acquire_on_runtime` (no hop to that runtime and back): shows what the hop of
+/// `acquire().await` costs under contention.
+struct OnRuntime(Pool<CounterConnector>);
+
+impl AsyncPool for OnRuntime {
+    type Lease<'a> = switchboard_core::Lease<CounterConnector>;
+    async fn get(&self) -> Self::Lease<'_> {
+        self.0
+            .acquire_on_runtime(AcquireOptions::default())
+            .await
+            .expect("switchboard acquire_on_runtime")
     }
 }
 
@@ -130,11 +147,22 @@ async fn storm<P: AsyncPool>(
     hold: bool,
     record: bool,
 ) -> Option<(Duration, Vec<u64>)> {
+    storm_on(&Handle::current(), pool, cycles, hold, record).await
+}
+
+/// [`storm`] with the tasks spawned on the runtime of `on`.
+async fn storm_on<P: AsyncPool>(
+    on: &Handle,
+    pool: &Arc<P>,
+    cycles: usize,
+    hold: bool,
+    record: bool,
+) -> Option<(Duration, Vec<u64>)> {
     let start = Instant::now();
     let mut handles = Vec::with_capacity(TASKS);
     for _ in 0..TASKS {
         let pool = pool.clone();
-        handles.push(tokio::spawn(async move {
+        handles.push(on.spawn(async move {
             let mut waits = Vec::with_capacity(if record { cycles } else { 0 });
             for _ in 0..cycles {
                 let t = record.then(Instant::now);
@@ -306,6 +334,8 @@ fn contended(c: &mut Criterion) {
     let rt = multi_thread_runtime();
     let manager = switchboard_manager();
     let sb = Arc::new(switchboard_pool(&manager, "contended", POOL_SIZE));
+    let sb_rt = Arc::new(OnRuntime((*sb).clone()));
+    let sb_handle = sb.runtime().handle().clone();
     let dp = Arc::new(deadpool_pool(POOL_SIZE));
     let b8 = Arc::new(rt.block_on(async { bb8_pool(POOL_SIZE) }));
     let r2 = r2d2_pool(POOL_SIZE);
@@ -335,6 +365,13 @@ fn contended(c: &mut Criterion) {
             };
         }
         bench_async!("switchboard", &sb);
+        g.bench_function("switchboard_on_runtime", |b| {
+            b.iter_custom(|iters| {
+                let cycles = cycles_for(iters);
+                let r = rt.block_on(storm_on(&sb_handle, &sb_rt, cycles, hold, false));
+                per_iters(r.map_or(REP_LIMIT, |(d, _)| d), iters, cycles)
+            })
+        });
         bench_async!("deadpool", &dp);
         bench_async!("bb8", &b8);
         bench_async!("semaphore_vec", &sem);
@@ -381,6 +418,8 @@ fn fairness() {
     let rt = multi_thread_runtime();
     let manager = switchboard_manager();
     let sb = Arc::new(switchboard_pool(&manager, "fairness", 1));
+    let sb_rt = Arc::new(OnRuntime((*sb).clone()));
+    let sb_handle = sb.runtime().handle().clone();
     let dp = Arc::new(deadpool_pool(1));
     let b8 = Arc::new(rt.block_on(async { bb8_pool(1) }));
     let r2 = r2d2_pool(1);
@@ -399,6 +438,7 @@ fn fairness() {
     let mut entries = Vec::new();
     let kinds = [
         "switchboard",
+        "switchboard_on_runtime",
         "deadpool",
         "bb8",
         "semaphore_vec",
@@ -409,6 +449,9 @@ fn fairness() {
         for _ in 0..reps {
             let r = match kind {
                 "switchboard" => rt.block_on(storm(&sb, FAIRNESS_CYCLES, true, true)),
+                "switchboard_on_runtime" => {
+                    rt.block_on(storm_on(&sb_handle, &sb_rt, FAIRNESS_CYCLES, true, true))
+                }
                 "deadpool" => rt.block_on(storm(&dp, FAIRNESS_CYCLES, true, true)),
                 "bb8" => rt.block_on(storm(&b8, FAIRNESS_CYCLES, true, true)),
                 "semaphore_vec" => rt.block_on(storm(&sem, FAIRNESS_CYCLES, true, true)),
