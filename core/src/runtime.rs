@@ -39,7 +39,9 @@ fn install_fork_handler() {
     });
 }
 
-struct ActiveGuard<'a>(&'a AtomicUsize);
+/// Counts a caller running inside the runtime from outside it; closing the manager
+/// waits (bounded) for these before the runtime's drivers go away.
+pub struct ActiveGuard<'a>(&'a AtomicUsize);
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
@@ -129,6 +131,18 @@ impl RuntimeShared {
             return Err(Error::unavailable("the manager is closed"));
         }
         Ok(self.handle.block_on(fut))
+    }
+
+    /// Registers a caller that will poll runtime-bound futures from its own executor;
+    /// fails once the manager is closed.
+    pub fn enter_active(&self) -> Result<ActiveGuard<'_>> {
+        self.check_pid()?;
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let guard = ActiveGuard(&self.active);
+        if self.is_closed() {
+            return Err(Error::unavailable("the manager is closed"));
+        }
+        Ok(guard)
     }
 
     /// Spawns `fut` on the runtime; fails once the manager is closed.

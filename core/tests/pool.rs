@@ -453,3 +453,46 @@ fn a_forked_child_gets_a_clear_error_even_on_the_fast_path() {
         "the parent is unaffected"
     );
 }
+
+/// A minimal executor with no tokio in it: parks the thread until woken.
+fn plain_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..1_000_000 {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    panic!("future never finished");
+}
+
+#[test]
+fn async_acquire_works_from_an_executor_that_is_not_tokio() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool("p", &server.target(), &cfg(&[("pool.max_size", "1")]))
+        .unwrap();
+    // Slow path with a connect, then a timeout (timers), then a hand-off.
+    let held = plain_block_on(pool.acquire()).unwrap();
+    let err = plain_block_on(pool.acquire_with(AcquireOptions {
+        timeout: Some(Duration::from_millis(50)),
+        priority: 0,
+    }))
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Timeout);
+    let p = pool.clone();
+    let waiter = std::thread::spawn(move || plain_block_on(p.acquire()).map(|l| l.id()));
+    assert!(wait_until(Duration::from_secs(5), || pool.stats().waiting == 1));
+    let id = held.id();
+    drop(held);
+    assert_eq!(waiter.join().unwrap().unwrap(), id);
+}

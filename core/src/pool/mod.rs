@@ -277,18 +277,16 @@ impl<C: Connector> Pool<C> {
             Found::Check(e) => Some(e),
             Found::Empty => None,
         };
-        // The rest runs on the manager's runtime, whatever executor the caller uses;
-        // the guard aborts it if the caller's future is dropped.
-        let me = inner.clone();
-        let task = inner
-            .rt
-            .spawn(async move { me.acquire_slow(pending, opts).await })?;
-        let mut task = AbortOnDrop(task);
-        match (&mut task.0).await {
-            Ok(r) => r,
-            Err(e) if e.is_cancelled() => Err(Error::unavailable("the manager is closed")),
-            Err(e) => Err(Error::internal(format!("acquire task failed: {e}"))),
+        let _active = inner.rt.enter_active()?;
+        // Polled right here in the caller's task (no hand-off to a worker and back),
+        // inside the manager's runtime context so that timers and sockets register
+        // with its drivers whatever executor the caller uses. Dropping this future is
+        // safe: the waiter guard and the probe guard give everything back.
+        InRuntime {
+            handle: inner.rt.handle(),
+            fut: std::pin::pin!(inner.acquire_slow(pending, opts)),
         }
+        .await
     }
 
     /// Acquires a connection from a task that already runs on the manager's runtime
@@ -449,6 +447,24 @@ impl<C: Connector> Drop for PoolInner<C> {
             self.connector.close(e.conn);
             self.counters.closed(CloseReason::Closed);
         }
+    }
+}
+
+/// Polls `fut` with the manager's runtime entered, so its timers and I/O find their
+/// drivers even when the caller's executor is another runtime or none.
+struct InRuntime<'a, F> {
+    handle: &'a tokio::runtime::Handle,
+    fut: std::pin::Pin<&'a mut F>,
+}
+
+impl<F: std::future::Future> std::future::Future for InRuntime<'_, F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let _entered = self.handle.enter();
+        self.fut.as_mut().poll(cx)
     }
 }
 
