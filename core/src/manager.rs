@@ -23,28 +23,32 @@ trait PoolControl: Send + Sync {
     fn stats(&self) -> PoolStats;
 }
 
-/// The manager's reference to a pool is weak: a pool whose handles and leases are
-/// all gone is dropped (closing its idle connections through its connector), without
-/// waiting for the manager.
-impl<C: Connector> PoolControl for crate::pool::WeakPool<C> {
+/// The manager holds each pool until the pool is closed (by the program, or by the
+/// manager's close); a closing pool removes itself from the manager at once, so its
+/// connector is dropped as soon as its last lease comes back.
+impl<C: Connector> PoolControl for Pool<C> {
     fn close(&self) {
-        if let Some(p) = self.upgrade() {
-            p.close();
-        }
+        Pool::close(self);
     }
     fn is_closed(&self) -> bool {
-        self.upgrade().is_none_or(|p| p.is_closed())
+        Pool::is_closed(self)
     }
     fn stats(&self) -> PoolStats {
-        self.upgrade().map(|p| p.stats()).unwrap_or_default()
+        Pool::stats(self)
     }
 }
+
+/// A pool as the manager holds it: a serial number and the pool.
+type Registered = (u64, Box<dyn PoolControl>);
 
 struct ManagerInner {
     config: Config,
     rt: Arc<RuntimeShared>,
     runtime: Mutex<Option<Runtime>>,
-    pools: Mutex<HashMap<String, Box<dyn PoolControl>>>,
+    /// By name: a serial number (so a detaching pool never removes a newer namesake)
+    /// and the pool.
+    pools: Mutex<HashMap<String, Registered>>,
+    next_serial: std::sync::atomic::AtomicU64,
     closed: AtomicBool,
     clock: SharedClock,
     events: Arc<EventBus>,
@@ -95,6 +99,7 @@ impl Manager {
                 rt: Arc::new(shared),
                 runtime: Mutex::new(Some(rt)),
                 pools: Mutex::new(HashMap::new()),
+                next_serial: std::sync::atomic::AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 clock,
                 events: Arc::new(EventBus::default()),
@@ -184,8 +189,8 @@ impl Manager {
         let mut pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
         // Closed pools leave the map here, so creating and closing many pools does not
         // grow it.
-        pools.retain(|_, p| !p.is_closed());
-        if pools.get(name).is_some_and(|p| !p.is_closed()) {
+        pools.retain(|_, (_, p)| !p.is_closed());
+        if pools.get(name).is_some_and(|(_, p)| !p.is_closed()) {
             return Err(Error::invalid_argument(format!(
                 "a pool named \"{name}\" already exists; pool names must be unique within a manager"
             )));
@@ -199,7 +204,21 @@ impl Manager {
             self.inner.clock.clone(),
             self.inner.events.clone(),
         );
-        pools.insert(name.to_string(), Box::new(pool.downgrade()));
+        let serial = self.inner.next_serial.fetch_add(1, Ordering::Relaxed);
+        let manager = Arc::downgrade(&self.inner);
+        let key = name.to_string();
+        pool.on_close(Box::new(move || {
+            if let Some(m) = manager.upgrade() {
+                let mut pools = m.pools.lock().unwrap_or_else(|p| p.into_inner());
+                if pools.get(&key).is_some_and(|(s, _)| *s == serial) {
+                    // Dropped outside the lock below.
+                    let gone = pools.remove(&key);
+                    drop(pools);
+                    drop(gone);
+                }
+            }
+        }));
+        pools.insert(name.to_string(), (serial, Box::new(pool.clone())));
         Ok(pool)
     }
 
@@ -208,6 +227,7 @@ impl Manager {
         let pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<PoolStats> = pools
             .values()
+            .map(|(_, p)| p)
             .filter(|p| !p.is_closed())
             .map(|p| p.stats())
             .collect();
@@ -265,7 +285,7 @@ impl ManagerInner {
         self.rt.mark_closed();
         let pools: Vec<Box<dyn PoolControl>> = {
             let mut p = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-            p.drain().map(|(_, v)| v).collect()
+            p.drain().map(|(_, (_, v))| v).collect()
         };
         for p in &pools {
             p.close();

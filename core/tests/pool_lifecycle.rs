@@ -495,29 +495,40 @@ fn an_object_made_after_connect_timeout_is_closed_not_lost() {
 }
 
 #[test]
-fn a_pool_whose_handles_are_gone_closes_its_objects_without_the_manager() {
+fn a_closed_pool_lets_go_of_its_connector_when_its_last_lease_returns() {
     let closed = Arc::new(AtomicUsize::new(0));
     let c = closed.clone();
-    let connector = FnConnector::blocking(|_ep: &Endpoint| Ok(5u8)).with_close(move |_| {
+    let alive = Arc::new(());
+    let witness = alive.clone();
+    let connector = FnConnector::blocking(move |_ep: &Endpoint| {
+        let _ = &witness; // dropped with the connector
+        Ok(5u8)
+    })
+    .with_close(move |_| {
         c.fetch_add(1, Ordering::SeqCst);
     });
     let m = Manager::new(&Config::new()).unwrap();
     let pool = m
         .pool_with("gone", "db://x", &Config::new(), connector)
         .unwrap();
+    // An unnamed handle dropped: the manager still holds the pool.
+    drop(pool.clone());
+    assert_eq!(m.pool_stats().len(), 1);
     let lease = pool.acquire_blocking(NOW).unwrap();
+    pool.close();
     drop(pool);
+    assert!(m.pool_stats().is_empty(), "the manager forgot it at once");
     assert_eq!(
-        closed.load(Ordering::SeqCst),
-        0,
-        "a lease keeps its pool alive"
+        Arc::strong_count(&alive),
+        2,
+        "a lease keeps the connector alive"
     );
     drop(lease);
-    // The upkeep task may hold the pool for a moment; then it is dropped.
-    assert!(wait_until(Duration::from_secs(5), || closed
-        .load(Ordering::SeqCst)
-        == 1));
-    assert!(m.pool_stats().is_empty());
+    assert_eq!(closed.load(Ordering::SeqCst), 1);
+    // The upkeep task may hold the pool for a moment; then the connector is dropped.
+    assert!(wait_until(Duration::from_secs(5), || Arc::strong_count(
+        &alive
+    ) == 1));
     // The name is free again.
     let _again = m
         .pool_with(

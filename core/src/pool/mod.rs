@@ -120,6 +120,8 @@ pub(crate) struct PoolInner<C: Connector> {
     /// Leases out, by connection id: when they began and whether a leak was reported.
     /// Only kept when `pool.leak_detection_threshold` is set.
     leases: Option<Mutex<HashMap<u64, (Instant, bool)>>>,
+    /// Run once when the pool closes (the manager forgets it).
+    on_close: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 /// A pool of connections made by a [`Connector`]. Cheap to clone; all clones share
@@ -161,6 +163,7 @@ impl<C: Connector> Pool<C> {
     ) -> Self {
         let inner = Arc::new(PoolInner {
             events,
+            on_close: Mutex::new(None),
             leases: settings.leak_detection.map(|_| Mutex::new(HashMap::new())),
             name,
             endpoints,
@@ -421,6 +424,14 @@ impl<C: Connector> Pool<C> {
     /// Whether the pool is closed.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn on_close(&self, f: Box<dyn FnOnce() + Send>) {
+        *self
+            .inner
+            .on_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(f);
     }
 
     /// A reference that does not keep the pool alive.
@@ -1128,6 +1139,14 @@ impl<C: Connector> PoolInner<C> {
             let _ = tx.send(Grant::Closed);
         }
         self.drain_idle(CloseReason::Closed);
+        let hook = self
+            .on_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(hook) = hook {
+            hook();
+        }
     }
 
     fn stats(&self) -> PoolStats {
