@@ -496,3 +496,28 @@ fn async_acquire_works_from_an_executor_that_is_not_tokio() {
     drop(held);
     assert_eq!(waiter.join().unwrap().unwrap(), id);
 }
+
+#[test]
+fn the_upkeep_never_hides_an_idle_connection_from_try_acquire() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m.pool("p", &server.target(), &Config::new()).unwrap();
+    drop(pool.acquire_blocking(AcquireOptions::default()).unwrap());
+    let p = pool.clone();
+    let upkeep = std::thread::spawn(move || {
+        for _ in 0..300 {
+            p.run_upkeep_blocking().unwrap();
+        }
+    });
+    let mut misses = 0;
+    for _ in 0..200_000 {
+        match pool.try_acquire().unwrap() {
+            Some(l) => drop(l),
+            None => misses += 1,
+        }
+    }
+    upkeep.join().unwrap();
+    // While the upkeep holds the one connection for a look, try_acquire waits for it.
+    assert_eq!(misses, 0);
+    assert_eq!(pool.stats().created_total, 1);
+}

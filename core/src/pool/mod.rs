@@ -110,6 +110,8 @@ pub(crate) struct PoolInner<C: Connector> {
     idle: SegQueue<Entry<C::Conn>>,
     size: AtomicUsize,
     connecting: AtomicUsize,
+    /// Idle connections the upkeep holds for a moment to look at them (not probes).
+    inspecting: AtomicUsize,
     num_waiters: AtomicUsize,
     waiters: Mutex<Waiters<C>>,
     closed: AtomicBool,
@@ -178,6 +180,7 @@ impl<C: Connector> Pool<C> {
             idle: SegQueue::new(),
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
+            inspecting: AtomicUsize::new(0),
             num_waiters: AtomicUsize::new(0),
             waiters: Mutex::new(Waiters {
                 queue: BTreeMap::new(),
@@ -571,7 +574,7 @@ impl<C: Connector> PoolInner<C> {
     /// evicted, past their lifetime or broken.
     #[inline]
     fn pop_idle(self: &Arc<Self>) -> Found<C::Conn> {
-        let Some(mut e) = self.idle.pop() else {
+        let Some(mut e) = self.idle.pop().or_else(|| self.pop_after_inspection()) else {
             return Found::Empty;
         };
         let now = self.clock.now();
@@ -603,6 +606,22 @@ impl<C: Connector> PoolInner<C> {
                 None => return Found::Empty,
             }
         }
+    }
+
+    /// The queue was empty: if the upkeep holds idle connections for a look (a few
+    /// hundred nanoseconds each), wait for it (bounded) instead of reporting none.
+    #[cold]
+    fn pop_after_inspection(&self) -> Option<Entry<C::Conn>> {
+        for _ in 0..20_000 {
+            if self.inspecting.load(Ordering::SeqCst) == 0 {
+                return self.idle.pop();
+            }
+            std::hint::spin_loop();
+            if let Some(e) = self.idle.pop() {
+                return Some(e);
+            }
+        }
+        self.idle.pop()
     }
 
     /// Probes `e` within `validation_timeout`; closes it (as broken) if it fails. If
@@ -1080,12 +1099,17 @@ impl<C: Connector> PoolInner<C> {
         }
         let now = self.clock.now();
         let min_idle = self.min_idle.load(Ordering::SeqCst);
-        let mut kept = Vec::new();
+        // Each connection is out of the queue only while it is looked at (or probed),
+        // so acquirers racing the upkeep still find the others.
         let mut n = self.idle.len();
         let mut idle_left = n;
         while n > 0 {
             n -= 1;
-            let Some(mut e) = self.idle.pop() else { break };
+            self.inspecting.fetch_add(1, Ordering::SeqCst);
+            let Some(mut e) = self.idle.pop() else {
+                self.inspecting.fetch_sub(1, Ordering::SeqCst);
+                break;
+            };
             let idle_for = now.saturating_duration_since(e.idle_since);
             let reason = if e.epoch != self.epoch.load(Ordering::SeqCst) {
                 Some(CloseReason::Evicted)
@@ -1104,22 +1128,25 @@ impl<C: Connector> PoolInner<C> {
             };
             match reason {
                 Some(r) => {
+                    self.inspecting.fetch_sub(1, Ordering::SeqCst);
                     idle_left -= 1;
                     self.close_entry(e, r);
                 }
                 None if self.has_check
                     && now.saturating_duration_since(e.proven) >= self.settings.validate_after =>
                 {
+                    // A probe takes a while: the connection is busy, not hidden.
+                    self.inspecting.fetch_sub(1, Ordering::SeqCst);
                     match self.validate(e).await {
-                        Some(e) => kept.push(e),
+                        Some(e) => self.give_back(e, false),
                         None => idle_left -= 1,
                     }
                 }
-                None => kept.push(e),
+                None => {
+                    self.give_back(e, false);
+                    self.inspecting.fetch_sub(1, Ordering::SeqCst);
+                }
             }
-        }
-        for e in kept {
-            self.give_back(e, false);
         }
         self.report_leaks(now);
         self.fill_min_idle();
