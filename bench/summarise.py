@@ -126,10 +126,10 @@ def section_contended(lines: list[str]) -> dict[str, dict[str, float]]:
         "Throughput = acquire+release per second over all tasks: median of criterion's "
         "samples (min–max). r2d2 blocks, so it runs on 64 OS threads (`std::thread::yield_now`). "
         "The ArrayQueue row pops or yields and retries: no waiting list, no fairness. "
-        "switchboard's `acquire().await` runs its slow path as a task on its manager's own "
-        "runtime (2 more worker threads) and awaits it; the *on its own runtime* row spawns "
-        "the 64 tasks on that runtime instead and calls `acquire_on_runtime`, which waits "
-        "in place: the difference is the cost of that hop.",
+        "switchboard's `acquire().await` waits in the caller's own task (with the "
+        "manager's runtime entered for its timers); the *on its own runtime* row spawns "
+        "the 64 tasks on the manager's runtime instead and calls `acquire_on_runtime`. "
+        "switchboard's manager runtime adds 2 worker threads on this 2-core machine.",
         "",
         "| pool | held across a yield | vs deadpool | released at once | vs deadpool |",
         "|---|---|---|---|---|",
