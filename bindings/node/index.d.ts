@@ -88,6 +88,11 @@ export interface PoolKeys {
   /** `pool.max_connecting`: most connects in flight at once. */
   maxConnecting?: number;
   /**
+   * `pool.leak_detection_threshold`: a lease held longer is reported once as a
+   * `leak_suspected` event (`manager.pollEvent()`); 0 (default) turns it off.
+   */
+  leakDetectionThreshold?: Duration;
+  /**
    * `probe.send`: bytes a probe sends on a built-in socket: text with C escapes
    * (`"PING\r\n"`) or a Buffer (converted to that text). Empty: no probe.
    */
@@ -160,6 +165,44 @@ export interface ClosedBy {
   closed: number;
 }
 
+/**
+ * A latency summary, in milliseconds (fractional). Quantiles come from a histogram:
+ * interpolated within their bucket and never above `peak`. All zero without observations.
+ */
+export interface LatencySummary {
+  /** Observations. */
+  count: number;
+  /** Mean. */
+  avg: number;
+  /** The largest observation. */
+  peak: number;
+  /** Median. */
+  p50: number;
+  /** 90th percentile. */
+  p90: number;
+  /** 99th percentile. */
+  p99: number;
+}
+
+/** What an event is about. More kinds arrive with later features. */
+export type EventKind = 'leak_suspected';
+
+/** One event from `manager.pollEvent()`. */
+export interface SwitchboardEvent {
+  /** `'leak_suspected'`: a lease held longer than the pool's `leakDetectionThreshold`. */
+  kind: EventKind;
+  /** The pool it concerns. */
+  pool: string;
+  /** The connection (lease id) it concerns, or `null`. */
+  connectionId: number | null;
+  /** How long the lease had been held, in milliseconds, or `null`. */
+  ageMs: number | null;
+  /** A sentence for humans. */
+  message: string;
+  /** When it happened. */
+  time: Date;
+}
+
 /** A snapshot of a pool's state and counters. */
 export interface PoolStats {
   name: string;
@@ -199,6 +242,10 @@ export interface PoolStats {
   connectFailedTotal: number;
   /** Checks or probes that failed (the connection was closed as broken). */
   probeFailedTotal: number;
+  /** How long successful acquires waited (milliseconds). */
+  wait: LatencySummary;
+  /** How long leases were held, counted when they come back (milliseconds). */
+  lease: LatencySummary;
 }
 
 /** What a built-in socket pool's leases hold (`Lease<Socket>` has no `obj`). */
@@ -308,6 +355,15 @@ export declare class Manager {
    * `target` (any string, given to `connect`); see `ConnectorCallbacks`.
    */
   pool<T>(name: string, target: string, options: CustomPoolOptions<T>): Pool<T>;
+  /**
+   * The metrics of every open pool as Prometheus/OpenMetrics text
+   * (`switchboard_pool_*` series, ending with `# EOF`).
+   */
+  metricsText(): string;
+  /** The next queued event, or `null`. Synchronous; never waits. */
+  pollEvent(): SwitchboardEvent | null;
+  /** Events dropped because the queue (10,000) was full and nobody polled. */
+  eventsDropped(): number;
   /** Whether `close()` has been called. */
   readonly closed: boolean;
   /**

@@ -533,6 +533,38 @@ class Manager {
     return pool;
   }
 
+  /**
+   * The metrics of every open pool as Prometheus/OpenMetrics text (`switchboard_pool_*`
+   * series, ending with `# EOF`): serve it on your `/metrics` endpoint.
+   */
+  metricsText() {
+    return this.#native.metricsText();
+  }
+
+  /**
+   * The next queued event, or `null` when there is none. Synchronous and never waits.
+   * Events (today `kind: 'leak_suspected'`, when a lease is held longer than the pool's
+   * `leakDetectionThreshold`) queue up until polled; the queue holds 10,000 and drops
+   * new ones beyond that (see `eventsDropped()`).
+   */
+  pollEvent() {
+    const e = this.#native.pollEvent();
+    if (e === null || e === undefined) return null;
+    return {
+      kind: e.kind,
+      pool: e.pool,
+      connectionId: e.connectionId ?? null,
+      ageMs: e.ageMs ?? null,
+      message: e.message,
+      time: new Date(e.time),
+    };
+  }
+
+  /** Events dropped because the queue was full and nobody polled. */
+  eventsDropped() {
+    return this.#native.eventsDropped();
+  }
+
   /** Whether `close()` has been called. */
   get closed() {
     return this.#native.closed;

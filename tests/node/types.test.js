@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const { ROOT, sb } = require('./helpers');
+const { ROOT, sb, startEchoServer } = require('./helpers');
 
 const dts = fs.readFileSync(path.join(ROOT, 'bindings', 'node', 'index.d.ts'), 'utf8')
   // Comments may mention names; only declarations count.
@@ -82,6 +82,35 @@ test('PoolStats: declared fields match stats()', async () => {
     const stats = m.pool('types', 'tcp://127.0.0.1:9').stats();
     const declared = members(block('export interface PoolStats'));
     assert.deepEqual(Object.keys(stats).sort(), [...declared].sort());
+    const latency = [...members(block('export interface LatencySummary'))].sort();
+    assert.deepEqual(Object.keys(stats.wait).sort(), latency);
+    assert.deepEqual(Object.keys(stats.lease).sort(), latency);
+  } finally {
+    await m.close();
+  }
+});
+
+test('SwitchboardEvent: declared fields match pollEvent()', async () => {
+  const m = new sb.Manager({ workerThreads: 1 });
+  try {
+    const server = await startEchoServer();
+    try {
+      const pool = m.pool('types-leak', server.target, { leakDetectionThreshold: 20 });
+      const lease = await pool.acquire();
+      let event = null;
+      for (let i = 0; i < 200 && event === null; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        await pool.runUpkeep();
+        event = m.pollEvent();
+      }
+      lease.release();
+      assert.notEqual(event, null);
+      const declared = members(block('export interface SwitchboardEvent'));
+      assert.deepEqual(Object.keys(event).sort(), [...declared].sort());
+      assert.match(dts, new RegExp(`export type EventKind = [^;]*'${event.kind}'`));
+    } finally {
+      server.stop();
+    }
   } finally {
     await m.close();
   }

@@ -32,6 +32,18 @@ async function main(): Promise<void> {
   await p.runUpkeep();
   const s = p.stats();
   const b: number = s.closedBy.broken + s.probeFailedTotal + s.minIdle;
+  const p99: number = s.wait.p99 + s.lease.peak + s.lease.count;
+  const text: string = m.metricsText();
+  const ev = m.pollEvent();
+  if (ev !== null) {
+    const id: number | null = ev.connectionId;
+    const age: number | null = ev.ageMs;
+    const k: 'leak_suspected' = ev.kind;
+    console.log(id, age, k, ev.pool, ev.message, ev.time.toISOString());
+  }
+  const dropped: number = m.eventsDropped();
+  m.pool('leaky', 'tcp://127.0.0.1:1', { leakDetectionThreshold: '30s' });
+  console.log(p99, text, dropped);
   const t = p.tryAcquire();
   if (t) t.release();
   console.log(fd, n, r, opened, b, ErrorCode.Timeout, isSwitchboardError(null));

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use napi::Env;
 use napi::bindgen_prelude::{Function, Object};
 use napi_derive::napi;
 use switchboard_core::config::parse_duration;
+use switchboard_core::events::Event;
 use switchboard_core::{Code, Config, Error, Manager};
 
 use crate::custom::{Bridge, DispatchArgs};
@@ -43,6 +44,41 @@ pub fn duration(what: &str, value: &str) -> Result<Duration> {
             ),
         )
     })
+}
+
+/// One event as the native side hands it to `index.js` (which makes `time` a `Date`
+/// and absent fields `null`).
+#[napi(object)]
+pub struct NativeEvent {
+    /// `leak_suspected`, ...
+    pub kind: String,
+    /// The pool it concerns.
+    pub pool: String,
+    /// The connection it concerns, if one.
+    pub connection_id: Option<f64>,
+    /// How long the lease had been held, in milliseconds (leak events).
+    pub age_ms: Option<f64>,
+    /// A sentence for humans.
+    pub message: String,
+    /// When it happened, milliseconds since the Unix epoch.
+    pub time: f64,
+}
+
+impl From<Event> for NativeEvent {
+    fn from(e: Event) -> Self {
+        NativeEvent {
+            kind: e.kind.as_str().to_string(),
+            pool: e.pool,
+            connection_id: e.connection_id.map(|id| id as f64),
+            age_ms: e.age.map(|a| a.as_secs_f64() * 1000.0),
+            message: e.message,
+            time: e
+                .time
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(0.0),
+        }
+    }
 }
 
 /// The native manager. Closing runs on a thread of its own; a manager that is
@@ -110,6 +146,29 @@ impl NativeManager {
                 }
             }
         })
+    }
+
+    /// The manager's metrics as Prometheus/OpenMetrics text (`switchboard_pool_*`).
+    #[napi]
+    pub fn metrics_text(&self) -> Result<String> {
+        guard(|| Ok(self.manager()?.metrics_text()))
+    }
+
+    /// The next queued event, or `null`; never waits (core `poll_event(0)`).
+    #[napi]
+    pub fn poll_event(&self) -> Result<Option<NativeEvent>> {
+        guard(|| {
+            Ok(self
+                .manager()?
+                .poll_event(Duration::ZERO)
+                .map(NativeEvent::from))
+        })
+    }
+
+    /// Events dropped because the queue was full and nobody polled.
+    #[napi]
+    pub fn events_dropped(&self) -> Result<f64> {
+        guard(|| Ok(self.manager()?.events_dropped() as f64))
     }
 
     /// Whether `close()` has been called.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use napi::Env;
 use napi::bindgen_prelude::{Either, Object};
 use napi_derive::napi;
+use switchboard_core::metrics::HistogramSnapshot;
 use switchboard_core::{AcquireOptions, AnyConnector, Pool};
 
 use crate::custom::Bridge;
@@ -33,6 +34,40 @@ pub struct ClosedBy {
     pub discarded: f64,
     /// By closing the pool or manager.
     pub closed: f64,
+}
+
+/// A latency summary of one of core's histograms, in milliseconds (fractional).
+#[napi(object)]
+pub struct LatencySummary {
+    /// Observations.
+    pub count: f64,
+    /// Mean, 0 without observations.
+    pub avg: f64,
+    /// The largest observation.
+    pub peak: f64,
+    /// Median (interpolated within its histogram bucket, capped at `peak`).
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl From<&HistogramSnapshot> for LatencySummary {
+    fn from(h: &HistogramSnapshot) -> Self {
+        LatencySummary {
+            count: h.count() as f64,
+            avg: ms(h.avg()),
+            peak: ms(h.max()),
+            p50: ms(h.quantile(0.5)),
+            p90: ms(h.quantile(0.9)),
+            p99: ms(h.quantile(0.99)),
+        }
+    }
 }
 
 /// A snapshot of a pool's state and counters (core's `PoolStats`, camelCase in JS).
@@ -76,6 +111,10 @@ pub struct PoolStats {
     pub connect_failed_total: f64,
     /// Checks or probes that failed (the connection was closed as broken).
     pub probe_failed_total: f64,
+    /// How long successful acquires waited.
+    pub wait: LatencySummary,
+    /// How long leases were held (recorded when they come back).
+    pub lease: LatencySummary,
 }
 
 fn n32(n: usize) -> u32 {
@@ -202,6 +241,8 @@ impl NativePool {
             rejected_total: s.rejected_total as f64,
             connect_failed_total: s.connect_failed_total as f64,
             probe_failed_total: s.probe_failed_total as f64,
+            wait: LatencySummary::from(&s.wait),
+            lease: LatencySummary::from(&s.lease),
         }
     }
 
