@@ -1,9 +1,11 @@
 //! `_native.Manager`: owns a core `Manager` (and with it the tokio runtime).
 
 use pyo3::prelude::*;
-use switchboard_core::{Error, Manager};
+use pyo3::types::PyDict;
+use switchboard_core::{Error, Event, Manager};
 
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use crate::config;
 use crate::custom::{self, Causes};
@@ -18,6 +20,25 @@ pub(crate) fn drop_detached<T: Send>(value: T) {
     // `value` is dropped right here; runtime threads do not wait for the GIL then
     // either (they use `try_attach` too).
     let _ = Python::try_attach(move |py| py.detach(move || drop(value)));
+}
+
+/// An event as the dict `switchboard.Event` is built from: `kind`, `pool`,
+/// `connection_id` (int or None), `age` (seconds or None), `message`, `time` (seconds
+/// since the Unix epoch).
+fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("kind", e.kind.as_str())?;
+    d.set_item("pool", &e.pool)?;
+    d.set_item("connection_id", e.connection_id)?;
+    d.set_item("age", e.age.map(|a| a.as_secs_f64()))?;
+    d.set_item("message", &e.message)?;
+    let time = e
+        .time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    d.set_item("time", time)?;
+    Ok(d)
 }
 
 /// The native manager. Python code uses `switchboard.Manager`, which wraps it.
@@ -86,11 +107,74 @@ impl PyManager {
         Ok(PyPool::new(pool, manager.clone(), target, causes))
     }
 
-    /// Closes the manager, waiting up to `timeout` seconds for leases to come back.
+    /// Closes the manager, waiting up to `timeout` seconds for leases to come back,
+    /// then clears the event callback (so a callback that refers to the manager does
+    /// not keep it alive in a cycle the garbage collector cannot see).
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let timeout = config::seconds(py, "timeout", Some(timeout))?.unwrap_or_default();
         let manager = self.manager(py)?;
-        py.detach(|| manager.close(timeout)).or_raise(py)
+        py.detach(|| {
+            let closed = manager.close(timeout);
+            if closed.is_ok() {
+                drop(manager.set_event_callback(None));
+            }
+            closed
+        })
+        .or_raise(py)
+    }
+
+    /// The metrics of every open pool as Prometheus/OpenMetrics text.
+    fn metrics_text(&self, py: Python<'_>) -> PyResult<String> {
+        let manager = self.manager(py)?;
+        Ok(py.detach(|| manager.metrics_text()))
+    }
+
+    /// The next queued event as a dict, waiting up to `timeout` seconds (0: don't wait)
+    /// with the GIL released; `None` if none came. Events are queued while no callback
+    /// is set.
+    fn poll_event<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let timeout = config::seconds(py, "timeout", Some(timeout))?.unwrap_or_default();
+        let manager = self.manager(py)?;
+        match py.detach(|| manager.poll_event(timeout)) {
+            Some(e) => event_dict(py, &e).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Events dropped because the queue was full and nobody polled.
+    fn events_dropped(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.manager(py)?.events_dropped())
+    }
+
+    /// Sets (or with `None` clears) the event callback: `callback(event_dict)` runs on
+    /// a runtime thread (or the thread running an upkeep pass) with the GIL taken;
+    /// what it raises goes to `sys.unraisablehook`. While one is set, events are not
+    /// queued for `poll_event`.
+    #[pyo3(signature = (callback))]
+    fn set_event_callback(&self, py: Python<'_>, callback: Option<Py<PyAny>>) -> PyResult<()> {
+        let manager = self.manager(py)?;
+        let cb: Option<switchboard_core::events::EventCallback> = callback.map(|f| {
+            let f = custom::Held::new(f);
+            let cb: switchboard_core::events::EventCallback = Arc::new(move |e: &Event| {
+                // An interpreter that is shutting down is not waited for.
+                let _ = Python::try_attach(|py| {
+                    let f = f.get(py);
+                    let res = event_dict(py, e).and_then(|d| f.call1(py, (d,)));
+                    if let Err(err) = res {
+                        err.write_unraisable(py, Some(f.bind(py)));
+                    }
+                });
+            });
+            cb
+        });
+        // Swap and drop the previous callback with the GIL released: a runtime thread
+        // may be inside the old callback, waiting for the GIL.
+        py.detach(|| drop(manager.set_event_callback(cb)));
+        Ok(())
     }
 
     /// Whether `close()` has been called.

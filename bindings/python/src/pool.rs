@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use switchboard_core::metrics::HistogramSnapshot;
 use switchboard_core::{AcquireOptions, Code, Error, Manager, PoolStats};
 use tokio::task::AbortHandle;
 
@@ -357,6 +358,20 @@ fn stats_dict(py: Python<'_>, s: PoolStats) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("rejected_total", s.rejected_total)?;
     d.set_item("connect_failed_total", s.connect_failed_total)?;
     d.set_item("probe_failed_total", s.probe_failed_total)?;
+    d.set_item("wait", latency_dict(py, &s.wait)?)?;
+    d.set_item("lease", latency_dict(py, &s.lease)?)?;
+    Ok(d)
+}
+
+/// A latency histogram as the dict `switchboard.LatencyStats` is built from (seconds).
+fn latency_dict<'py>(py: Python<'py>, h: &HistogramSnapshot) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("count", h.count())?;
+    d.set_item("avg", h.avg().as_secs_f64())?;
+    d.set_item("peak", h.max().as_secs_f64())?;
+    d.set_item("p50", h.quantile(0.50).as_secs_f64())?;
+    d.set_item("p90", h.quantile(0.90).as_secs_f64())?;
+    d.set_item("p99", h.quantile(0.99).as_secs_f64())?;
     Ok(d)
 }
 

@@ -16,7 +16,16 @@ Errors are :class:`SwitchboardError` subclasses that also extend the matching bu
 ``ConnectionError``).
 """
 
-from ._api import AcquireContext, ClosedBy, ConfigValue, Manager, Pool, PoolStats
+from ._api import (
+    AcquireContext,
+    ClosedBy,
+    ConfigValue,
+    Event,
+    LatencyStats,
+    Manager,
+    Pool,
+    PoolStats,
+)
 from ._errors import (
     Cancelled,
     FailedPrecondition,
@@ -37,6 +46,8 @@ __all__ = [
     "Pool",
     "PoolStats",
     "ClosedBy",
+    "LatencyStats",
+    "Event",
     "Lease",
     "AcquireContext",
     "ConfigValue",

@@ -22,7 +22,16 @@ from . import _native
 from ._errors import InternalError, InvalidArgument, SwitchboardError, Unavailable
 from ._native import Lease
 
-__all__ = ["ClosedBy", "ConfigValue", "Manager", "Pool", "PoolStats", "AcquireContext"]
+__all__ = [
+    "ClosedBy",
+    "ConfigValue",
+    "Event",
+    "LatencyStats",
+    "Manager",
+    "Pool",
+    "PoolStats",
+    "AcquireContext",
+]
 
 #: A configuration value. Numbers given for durations are milliseconds (as in every
 #: language); a ``timedelta`` is converted exactly; ``bool`` becomes ``"true"``/``"false"``;
@@ -283,6 +292,43 @@ class Manager:
         """The names of the open pools, sorted."""
         return self._native.pool_names()
 
+    def metrics_text(self) -> str:
+        """The metrics of every open pool as Prometheus/OpenMetrics text (the
+        ``switchboard_pool_*`` series, ending in ``# EOF``): serve it on a ``/metrics``
+        endpoint."""
+        return self._native.metrics_text()
+
+    def poll_event(self, timeout: Union[float, timedelta] = 0.0) -> Optional[Event]:
+        """The next event (e.g. a suspected leak), waiting up to ``timeout`` seconds
+        with the GIL released (``0``: don't wait); ``None`` if none came. Events are
+        queued (up to 10,000; more are dropped and counted in :meth:`events_dropped`)
+        while no callback is set with :meth:`on_event`."""
+        raw = self._native.poll_event(_seconds("timeout", timeout) or 0.0)
+        return None if raw is None else Event(**raw)
+
+    def events_dropped(self) -> int:
+        """Events dropped because the queue was full and nobody polled."""
+        return self._native.events_dropped()
+
+    def on_event(self, callback: Optional[Callable[[Event], object]]) -> None:
+        """Sets (or with ``None`` clears) a callback that receives every event instead
+        of the queue. It runs on one of switchboard's runtime threads (or on the thread
+        running an upkeep pass) with the GIL held, so it must be quick and must not
+        block: hand the event to your own queue or loop (``loop.call_soon_threadsafe``).
+        It must not close the manager. What it raises is reported through
+        ``sys.unraisablehook``. :meth:`close` clears it."""
+        if callback is None:
+            self._native.set_event_callback(None)
+            return
+        if not callable(callback):
+            raise InvalidArgument(f"on_event needs a callable or None, got {callback!r}")
+        user = callback
+
+        def deliver(raw: _native._EventDict) -> None:
+            user(Event(**raw))
+
+        self._native.set_event_callback(deliver)
+
     def __enter__(self) -> Manager:
         return self
 
@@ -334,6 +380,45 @@ class ClosedBy:
 
 
 @dataclass(frozen=True)
+class LatencyStats:
+    """A latency summary in seconds (``PoolStats.wait``, ``PoolStats.lease``), from a
+    histogram: percentiles are interpolated within its buckets and never above ``peak``."""
+
+    #: Observations.
+    count: int = 0
+    #: Mean (0 without observations).
+    avg: float = 0.0
+    #: The largest observation.
+    peak: float = 0.0
+    #: Median.
+    p50: float = 0.0
+    #: 90th percentile.
+    p90: float = 0.0
+    #: 99th percentile.
+    p99: float = 0.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened in a pool, from :meth:`Manager.poll_event` or the
+    :meth:`Manager.on_event` callback."""
+
+    #: What happened: ``"leak_suspected"`` (a lease held longer than
+    #: ``pool.leak_detection_threshold``); more kinds may come.
+    kind: str
+    #: The pool it concerns.
+    pool: str
+    #: The connection (``Lease.id``) it concerns, if one.
+    connection_id: Optional[int]
+    #: How long the lease had been held, in seconds (for ``leak_suspected``).
+    age: Optional[float]
+    #: A sentence for humans.
+    message: str
+    #: When it happened, in seconds since the Unix epoch (``time.time()`` style).
+    time: float
+
+
+@dataclass(frozen=True)
 class PoolStats:
     """A point-in-time snapshot of a pool, from :meth:`Pool.stats`."""
 
@@ -374,6 +459,10 @@ class PoolStats:
     connect_failed_total: int
     #: Probes or checks that failed (the connection was closed as broken).
     probe_failed_total: int
+    #: Time acquires waited (zero for those served at once), one per successful acquire.
+    wait: LatencyStats = LatencyStats()
+    #: Time connections were held by leases, one per lease given back.
+    lease: LatencyStats = LatencyStats()
 
 
 class Pool:
@@ -437,6 +526,8 @@ class Pool:
         raw = self._native.stats()
         fields: dict[str, Any] = dict(raw)
         fields["closed_by"] = ClosedBy(**raw["closed_by"])
+        fields["wait"] = LatencyStats(**raw["wait"])
+        fields["lease"] = LatencyStats(**raw["lease"])
         return PoolStats(**fields)
 
     def resize(self, max_size: int, min_idle: int = 0) -> None:

@@ -20,6 +20,24 @@ class _ClosedByDict(TypedDict):
     closed: int
 
 @type_check_only
+class _LatencyDict(TypedDict):
+    count: int
+    avg: float
+    peak: float
+    p50: float
+    p90: float
+    p99: float
+
+@type_check_only
+class _EventDict(TypedDict):
+    kind: str
+    pool: str
+    connection_id: Optional[int]
+    age: Optional[float]
+    message: str
+    time: float
+
+@type_check_only
 class _PoolStatsDict(TypedDict):
     name: str
     max_size: int
@@ -40,6 +58,8 @@ class _PoolStatsDict(TypedDict):
     rejected_total: int
     connect_failed_total: int
     probe_failed_total: int
+    wait: _LatencyDict
+    lease: _LatencyDict
 
 @final
 class Manager:
@@ -58,6 +78,12 @@ class Manager:
     def closed(self) -> bool: ...
     def pool_names(self) -> list[str]: ...
     def config(self) -> list[tuple[str, str]]: ...
+    def metrics_text(self) -> str: ...
+    def poll_event(self, timeout: float) -> Optional[_EventDict]: ...
+    def events_dropped(self) -> int: ...
+    def set_event_callback(
+        self, callback: Optional[Callable[[_EventDict], object]]
+    ) -> None: ...
 
 @final
 class Pool:
