@@ -46,6 +46,14 @@ def main(target: str) -> int:
 
         asyncio.run(async_round_trip(pool))
         print(f"python: {pool!r}")
+        lease = pool.stats().lease
+        print(f"python: {lease.count} leases, held {lease.avg * 1000:.2f} ms on average")
+        acquires = [
+            line
+            for line in manager.metrics_text().splitlines()
+            if line.startswith("switchboard_pool_acquires_total{")
+        ]
+        print("python: metrics: " + "; ".join(acquires))
 
         try:
             manager.pool("bad", target, max_size="lots")

@@ -28,6 +28,8 @@ def test_the_example_runs(server: EchoServer) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reused connection #1" in proc.stdout
     assert "async acquire got connection" in proc.stdout
+    assert "python: 3 leases" in proc.stdout
+    assert 'switchboard_pool_acquires_total{pool="echo",result="direct"} 2' in proc.stdout
     assert server.accepted() == 1
 
 

@@ -217,6 +217,7 @@ class Manager:
         validation_timeout: Optional[Duration] = None,
         max_connecting: Optional[Count] = None,
         max_waiters: Optional[Count] = None,
+        leak_detection_threshold: Optional[Duration] = None,
         probe_send: Union[str, bytes, None] = None,
         probe_expect: Union[str, bytes, None] = None,
         **kwargs: ConfigValue,
@@ -237,6 +238,8 @@ class Manager:
         ``min_idle=1``, ``max_overflow=2``, ``acquire_timeout=timedelta(seconds=2)`` (or
         ``"2s"``, or ``2000`` ms), ``idle_timeout``, ``max_lifetime``, ``validate_after``,
         ``validation_timeout``, ``max_connecting``, ``max_waiters``,
+        ``leak_detection_threshold`` (a lease held longer is reported once as an
+        :class:`Event`; 0, the default, is off),
         ``probe_send="PING\\r\\n"`` (or ``b"PING\\r\\n"``), ``probe_expect="+PONG"``,
         ``tcp_nodelay=True``. ``None`` leaves a key at its default."""
         named: dict[str, object] = {
@@ -251,6 +254,7 @@ class Manager:
             "validation_timeout": validation_timeout,
             "max_connecting": max_connecting,
             "max_waiters": max_waiters,
+            "leak_detection_threshold": leak_detection_threshold,
             "probe.send": probe_send,
             "probe.expect": probe_expect,
         }
