@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 import threading
 import time
@@ -247,3 +248,40 @@ def test_callback_that_refers_to_the_manager_does_not_hang_close(server: EchoSer
     held.release()
     m.close(timeout=1)
     assert m.closed
+
+
+EXIT_SCRIPT = """
+import sys, threading, time
+import switchboard
+
+target = sys.argv[1]
+m = switchboard.Manager()
+seen = threading.Event()
+
+def on_event(event):
+    # Refers to the manager (a cycle through the native side) and is still being
+    # called by the upkeep while the interpreter exits.
+    m.pool_names()
+    seen.set()
+
+m.on_event(on_event)
+pool = m.pool("exit", target, max_size=2, leak_detection_threshold=20)
+held = pool.acquire(timeout=10)
+other = pool.acquire(timeout=10)
+assert seen.wait(20), "no event"
+print("exiting", flush=True)
+"""
+
+
+def test_interpreter_exit_with_a_callback_set_and_leases_out(server: EchoServer) -> None:
+    # Never closed by the program: the manager is closed at exit with the callback set
+    # and leases out; the process ends promptly and cleanly.
+    proc = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, server.target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "exiting" in proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
