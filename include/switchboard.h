@@ -26,8 +26,10 @@
  *   handle returns SB_INVALID_HANDLE. Configs are copied when passed to _new.
  *   Closing or freeing a manager closes its pools; their handles and leases then fail
  *   with SB_UNAVAILABLE (or keep working, for a lease's socket) but must still be freed
- *   or released. Strings returned by the library (sb_version, sb_status_str) are
- *   static and never freed. sb_pool_stats is filled by value (no pointers inside).
+ *   or released. Strings returned by the library (sb_version, sb_status_str,
+ *   sb_event_kind_str) are static and never freed. sb_pool_stats and sb_event are
+ *   filled by value (no pointers inside; the event's strings are copied into its
+ *   arrays); sb_manager_metrics copies into the caller's buffer.
  *   A custom pool's userdata belongs to the library from sb_pool_new_custom on, and
  *   its free_userdata is called exactly once (see sb_pool_new_custom); the objects
  *   its connect callback makes are closed by its close callback, once each.
@@ -45,11 +47,16 @@
  *     succeeds, the other returns SB_INVALID_HANDLE, and a released lease's connection
  *     goes back to the pool only when the last call using it returns.
  *   - Blocking calls (sb_pool_acquire, sb_lease_send/_send_all/_recv,
- *     sb_manager_close) wait on the calling thread; no call is handed to another
+ *     sb_manager_close, sb_manager_poll_event) wait on the calling thread; no call is handed to another
  *     thread and back. The library starts its own threads (runtime.worker_threads,
  *     default 2) in sb_manager_new and joins them when the manager is closed or freed.
  *   - After fork(), the child must not use the parent's manager, pools or leases;
  *     it creates its own manager.
+ *
+ * Events
+ *   Events (a lease held past pool.leak_detection_threshold, ...) are made on the
+ *   library's runtime threads and queued in the manager; the program takes them on
+ *   its own thread with sb_manager_poll_event. No event callback runs program code.
  *
  * Callbacks (custom connectors, see sb_connector)
  *   - connect and check run on switchboard's blocking-pool threads, close on the
@@ -89,6 +96,16 @@
  * Patch version of the switchboard headers.
  */
 #define SB_VERSION_PATCH 0
+
+/**
+ * Size of `sb_event.pool` in bytes, NUL included. Longer names are truncated.
+ */
+#define SB_EVENT_POOL_LEN 128
+
+/**
+ * Size of `sb_event.message` in bytes, NUL included. Longer messages are truncated.
+ */
+#define SB_EVENT_MESSAGE_LEN 512
 
 /**
  * The result of every fallible switchboard call. `SB_OK` is success; every other
@@ -148,6 +165,25 @@ enum sb_status
 };
 #ifndef __cplusplus
 typedef int32_t sb_status;
+#endif // __cplusplus
+
+/**
+ * What kind of event an `sb_event` is. The numbers are stable and never reused; new
+ * kinds may be added, so handle unknown values (`sb_event_kind_str` names them).
+ */
+enum sb_event_kind
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+    /**
+     * A lease has been held longer than `pool.leak_detection_threshold`
+     * ("leak_suspected"). Reported once per lease, by the pool's upkeep.
+     */
+    SB_EVENT_LEAK_SUSPECTED = 1,
+};
+#ifndef __cplusplus
+typedef int32_t sb_event_kind;
 #endif // __cplusplus
 
 /**
@@ -271,9 +307,42 @@ typedef struct {
 } sb_connector;
 
 /**
+ * A latency summary (part of `sb_pool_stats`): how many observations, their mean, the
+ * largest (peak) and three quantiles, all in nanoseconds. The quantiles come from a
+ * histogram with power-of-two buckets (1 us, 2 us, 4 us, ...): they are interpolated
+ * within their bucket and never above `peak_ns`. All zero without observations.
+ */
+typedef struct {
+    /**
+     * Number of observations.
+     */
+    uint64_t count;
+    /**
+     * Mean, in nanoseconds.
+     */
+    uint64_t avg_ns;
+    /**
+     * The largest observation, in nanoseconds.
+     */
+    uint64_t peak_ns;
+    /**
+     * Median, in nanoseconds.
+     */
+    uint64_t p50_ns;
+    /**
+     * 90th percentile, in nanoseconds.
+     */
+    uint64_t p90_ns;
+    /**
+     * 99th percentile, in nanoseconds.
+     */
+    uint64_t p99_ns;
+} sb_latency;
+
+/**
  * A snapshot of a pool's sizes and counters, filled by value by `sb_pool_get_stats` (it
  * holds no pointers; nothing to free). Every field after `struct_size` is a
- * `uint64_t`; counters named `*_total` only grow.
+ * `uint64_t` (or an `sb_latency` of them); counters named `*_total` only grow.
  *
  * Versioning: set `struct_size = sizeof(sb_pool_stats)` before the call. The library
  * writes only the fields that fit in `struct_size` bytes and sets `struct_size` to
@@ -384,7 +453,60 @@ typedef struct {
      * Probes (or check callbacks) that failed; their connections were closed.
      */
     uint64_t probe_failed_total;
+    /**
+     * How long acquires waited for a connection: one observation per successful
+     * acquire (zero for one served at once). Appended after the counters: check `struct_size`.
+     */
+    sb_latency wait;
+    /**
+     * How long connections were held: one observation per lease ended (released or
+     * discarded). Appended after the counters: check `struct_size`.
+     */
+    sb_latency lease;
 } sb_pool_stats;
+
+/**
+ * One event, filled by value by `sb_manager_poll_event` (no pointers inside; nothing
+ * to free). Strings are copied into the fixed arrays, truncated at a UTF-8 character
+ * boundary when too long, and always NUL-terminated.
+ *
+ * Versioning as for `sb_pool_stats`: set `struct_size = sizeof(sb_event)` before the
+ * call; the library fills only the fields that fit and sets `struct_size` to the
+ * number of bytes it filled. Fields are only ever added at the end.
+ */
+typedef struct {
+    /**
+     * In: the size of the caller's struct (`sizeof(sb_event)`). Out: the number of
+     * bytes filled.
+     */
+    size_t struct_size;
+    /**
+     * What happened.
+     */
+    sb_event_kind kind;
+    /**
+     * The connection it concerns (the pool's connection id, from 1), or 0 when none.
+     */
+    uint64_t connection_id;
+    /**
+     * For `SB_EVENT_LEAK_SUSPECTED`: how long the lease had been held, in
+     * nanoseconds; 0 when the kind has no age.
+     */
+    uint64_t age_ns;
+    /**
+     * When it happened: wall-clock time in nanoseconds since the Unix epoch (0 if the
+     * clock is before 1970).
+     */
+    uint64_t time_unix_ns;
+    /**
+     * The name of the pool it concerns (NUL-terminated, possibly truncated).
+     */
+    char pool[SB_EVENT_POOL_LEN];
+    /**
+     * A sentence for humans (NUL-terminated, possibly truncated).
+     */
+    char message[SB_EVENT_MESSAGE_LEN];
+} sb_event;
 
 #ifdef __cplusplus
 extern "C" {
@@ -671,6 +793,17 @@ sb_status sb_pool_get_stats(const sb_pool *pool,
                             sb_pool_stats *out);
 
 /**
+ * Stores the connection's id in `*out`: unique within its pool (from 1), never
+ * reused; the `connection_id` of events about it (`sb_event`).
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `uint64_t`.
+ */
+sb_status sb_lease_id(const sb_lease *lease,
+                      uint64_t *out);
+
+/**
  * Stores the connection's file descriptor in `*out`. The descriptor stays owned by
  * the lease: use it (blocking mode) while you hold the lease; do not close it, and do
  * not use it after `sb_lease_release`. A lease of a custom pool has no descriptor:
@@ -757,6 +890,69 @@ sb_status sb_lease_release(sb_lease *lease);
  * NULL is a no-op (`SB_OK`).
  */
 sb_status sb_lease_discard(sb_lease *lease);
+
+/**
+ * Takes the next event of the manager's queue into `*out`, waiting on the calling
+ * thread up to `timeout_ms` milliseconds for one (0: do not wait). Set
+ * `out->struct_size = sizeof *out` first.
+ *
+ * Events are queued (up to 10000; newer ones are then dropped and counted, see
+ * `sb_manager_events_dropped`) by the pools' upkeep, which runs on switchboard's
+ * runtime threads; this call hands them to the program on its own thread, oldest
+ * first. Several threads may poll the same manager: each event goes to one of them.
+ *
+ * Returns `SB_OK` with `*out` filled, `SB_TIMEOUT` when no event came within
+ * `timeout_ms` (`*out` untouched), `SB_INVALID_ARGUMENT` when `out` is NULL or
+ * `out->struct_size` is smaller than `sizeof(size_t)`. Events queued before the
+ * manager was closed can still be polled until it is freed.
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to `out->struct_size` writable bytes.
+ */
+sb_status sb_manager_poll_event(sb_manager *manager,
+                                uint64_t timeout_ms,
+                                sb_event *out);
+
+/**
+ * Stores in `*out` how many events were dropped because the manager's queue was full
+ * (nobody polled). Only grows.
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `uint64_t`.
+ */
+sb_status sb_manager_events_dropped(const sb_manager *manager,
+                                    uint64_t *out);
+
+/**
+ * The stable name of an event kind (`"leak_suspected"`, the same in every language),
+ * or `"unknown"` for a number this library does not know. The string is static:
+ * never free it.
+ */
+const char *sb_event_kind_str(int32_t kind);
+
+/**
+ * Copies the manager's metrics -- every pool's `switchboard_pool_*` series in the
+ * Prometheus / OpenMetrics text format (see the README, "Metrics") -- into `buf` as a
+ * NUL-terminated string.
+ *
+ * `*written` (if `written` is not NULL) always receives the size of the whole text
+ * including its NUL, whether or not it fit. When it does not fit in `len` bytes,
+ * returns `SB_RESOURCE_EXHAUSTED` and copies nothing (`buf[0]` is set to NUL when
+ * `len > 0`): call again with a buffer of at least `*written` bytes (a little more,
+ * as the text may grow in between). `buf` may be NULL when `len` is 0, to ask for the
+ * size. Does not wait; may be called from any thread.
+ *
+ * # Safety
+ *
+ * `buf` must point to `len` writable bytes (or `len` be 0); `written` must be NULL or
+ * point to a writable `size_t`.
+ */
+sb_status sb_manager_metrics(const sb_manager *manager,
+                             char *buf,
+                             size_t len,
+                             size_t *written);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -86,8 +86,8 @@ $(C_OUT)/custom: $(ROOT)/examples/c/custom.c $(C_HEADER) $(C_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
-C_TESTS := test_pool test_pool_static test_misuse test_pool_ops test_custom test_redis cpp_include
-C_ASAN_TESTS := test_pool_asan test_misuse_asan test_pool_ops_asan test_custom_asan
+C_TESTS := test_pool test_pool_static test_misuse test_pool_ops test_custom test_metrics test_redis cpp_include
+C_ASAN_TESTS := test_pool_asan test_misuse_asan test_pool_ops_asan test_custom_asan test_metrics_asan
 
 # Installs what the C tests need and a fresh machine may lack (valgrind, a C++ compiler,
 # redis-server for test_redis). If the install fails, test_redis says so and fails.

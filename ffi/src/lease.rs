@@ -71,6 +71,28 @@ fn give_back(index: usize) {
 
 pub(crate) static LEASES: Slab<LeaseObj> = Slab::with_local_cache(Tag::Lease, &LEASE_FREE);
 
+/// Stores the connection's id in `*out`: unique within its pool (from 1), never
+/// reused; the `connection_id` of events about it (`sb_event`).
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `uint64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_lease_id(lease: *const sb_lease, out: *mut u64) -> sb_status {
+    guard("sb_lease_id", || {
+        let l = LEASES.get(addr(lease))?;
+        check_out(out, "out")?;
+        let id = l
+            .lease
+            .as_ref()
+            .map(|x| x.id())
+            .ok_or_else(|| Error::internal("lease without a connection"))?;
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(out, id) };
+        Ok(())
+    })
+}
+
 /// Stores the connection's file descriptor in `*out`. The descriptor stays owned by
 /// the lease: use it (blocking mode) while you hold the lease; do not close it, and do
 /// not use it after `sb_lease_release`. A lease of a custom pool has no descriptor:

@@ -1,6 +1,6 @@
 //! switchboard's C ABI: translation only, all behaviour lives in `switchboard-core`.
 //!
-//! One module per C object ([`config`], [`manager`], [`connector`], [`pool`], [`lease`]), plus
+//! One module per C object ([`config`], [`manager`], [`connector`], [`pool`], [`lease`], [`events`]), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
 //! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
@@ -22,19 +22,25 @@ pub mod pool;
 
 pub mod lease;
 
+pub mod events;
+
 mod args;
 mod handles;
 
 pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
 pub use connector::{sb_check_fn, sb_close_fn, sb_connect_fn, sb_connector, sb_free_fn};
 pub use error::{last_error, sb_last_error, sb_status, sb_status_str};
+pub use events::{
+    SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, sb_event, sb_event_kind, sb_event_kind_str,
+    sb_manager_events_dropped, sb_manager_metrics, sb_manager_poll_event,
+};
 pub use lease::{
-    sb_lease, sb_lease_conn, sb_lease_discard, sb_lease_fd, sb_lease_recv, sb_lease_release,
-    sb_lease_send, sb_lease_send_all,
+    sb_lease, sb_lease_conn, sb_lease_discard, sb_lease_fd, sb_lease_id, sb_lease_recv,
+    sb_lease_release, sb_lease_send, sb_lease_send_all,
 };
 pub use manager::{sb_manager, sb_manager_close, sb_manager_free, sb_manager_new};
 pub use pool::{
-    sb_pool, sb_pool_acquire, sb_pool_acquire_prio, sb_pool_evict_all, sb_pool_free,
+    sb_latency, sb_pool, sb_pool_acquire, sb_pool_acquire_prio, sb_pool_evict_all, sb_pool_free,
     sb_pool_get_stats, sb_pool_new, sb_pool_new_custom, sb_pool_resize, sb_pool_run_upkeep,
     sb_pool_stats, sb_pool_try_acquire, sb_pool_warm,
 };

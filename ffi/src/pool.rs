@@ -3,6 +3,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
+use switchboard_core::metrics::HistogramSnapshot;
 use switchboard_core::{AcquireOptions, AnyConnector, Error, Pool, PoolStats};
 
 use crate::args::{check_out, str_arg, write_out};
@@ -308,9 +309,45 @@ pub extern "C" fn sb_pool_run_upkeep(pool: *mut sb_pool) -> sb_status {
     })
 }
 
+/// A latency summary (part of `sb_pool_stats`): how many observations, their mean, the
+/// largest (peak) and three quantiles, all in nanoseconds. The quantiles come from a
+/// histogram with power-of-two buckets (1 us, 2 us, 4 us, ...): they are interpolated
+/// within their bucket and never above `peak_ns`. All zero without observations.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct sb_latency {
+    /// Number of observations.
+    pub count: u64,
+    /// Mean, in nanoseconds.
+    pub avg_ns: u64,
+    /// The largest observation, in nanoseconds.
+    pub peak_ns: u64,
+    /// Median, in nanoseconds.
+    pub p50_ns: u64,
+    /// 90th percentile, in nanoseconds.
+    pub p90_ns: u64,
+    /// 99th percentile, in nanoseconds.
+    pub p99_ns: u64,
+}
+
+impl From<&HistogramSnapshot> for sb_latency {
+    fn from(h: &HistogramSnapshot) -> Self {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        sb_latency {
+            count: h.count(),
+            avg_ns: ns(h.avg()),
+            peak_ns: ns(h.max()),
+            p50_ns: ns(h.quantile(0.5)),
+            p90_ns: ns(h.quantile(0.9)),
+            p99_ns: ns(h.quantile(0.99)),
+        }
+    }
+}
+
 /// A snapshot of a pool's sizes and counters, filled by value by `sb_pool_get_stats` (it
 /// holds no pointers; nothing to free). Every field after `struct_size` is a
-/// `uint64_t`; counters named `*_total` only grow.
+/// `uint64_t` (or an `sb_latency` of them); counters named `*_total` only grow.
 ///
 /// Versioning: set `struct_size = sizeof(sb_pool_stats)` before the call. The library
 /// writes only the fields that fit in `struct_size` bytes and sets `struct_size` to
@@ -373,6 +410,12 @@ pub struct sb_pool_stats {
     pub connect_failed_total: u64,
     /// Probes (or check callbacks) that failed; their connections were closed.
     pub probe_failed_total: u64,
+    /// How long acquires waited for a connection: one observation per successful
+    /// acquire (zero for one served at once). Appended after the counters: check `struct_size`.
+    pub wait: sb_latency,
+    /// How long connections were held: one observation per lease ended (released or
+    /// discarded). Appended after the counters: check `struct_size`.
+    pub lease: sb_latency,
 }
 
 impl From<&PoolStats> for sb_pool_stats {
@@ -404,6 +447,8 @@ impl From<&PoolStats> for sb_pool_stats {
             rejected_total: s.rejected_total,
             connect_failed_total: s.connect_failed_total,
             probe_failed_total: s.probe_failed_total,
+            wait: sb_latency::from(&s.wait),
+            lease: sb_latency::from(&s.lease),
         }
     }
 }
@@ -480,5 +525,7 @@ fn write_prefix(out: *mut sb_pool_stats, src: &sb_pool_stats, room: usize) {
         rejected_total,
         connect_failed_total,
         probe_failed_total,
+        wait,
+        lease,
     );
 }

@@ -1,0 +1,250 @@
+//! `sb_event`: what happened in a manager's pools (leak suspicions, ...), polled by the
+//! program from its own thread with `sb_manager_poll_event`, and the manager's
+//! Prometheus text (`sb_manager_metrics`).
+
+use std::ffi::c_char;
+use std::time::{Duration, UNIX_EPOCH};
+
+use switchboard_core::{Code, Error, Event, EventKind};
+
+use crate::args::{bytes_mut, check_out, write_out};
+use crate::error::{guard, null_arg, sb_status};
+use crate::handles::addr;
+use crate::manager::{MANAGERS, sb_manager};
+
+/// What kind of event an `sb_event` is. The numbers are stable and never reused; new
+/// kinds may be added, so handle unknown values (`sb_event_kind_str` names them).
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum sb_event_kind {
+    /// A lease has been held longer than `pool.leak_detection_threshold`
+    /// ("leak_suspected"). Reported once per lease, by the pool's upkeep.
+    SB_EVENT_LEAK_SUSPECTED = 1,
+}
+
+impl From<EventKind> for sb_event_kind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::LeakSuspected => sb_event_kind::SB_EVENT_LEAK_SUSPECTED,
+        }
+    }
+}
+
+/// Size of `sb_event.pool` in bytes, NUL included. Longer names are truncated.
+pub const SB_EVENT_POOL_LEN: usize = 128;
+/// Size of `sb_event.message` in bytes, NUL included. Longer messages are truncated.
+pub const SB_EVENT_MESSAGE_LEN: usize = 512;
+
+/// One event, filled by value by `sb_manager_poll_event` (no pointers inside; nothing
+/// to free). Strings are copied into the fixed arrays, truncated at a UTF-8 character
+/// boundary when too long, and always NUL-terminated.
+///
+/// Versioning as for `sb_pool_stats`: set `struct_size = sizeof(sb_event)` before the
+/// call; the library fills only the fields that fit and sets `struct_size` to the
+/// number of bytes it filled. Fields are only ever added at the end.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sb_event {
+    /// In: the size of the caller's struct (`sizeof(sb_event)`). Out: the number of
+    /// bytes filled.
+    pub struct_size: usize,
+    /// What happened.
+    pub kind: sb_event_kind,
+    /// The connection it concerns (the pool's connection id, from 1), or 0 when none.
+    pub connection_id: u64,
+    /// For `SB_EVENT_LEAK_SUSPECTED`: how long the lease had been held, in
+    /// nanoseconds; 0 when the kind has no age.
+    pub age_ns: u64,
+    /// When it happened: wall-clock time in nanoseconds since the Unix epoch (0 if the
+    /// clock is before 1970).
+    pub time_unix_ns: u64,
+    /// The name of the pool it concerns (NUL-terminated, possibly truncated).
+    pub pool: [c_char; SB_EVENT_POOL_LEN],
+    /// A sentence for humans (NUL-terminated, possibly truncated).
+    pub message: [c_char; SB_EVENT_MESSAGE_LEN],
+}
+
+/// Copies `s` into `dst` as a NUL-terminated string, cut at a UTF-8 character boundary
+/// so that it fits; the rest of `dst` is zeroed.
+fn copy_str<const N: usize>(dst: &mut [c_char; N], s: &str) {
+    let mut n = s.len().min(N.saturating_sub(1));
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    dst.fill(0);
+    for (d, b) in dst.iter_mut().zip(&s.as_bytes()[..n]) {
+        *d = *b as c_char;
+    }
+}
+
+impl From<&Event> for sb_event {
+    fn from(e: &Event) -> Self {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let mut out = sb_event {
+            struct_size: std::mem::size_of::<sb_event>(),
+            kind: e.kind.into(),
+            connection_id: e.connection_id.unwrap_or(0),
+            age_ns: e.age.map_or(0, ns),
+            time_unix_ns: e.time.duration_since(UNIX_EPOCH).map_or(0, ns),
+            pool: [0; SB_EVENT_POOL_LEN],
+            message: [0; SB_EVENT_MESSAGE_LEN],
+        };
+        copy_str(&mut out.pool, &e.pool);
+        copy_str(&mut out.message, &e.message);
+        out
+    }
+}
+
+/// Writes the fields of `src` that lie entirely within the first `room` bytes of
+/// `out`, field by field (never the padding between them).
+fn write_prefix(out: *mut sb_event, src: &sb_event, room: usize) {
+    macro_rules! fields {
+        ($($f:ident),* $(,)?) => {$(
+            let end = std::mem::offset_of!(sb_event, $f) + std::mem::size_of_val(&src.$f);
+            if end <= room {
+                // SAFETY: the caller of sb_manager_poll_event guarantees `room`
+                // writable bytes at `out`, and this field lies within them; the struct
+                // is repr(C).
+                unsafe { std::ptr::addr_of_mut!((*out).$f).write_unaligned(src.$f) };
+            }
+        )*};
+    }
+    fields!(
+        struct_size,
+        kind,
+        connection_id,
+        age_ns,
+        time_unix_ns,
+        pool,
+        message
+    );
+}
+
+/// Takes the next event of the manager's queue into `*out`, waiting on the calling
+/// thread up to `timeout_ms` milliseconds for one (0: do not wait). Set
+/// `out->struct_size = sizeof *out` first.
+///
+/// Events are queued (up to 10000; newer ones are then dropped and counted, see
+/// `sb_manager_events_dropped`) by the pools' upkeep, which runs on switchboard's
+/// runtime threads; this call hands them to the program on its own thread, oldest
+/// first. Several threads may poll the same manager: each event goes to one of them.
+///
+/// Returns `SB_OK` with `*out` filled, `SB_TIMEOUT` when no event came within
+/// `timeout_ms` (`*out` untouched), `SB_INVALID_ARGUMENT` when `out` is NULL or
+/// `out->struct_size` is smaller than `sizeof(size_t)`. Events queued before the
+/// manager was closed can still be polled until it is freed.
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to `out->struct_size` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_manager_poll_event(
+    manager: *mut sb_manager,
+    timeout_ms: u64,
+    out: *mut sb_event,
+) -> sb_status {
+    guard("sb_manager_poll_event", || {
+        let m = MANAGERS.get(addr(manager))?;
+        check_out(out, "out")?;
+        // SAFETY: non-NULL; its first field is readable by the caller's contract.
+        let room = unsafe { std::ptr::addr_of!((*out).struct_size).read_unaligned() };
+        if room < std::mem::size_of::<usize>() {
+            return Err(Error::invalid_argument(format!(
+                "out->struct_size must be set to sizeof(sb_event) before the call, got {room}"
+            )));
+        }
+        let Some(event) = m.poll_event(Duration::from_millis(timeout_ms)) else {
+            return Err(Error::timeout(format!("no event within {timeout_ms} ms")));
+        };
+        let mut full = sb_event::from(&event);
+        let filled = room.min(std::mem::size_of::<sb_event>());
+        full.struct_size = filled;
+        write_prefix(out, &full, filled);
+        Ok(())
+    })
+}
+
+/// Stores in `*out` how many events were dropped because the manager's queue was full
+/// (nobody polled). Only grows.
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `uint64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_manager_events_dropped(
+    manager: *const sb_manager,
+    out: *mut u64,
+) -> sb_status {
+    guard("sb_manager_events_dropped", || {
+        let m = MANAGERS.get(addr(manager))?;
+        check_out(out, "out")?;
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_out(out, m.events_dropped()) };
+        Ok(())
+    })
+}
+
+/// The stable name of an event kind (`"leak_suspected"`, the same in every language),
+/// or `"unknown"` for a number this library does not know. The string is static:
+/// never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_event_kind_str(kind: i32) -> *const c_char {
+    let s: &'static [u8] = match kind {
+        1 => b"leak_suspected\0",
+        _ => b"unknown\0",
+    };
+    s.as_ptr().cast()
+}
+
+/// Copies the manager's metrics -- every pool's `switchboard_pool_*` series in the
+/// Prometheus / OpenMetrics text format (see the README, "Metrics") -- into `buf` as a
+/// NUL-terminated string.
+///
+/// `*written` (if `written` is not NULL) always receives the size of the whole text
+/// including its NUL, whether or not it fit. When it does not fit in `len` bytes,
+/// returns `SB_RESOURCE_EXHAUSTED` and copies nothing (`buf[0]` is set to NUL when
+/// `len > 0`): call again with a buffer of at least `*written` bytes (a little more,
+/// as the text may grow in between). `buf` may be NULL when `len` is 0, to ask for the
+/// size. Does not wait; may be called from any thread.
+///
+/// # Safety
+///
+/// `buf` must point to `len` writable bytes (or `len` be 0); `written` must be NULL or
+/// point to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_manager_metrics(
+    manager: *const sb_manager,
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+) -> sb_status {
+    guard("sb_manager_metrics", || {
+        let m = MANAGERS.get(addr(manager))?;
+        if buf.is_null() && len > 0 {
+            return Err(null_arg("buf"));
+        }
+        // SAFETY: `len` writable bytes at `buf` (checked non-NULL when len > 0) by the
+        // caller's contract.
+        let dst = unsafe { bytes_mut(buf.cast::<u8>(), len, "buf") }?;
+        let text = m.metrics_text();
+        let needed = text.len() + 1;
+        if !written.is_null() {
+            // SAFETY: non-NULL, writable by the caller's contract.
+            unsafe { write_out(written, needed) };
+        }
+        if needed > dst.len() {
+            if let Some(first) = dst.first_mut() {
+                *first = 0;
+            }
+            return Err(Error::new(
+                Code::ResourceExhausted,
+                format!("the metrics text needs {needed} bytes with its NUL; buf has {len}"),
+            ));
+        }
+        dst[..text.len()].copy_from_slice(text.as_bytes());
+        dst[text.len()] = 0;
+        Ok(())
+    })
+}
