@@ -3,6 +3,8 @@
 
 /// <reference types="node" />
 
+import { EventEmitter } from 'node:events';
+
 /** Every error code, by name. `ErrorCode.Timeout === 'SB_TIMEOUT'`. */
 export declare const ErrorCode: Readonly<{
   InvalidArgument: 'SB_INVALID_ARGUMENT';
@@ -345,8 +347,13 @@ export declare class Pool<T = Socket> {
 /**
  * The root object: owns the library's runtime (its own threads) and the pools. After
  * `await manager.close()` nothing of it keeps the process alive.
+ *
+ * An EventEmitter: while `'event'` has a listener, events are emitted as `'event'` on
+ * the JS thread instead of queued for `pollEvent()`; listening never keeps Node alive,
+ * and nothing is emitted after `close()`. A listener that throws becomes a process
+ * warning (code `SWITCHBOARD_CALLBACK`).
  */
-export declare class Manager {
+export declare class Manager extends EventEmitter {
   constructor(options?: ManagerOptions);
   /** Creates a pool named `name` (unique in this manager) to `target` (`tcp://host:port`). */
   pool(name: string, target: string, options?: PoolOptions): Pool<Socket>;
@@ -364,6 +371,14 @@ export declare class Manager {
   pollEvent(): SwitchboardEvent | null;
   /** Events dropped because the queue (10,000) was full and nobody polled. */
   eventsDropped(): number;
+  /** Listens for events (a leak suspected, ...) on the JS thread. */
+  on(eventName: 'event', listener: (event: SwitchboardEvent) => void): this;
+  on(eventName: string | symbol, listener: (...args: any[]) => void): this;
+  /** Listens for the next event only. */
+  once(eventName: 'event', listener: (event: SwitchboardEvent) => void): this;
+  once(eventName: string | symbol, listener: (...args: any[]) => void): this;
+  /** EventEmitter's; `'event'` listeners added afterwards still start delivery. */
+  removeAllListeners(eventName?: string | symbol): this;
   /** Whether `close()` has been called. */
   readonly closed: boolean;
   /**

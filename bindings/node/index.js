@@ -7,6 +7,7 @@
 // name; calls that may wait return promises and never block the event loop.
 
 const path = require('node:path');
+const { EventEmitter } = require('node:events');
 
 function loadNative() {
   const file = path.join(__dirname, 'switchboard.node');
@@ -487,21 +488,85 @@ class Pool {
   }
 }
 
+const kHooks = Symbol('hooks');
+
+/** A native event as the program sees it. */
+function eventFrom(e) {
+  return {
+    kind: e.kind,
+    pool: e.pool,
+    connectionId: e.connectionId ?? null,
+    ageMs: e.ageMs ?? null,
+    message: e.message,
+    time: new Date(e.time),
+  };
+}
+
 /**
  * The root object: owns the library's runtime (its own threads) and the pools. Close it
  * with `await manager.close()`; afterwards nothing of it keeps the process alive.
+ *
+ * It is an EventEmitter: while `'event'` has a listener, events (see `pollEvent()`) are
+ * emitted as `'event'` on the JS thread instead of queued. The library's threads pass
+ * them through a weak threadsafe function, so listening never keeps Node alive.
  */
-class Manager {
+class Manager extends EventEmitter {
   #native;
   #closing = null;
   #customPools = [];
+  #listening = false;
 
   /**
    * @param options configuration keys in any natural spelling:
    *   `{ workerThreads: 2 }`, `{ 'runtime.worker_threads': 2 }`, `{ poolMaxSize: 4 }`.
    */
   constructor(options) {
+    super();
     this.#native = new native.NativeManager(configFrom(options, 'Manager options'));
+    this[kHooks]();
+  }
+
+  /** @internal Starts and stops native delivery as `'event'` gains its first or loses its last listener. */
+  [kHooks]() {
+    this.on('newListener', (name) => {
+      if (name === 'event' && !this.#listening && this.#closing === null) {
+        this.#native.setEventListener((e) => this.#deliver(e));
+        this.#listening = true;
+      }
+    });
+    this.on('removeListener', (name) => {
+      if (name === 'event' && this.#listening && this.listenerCount('event') === 0) this.#stopListening();
+    });
+  }
+
+  #stopListening() {
+    if (!this.#listening) return;
+    this.#listening = false;
+    try {
+      this.#native.setEventListener(null);
+    } catch {
+      // Closed meanwhile: closing released it already.
+    }
+  }
+
+  #deliver(e) {
+    const event = eventFrom(e);
+    try {
+      this.emit('event', event);
+    } catch (err) {
+      process.emitWarning(`an 'event' listener threw: ${messageOf(err)}`, { code: 'SWITCHBOARD_CALLBACK' });
+    }
+  }
+
+  /**
+   * EventEmitter's, and afterwards `'event'` listeners still start delivery (the
+   * internal hooks that do it are put back).
+   */
+  removeAllListeners(name) {
+    super.removeAllListeners(...arguments);
+    if (name === undefined) this[kHooks]();
+    if (this.listenerCount('event') === 0) this.#stopListening();
+    return this;
   }
 
   /**
@@ -545,19 +610,12 @@ class Manager {
    * The next queued event, or `null` when there is none. Synchronous and never waits.
    * Events (today `kind: 'leak_suspected'`, when a lease is held longer than the pool's
    * `leakDetectionThreshold`) queue up until polled; the queue holds 10,000 and drops
-   * new ones beyond that (see `eventsDropped()`).
+   * new ones beyond that (see `eventsDropped()`). While `'event'` has a listener,
+   * events go to it instead and none is queued.
    */
   pollEvent() {
     const e = this.#native.pollEvent();
-    if (e === null || e === undefined) return null;
-    return {
-      kind: e.kind,
-      pool: e.pool,
-      connectionId: e.connectionId ?? null,
-      ageMs: e.ageMs ?? null,
-      message: e.message,
-      time: new Date(e.time),
-    };
+    return e === null || e === undefined ? null : eventFrom(e);
   }
 
   /** Events dropped because the queue was full and nobody polled. */
@@ -578,6 +636,7 @@ class Manager {
   close(timeout) {
     if (this.#closing === null) {
       let closing;
+      this.#listening = false;
       try {
         closing = this.#native.close(durationFrom(timeout, 'close timeout'));
       } catch (err) {

@@ -1,7 +1,8 @@
 'use strict';
 // Run by exit.test.js as a child process: does a round trip and then must let the
 // process exit on its own (nothing of switchboard may keep the event loop alive).
-// Usage: node exit_child.js <target> <close | no-close | pending-read | custom | custom-no-close>
+// Usage: node exit_child.js <target> <close | no-close | pending-read | custom | custom-no-close
+//        | events | events-no-close>
 
 const path = require('node:path');
 const { Manager } = require(path.resolve(__dirname, '..', '..', 'bindings', 'node'));
@@ -31,10 +32,29 @@ async function custom(manager, close) {
   console.log('ok');
 }
 
+/** An 'event' listener (a weak threadsafe function) that receives a leak event and stays attached. */
+async function events(manager, target, close) {
+  const pool = manager.pool('events', target, { maxSize: 1, leakDetectionThreshold: 50 });
+  let seen = 0;
+  manager.on('event', (e) => {
+    if (e.kind === 'leak_suspected') seen += 1;
+  });
+  const lease = await pool.acquire();
+  for (let i = 0; i < 200 && seen === 0; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    await pool.runUpkeep();
+  }
+  if (seen !== 1) throw new Error(`expected one leak event, got ${seen}`);
+  lease.release();
+  if (close) await manager.close(200);
+  console.log('ok');
+}
+
 async function main() {
   const [target, mode] = process.argv.slice(2);
   const manager = new Manager({ workerThreads: 2 });
   if (mode === 'custom' || mode === 'custom-no-close') return custom(manager, mode === 'custom');
+  if (mode === 'events' || mode === 'events-no-close') return events(manager, target, mode === 'events');
   const pool = manager.pool('exit', target, { maxSize: 2, acquireTimeout: 5000 });
   const lease = await pool.acquire();
   await lease.write('bye');

@@ -177,3 +177,80 @@ test('pollEvent(): no event without leakDetectionThreshold, nor for a lease rele
     assert.equal(m.pollEvent(), null);
   });
 });
+
+/** Runs upkeep passes until `done()` or the bound; returns whether it got there. */
+async function upkeepUntil(pool, done) {
+  for (let i = 0; i < 200; i++) {
+    if (done()) return true;
+    await sleep(25);
+    await pool.runUpkeep();
+  }
+  return done();
+}
+
+test("on('event'): leak events reach the listener on the JS thread instead of the queue", T, async () => {
+  await withManager(async (m) => {
+    const seen = [];
+    const listener = (e) => seen.push({ e, sync: true });
+    m.on('event', listener);
+    const pool = m.pool('heard', server.target, { maxSize: 2, leakDetectionThreshold: 100 });
+    const lease = await pool.acquire();
+    assert.ok(await upkeepUntil(pool, () => seen.length > 0), 'the listener got an event');
+    const { e } = seen[0];
+    assert.equal(e.kind, 'leak_suspected');
+    assert.equal(e.pool, 'heard');
+    assert.equal(e.connectionId, lease.id);
+    assert.ok(e.ageMs >= 100, `age ${e.ageMs}`);
+    assert.ok(e.time instanceof Date);
+    assert.match(e.message, /heard/);
+    assert.equal(m.pollEvent(), null, 'nothing queued while listening');
+
+    // Without listeners events queue again.
+    m.off('event', listener);
+    const second = await pool.acquire();
+    assert.ok(await upkeepUntil(pool, () => {
+      const ev = m.pollEvent();
+      if (ev !== null) seen.push({ e: ev, sync: false });
+      return seen.length > 1;
+    }), 'a later event was queued');
+    assert.equal(seen[1].e.connectionId, second.id);
+    assert.equal(seen[1].sync, false, 'not delivered to the removed listener');
+    assert.equal(seen.length, 2);
+    lease.release();
+    second.release();
+  });
+});
+
+test("on('event') after removeAllListeners() still listens; a throwing listener becomes a warning", T, async () => {
+  await withManager(async (m) => {
+    m.on('event', () => {});
+    m.removeAllListeners();
+    const warnings = [];
+    const onWarning = (w) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      m.on('event', () => {
+        throw new Error('listener boom');
+      });
+      const pool = m.pool('again', server.target, { maxSize: 1, leakDetectionThreshold: 50 });
+      const lease = await pool.acquire();
+      assert.ok(await upkeepUntil(pool, () => warnings.length > 0), 'the throw became a warning');
+      assert.equal(warnings[0].code, 'SWITCHBOARD_CALLBACK');
+      assert.match(warnings[0].message, /listener boom/);
+      assert.equal(m.pollEvent(), null);
+      lease.release();
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
+test("close() stops delivery: on('event') afterwards gets nothing and throws nothing", T, async () => {
+  const m = new Manager({ workerThreads: 1 });
+  m.on('event', () => {});
+  await within(15_000, m.close(2000), 'manager.close');
+  m.on('event', () => {});
+  assert.equal(m.listenerCount('event'), 2);
+  m.removeAllListeners('event');
+  assert.equal(m.pollEvent(), null);
+});

@@ -42,6 +42,9 @@ async function main(): Promise<void> {
     console.log(id, age, k, ev.pool, ev.message, ev.time.toISOString());
   }
   const dropped: number = m.eventsDropped();
+  m.on('event', (e) => { const a: number | null = e.ageMs; console.log(a, e.kind); });
+  m.once('event', (e) => console.log(e.time.getTime()));
+  m.removeAllListeners('event');
   m.pool('leaky', 'tcp://127.0.0.1:1', { leakDetectionThreshold: '30s' });
   console.log(p99, text, dropped);
   const t = p.tryAcquire();

@@ -10,6 +10,7 @@
 
 mod custom;
 mod error;
+mod events;
 mod lease;
 mod manager;
 mod pool;

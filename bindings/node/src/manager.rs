@@ -13,6 +13,7 @@ use switchboard_core::{Code, Config, Error, Manager};
 
 use crate::custom::{Bridge, DispatchArgs};
 use crate::error::{Result, guard, sb_error, to_napi};
+use crate::events::{DeliverArgs, Emitter};
 use crate::pool::NativePool;
 use crate::settle::Settle;
 
@@ -87,6 +88,8 @@ impl From<Event> for NativeEvent {
 #[napi]
 pub struct NativeManager {
     inner: Option<Manager>,
+    /// The JS event sink while `'event'` has listeners.
+    emitter: Mutex<Option<Arc<Emitter>>>,
 }
 
 impl NativeManager {
@@ -107,6 +110,7 @@ impl NativeManager {
             let manager = Manager::new(&cfg).map_err(to_napi)?;
             Ok(NativeManager {
                 inner: Some(manager),
+                emitter: Mutex::new(None),
             })
         })
     }
@@ -165,6 +169,19 @@ impl NativeManager {
         })
     }
 
+    /// With `deliver`, events go to it on the JS thread (through a weak threadsafe
+    /// function) instead of the queue; with `null` they go to the queue again.
+    #[napi]
+    pub fn set_event_listener(&self, deliver: Option<Function<'_, DeliverArgs, ()>>) -> Result<()> {
+        guard(|| {
+            let manager = self.manager()?;
+            if deliver.is_some() && manager.is_closed() {
+                return Err(to_napi(Error::unavailable("the manager is closed")));
+            }
+            crate::events::set_listener(manager, &self.emitter, deliver.as_ref())
+        })
+    }
+
     /// Events dropped because the queue was full and nobody polled.
     #[napi]
     pub fn events_dropped(&self) -> Result<f64> {
@@ -187,6 +204,11 @@ impl NativeManager {
                 None => DEFAULT_CLOSE_TIMEOUT,
             };
             let (settle, promise) = Settle::<()>::new(env)?;
+            // No event reaches JS once closing starts.
+            if let Some(m) = &self.inner {
+                m.set_event_callback(None);
+            }
+            crate::events::release(&self.emitter);
             let Some(manager) = self.inner.clone() else {
                 settle.resolve(|_| ());
                 return Ok(promise);
@@ -220,6 +242,11 @@ fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
 
 impl Drop for NativeManager {
     fn drop(&mut self) {
+        // On the JS thread (a finalizer): no event reaches JS any more.
+        if let Some(m) = &self.inner {
+            m.set_event_callback(None);
+        }
+        crate::events::release(&self.emitter);
         // Garbage-collected unclosed: closing joins the runtime's threads, which must not
         // happen on the JS thread. (If no thread can start, it happens here after all.)
         if let Some(m) = self.inner.take()
