@@ -242,7 +242,8 @@ impl Manager {
     }
 
     /// Sets (or clears) the event callback and returns the previous one. The callback
-    /// runs on a runtime thread with no library lock held; it may call back into the
+    /// runs with no library lock held, on a runtime thread (or on the calling thread
+    /// of a manual [`crate::Pool::run_upkeep_blocking`]); closing the manager clears it; it may call back into the
     /// library, but not close this manager (that fails with FailedPrecondition) and
     /// not make blocking calls (they fail the same way; use the async API).
     pub fn set_event_callback(&self, cb: Option<EventCallback>) -> Option<EventCallback> {
@@ -316,6 +317,9 @@ impl ManagerInner {
             let left = deadline.saturating_duration_since(Instant::now());
             runtime::shutdown(rt, left.max(Duration::from_millis(100)));
         }
+        // The callback often refers back to its manager (a cycle through a binding's
+        // objects): let go of it once nothing can call it any more.
+        drop(self.events.set_callback(None));
     }
 }
 

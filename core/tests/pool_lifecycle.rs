@@ -539,3 +539,16 @@ fn a_closed_pool_lets_go_of_its_connector_when_its_last_lease_returns() {
         )
         .unwrap();
 }
+
+#[test]
+fn closing_the_manager_lets_go_of_the_event_callback() {
+    let m = Manager::new(&Config::new()).unwrap();
+    let witness = Arc::new(());
+    let w = witness.clone();
+    m.set_event_callback(Some(Arc::new(move |_e: &switchboard_core::Event| {
+        let _ = &w;
+    })));
+    assert_eq!(Arc::strong_count(&witness), 2);
+    m.close(Duration::from_secs(1)).unwrap();
+    assert_eq!(Arc::strong_count(&witness), 1);
+}
