@@ -636,12 +636,13 @@ class Manager extends EventEmitter {
   close(timeout) {
     if (this.#closing === null) {
       let closing;
-      this.#listening = false;
       try {
         closing = this.#native.close(durationFrom(timeout, 'close timeout'));
       } catch (err) {
         return Promise.reject(err);
       }
+      // The native close released the event listener.
+      this.#listening = false;
       // Then let the close callbacks queued by the closing run, and release the
       // custom pools' threadsafe functions.
       const pools = this.#customPools;

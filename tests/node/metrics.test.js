@@ -254,3 +254,25 @@ test("close() stops delivery: on('event') afterwards gets nothing and throws not
   m.removeAllListeners('event');
   assert.equal(m.pollEvent(), null);
 });
+
+test("close() with a bad timeout rejects and leaves 'event' listening", T, async () => {
+  await withManager(async (m) => {
+    const seen = [];
+    m.on('event', (e) => seen.push(e));
+    await rejectsWithCode(m.close('soon'), ErrorCode.InvalidArgument);
+    assert.equal(m.closed, false);
+    const pool = m.pool('still', server.target, { maxSize: 1, leakDetectionThreshold: 50 });
+    const lease = await pool.acquire();
+    assert.ok(await upkeepUntil(pool, () => seen.length > 0), 'still delivered');
+    m.removeAllListeners('event');
+    assert.equal(m.listenerCount('event'), 0);
+    lease.release();
+    // Without listeners the next event is queued again (the native listener was let go).
+    const next = await pool.acquire();
+    let queued = null;
+    assert.ok(await upkeepUntil(pool, () => (queued ??= m.pollEvent()) !== null), 'queued after the listeners left');
+    assert.equal(queued.connectionId, next.id);
+    assert.equal(seen.length, 1);
+    next.release();
+  });
+});
