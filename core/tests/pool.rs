@@ -6,16 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{EchoServer, dead_port, wait_until};
+use common::{EchoServer, cfg, dead_port, wait_until};
 use switchboard_core::{AcquireOptions, Code, Config, Manager};
-
-fn cfg(pairs: &[(&str, &str)]) -> Config {
-    let mut c = Config::new();
-    for (k, v) in pairs {
-        c.set(k, v).unwrap();
-    }
-    c
-}
 
 fn round_trip(lease: &switchboard_core::Socket, msg: &[u8]) -> Vec<u8> {
     lease.send_all(msg).unwrap();

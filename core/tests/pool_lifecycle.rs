@@ -7,17 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{EchoServer, Ping, wait_until};
+use common::{EchoServer, Ping, cfg, wait_until};
 use switchboard_core::clock::ManualClock;
 use switchboard_core::{AcquireOptions, Code, Config, Endpoint, FnConnector, Manager};
-
-fn cfg(pairs: &[(&str, &str)]) -> Config {
-    let mut c = Config::new();
-    for (k, v) in pairs {
-        c.set(k, v).unwrap();
-    }
-    c
-}
 
 fn manual() -> (Manager, ManualClock) {
     let clock = ManualClock::new();

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use switchboard_core::Config;
+
 /// An echo server on a free loopback port, counting the connections it accepted.
 /// A line `CLOSE\n` makes it close that connection (to simulate a peer going away).
 pub struct EchoServer {
@@ -115,4 +117,13 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(1));
     }
     cond()
+}
+
+/// A config with the given keys set (panics on a bad key: a test bug).
+pub fn cfg(pairs: &[(&str, &str)]) -> Config {
+    let mut c = Config::new();
+    for (k, v) in pairs {
+        c.set(k, v).unwrap();
+    }
+    c
 }
