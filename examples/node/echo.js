@@ -41,6 +41,29 @@ async function main(target) {
 
     const s = pool.stats();
     console.log(`node: pool "${s.name}": ${s.size} open, ${s.idle} idle, ${s.createdTotal} created, ${s.acquiredTotal} acquires`);
+    console.log(
+      `node: waits ${s.wait.count} (avg ${s.wait.avg.toFixed(3)} ms, peak ${s.wait.peak.toFixed(3)} ms), ` +
+        `leases ${s.lease.count} (p50 ${s.lease.p50.toFixed(3)} ms, peak ${s.lease.peak.toFixed(3)} ms)`,
+    );
+
+    // Leak detection: a lease held past leakDetectionThreshold arrives as an 'event'.
+    const leaky = manager.pool('leaky', target, { maxSize: 1, leakDetectionThreshold: 50 });
+    const heard = new Promise((resolve) => manager.once('event', resolve));
+    const held = await leaky.acquire();
+    let event = null;
+    heard.then((e) => {
+      event = e;
+    });
+    for (let i = 0; i < 200 && event === null; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      await leaky.runUpkeep(); // the pool's own upkeep would report it too, later
+    }
+    held.release();
+    console.log(`node: event ${event ? `${event.kind}: ${event.message}` : 'none within 5 s'}`);
+
+    // Prometheus text for a /metrics endpoint.
+    const line = manager.metricsText().split('\n').find((l) => l.startsWith('switchboard_pool_acquires_total{pool="echo",result="direct"}'));
+    console.log(`node: metrics: ${line}`);
   } finally {
     // Closes connections and stops switchboard's threads; then Node exits on its own.
     await manager.close();
