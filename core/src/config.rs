@@ -161,6 +161,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Connects in flight at once per pool. Keeps a demand spike from opening a connection per caller: returned connections serve waiters while a few new ones open.",
     },
     KeySpec {
+        key: "pool.queue_mode",
+        kind: Kind::Enum(&["fifo", "lifo"]),
+        default: "fifo",
+        doc: "Which idle connection is handed out next: fifo (oldest first, spreads use; deadpool's, bb8's and SQLAlchemy's default) or lifo (most recent first: hot connections stay hot and the rest can reach idle_timeout). Both are lock-free.",
+    },
+    KeySpec {
         key: "pool.leak_detection_threshold",
         kind: Kind::Duration { max_ms: DAY_MS },
         default: "0",

@@ -544,3 +544,24 @@ fn closing_the_manager_lets_go_of_the_event_callback() {
     m.close(Duration::from_secs(1)).unwrap();
     assert_eq!(Arc::strong_count(&witness), 1);
 }
+
+#[test]
+fn queue_mode_picks_the_oldest_or_the_most_recent_idle_connection() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    for (mode, want_second) in [("fifo", false), ("lifo", true)] {
+        let pool = m
+            .pool(mode, &server.target(), &cfg(&[("pool.queue_mode", mode)]))
+            .unwrap();
+        let a = pool.acquire_blocking(NOW).unwrap();
+        let b = pool.acquire_blocking(NOW).unwrap();
+        let (ida, idb) = (a.id(), b.id());
+        drop(a);
+        drop(b);
+        let next = pool.acquire_blocking(NOW).unwrap().id();
+        let want = if want_second { idb } else { ida };
+        assert_eq!(next, want, "queue_mode = {mode}");
+    }
+    let e = Config::new().set("pool.queue_mode", "random").unwrap_err();
+    assert!(e.message().contains("one of fifo | lifo"), "{e}");
+}

@@ -26,6 +26,7 @@
 //! `idle_timeout` (down to `min_idle`) and past their lifetime, probes idle ones, and
 //! opens connections up to `min_idle`.
 
+mod idle;
 mod settings;
 
 pub use settings::{CloseReason, ClosedByReason, PoolSettings, PoolStats};
@@ -37,7 +38,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::SegQueue;
 use tokio::sync::oneshot;
 
 use crate::clock::SharedClock;
@@ -47,6 +47,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Code, Error, Result};
 use crate::events::{Event, EventBus, EventKind};
 use crate::runtime::RuntimeShared;
+use idle::IdleQueue;
 use settings::Counters;
 
 /// Options for one acquire.
@@ -107,7 +108,7 @@ pub(crate) struct PoolInner<C: Connector> {
     min_idle: AtomicUsize,
     rt: Arc<RuntimeShared>,
     clock: SharedClock,
-    idle: SegQueue<Entry<C::Conn>>,
+    idle: IdleQueue<Entry<C::Conn>>,
     size: AtomicUsize,
     connecting: AtomicUsize,
     /// Idle connections the upkeep holds for a moment to look at them (not probes).
@@ -163,7 +164,9 @@ impl<C: Connector> Pool<C> {
         clock: SharedClock,
         events: Arc<EventBus>,
     ) -> Self {
+        let idle = IdleQueue::new(settings.lifo);
         let inner = Arc::new(PoolInner {
+            idle,
             events,
             on_close: Mutex::new(None),
             leases: settings.leak_detection.map(|_| Mutex::new(HashMap::new())),
@@ -177,7 +180,6 @@ impl<C: Connector> Pool<C> {
             settings,
             rt,
             clock,
-            idle: SegQueue::new(),
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
             inspecting: AtomicUsize::new(0),

@@ -34,6 +34,8 @@ pub struct PoolSettings {
     pub max_connecting: usize,
     /// `pool.leak_detection_threshold`; `None`: off
     pub leak_detection: Option<Duration>,
+    /// `pool.queue_mode = lifo` (most recently used first)
+    pub lifo: bool,
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -57,6 +59,7 @@ impl PoolSettings {
             max_waiters: cfg.u64("pool.max_waiters") as usize,
             max_connecting: cfg.u64("pool.max_connecting") as usize,
             leak_detection: nonzero(cfg.duration("pool.leak_detection_threshold")),
+            lifo: cfg.get("pool.queue_mode").is_ok_and(|m| m == "lifo"),
         }
     }
 
