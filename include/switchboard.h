@@ -56,7 +56,9 @@
  * Events
  *   Events (a lease held past pool.leak_detection_threshold, ...) are made on the
  *   library's runtime threads and queued in the manager; the program takes them on
- *   its own thread with sb_manager_poll_event. No event callback runs program code.
+ *   its own thread with sb_manager_poll_event, or they are passed to the callback set
+ *   with sb_manager_set_event_callback, which runs on the runtime thread that found
+ *   the event (or the thread calling sb_pool_run_upkeep), with no library lock held.
  *
  * Callbacks (custom connectors, see sb_connector)
  *   - connect and check run on switchboard's blocking-pool threads, close on the
@@ -508,6 +510,13 @@ typedef struct {
     char message[SB_EVENT_MESSAGE_LEN];
 } sb_event;
 
+/**
+ * Receives one event (see `sb_manager_set_event_callback`). `event` is valid only
+ * during the call: copy what you keep.
+ */
+typedef void (*sb_event_fn)(void *userdata,
+                            const sb_event *event);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -611,7 +620,8 @@ sb_status sb_manager_close(sb_manager *manager,
 
 /**
  * Frees a manager, closing it first if `sb_manager_close` was not called (without
- * waiting for leases: like `sb_manager_close(manager, 0)`). NULL is a no-op
+ * waiting for leases: like `sb_manager_close(manager, 0)`), and releases its event
+ * callback (its `free_userdata` runs). NULL is a no-op
  * (`SB_OK`); a manager already freed returns `SB_INVALID_HANDLE`.
  */
 sb_status sb_manager_free(sb_manager *manager);
@@ -953,6 +963,42 @@ sb_status sb_manager_metrics(const sb_manager *manager,
                              char *buf,
                              size_t len,
                              size_t *written);
+
+/**
+ * Sets the function that receives the manager's events instead of the queue of
+ * `sb_manager_poll_event` (`cb` NULL: back to the queue). Replaces any previous
+ * callback, whose `free_userdata` then runs (see below).
+ *
+ * `cb(userdata, event)` runs on the thread that found the event: one of switchboard's
+ * runtime threads (the pools' background upkeep), or the thread calling
+ * `sb_pool_run_upkeep`. No library lock is held, and calls of `cb` may run
+ * concurrently on several threads. `event` (filled with `struct_size =
+ * sizeof(sb_event)`) is valid only during the call. Inside `cb`: non-blocking calls
+ * work (`sb_pool_get_stats`, `sb_lease_release`, `sb_manager_metrics`,
+ * `sb_manager_set_event_callback`, ...); calls that would wait on the runtime
+ * (`sb_pool_acquire` when nothing is idle, `sb_pool_warm`, `sb_pool_run_upkeep`)
+ * fail with `SB_FAILED_PRECONDITION` on a runtime thread; never call
+ * `sb_manager_close` or `sb_manager_free` from it. Keep it short: it delays the
+ * upkeep.
+ *
+ * Ownership of `userdata` passes to the library with this call: `free_userdata` (if
+ * not NULL) is called exactly once, after the last call of `cb`, when the callback is
+ * replaced or cleared, or when the manager is freed (with `cb` NULL or on failure:
+ * before this returns). It runs on the thread that lets go last: usually the one
+ * making that call, else the thread finishing an in-flight `cb`.
+ *
+ * Returns `SB_INVALID_HANDLE` for a bad manager.
+ *
+ * # Safety
+ *
+ * `cb` and `free_userdata` must be NULL or functions that may be called from any
+ * thread with `userdata`, which must stay valid until `free_userdata` runs (or, without
+ * one, until the callback is replaced or cleared and the manager freed).
+ */
+sb_status sb_manager_set_event_callback(sb_manager *manager,
+                                        sb_event_fn cb,
+                                        void *userdata,
+                                        sb_free_fn free_userdata);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,11 +1,16 @@
 //! `sb_event`: what happened in a manager's pools (leak suspicions, ...), polled by the
-//! program from its own thread with `sb_manager_poll_event`, and the manager's
+//! program from its own thread with `sb_manager_poll_event` or delivered to its
+//! callback (`sb_manager_set_event_callback`), and the manager's
 //! Prometheus text (`sb_manager_metrics`).
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use switchboard_core::events::EventCallback;
 use switchboard_core::{Code, Error, Event, EventKind};
+
+use crate::connector::sb_free_fn;
 
 use crate::args::{bytes_mut, check_out, write_out};
 use crate::error::{guard, null_arg, sb_status};
@@ -245,6 +250,110 @@ pub unsafe extern "C" fn sb_manager_metrics(
         }
         dst[..text.len()].copy_from_slice(text.as_bytes());
         dst[text.len()] = 0;
+        Ok(())
+    })
+}
+
+/// Receives one event (see `sb_manager_set_event_callback`). `event` is valid only
+/// during the call: copy what you keep.
+#[allow(non_camel_case_types)]
+pub type sb_event_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const sb_event)>;
+
+/// The program's userdata pointer. The program promises (see
+/// `sb_manager_set_event_callback`) that it may be used from any thread.
+struct UserPtr(*mut c_void);
+
+// SAFETY: the pointer is only passed back to the program's own functions; the header
+// documents that the callback and its userdata are used from other threads.
+unsafe impl Send for UserPtr {}
+// SAFETY: as above; switchboard never dereferences the pointer.
+unsafe impl Sync for UserPtr {}
+
+/// A registered callback; dropping the last reference (after the last call) frees the
+/// userdata.
+struct EventHook {
+    cb: unsafe extern "C" fn(*mut c_void, *const sb_event),
+    userdata: UserPtr,
+    free_userdata: sb_free_fn,
+}
+
+impl EventHook {
+    fn call(&self, e: &Event) {
+        let ev = sb_event::from(e);
+        // SAFETY: the program's function with its own userdata and an event valid for
+        // the call; an `extern "C"` function cannot unwind.
+        unsafe { (self.cb)(self.userdata.0, &ev) }
+    }
+}
+
+impl Drop for EventHook {
+    fn drop(&mut self) {
+        if let Some(free) = self.free_userdata {
+            // SAFETY: the program's function, called once (this is the last reference,
+            // so no call of `cb` runs any more) with the userdata it gave us.
+            unsafe { free(self.userdata.0) }
+        }
+    }
+}
+
+/// Sets the function that receives the manager's events instead of the queue of
+/// `sb_manager_poll_event` (`cb` NULL: back to the queue). Replaces any previous
+/// callback, whose `free_userdata` then runs (see below).
+///
+/// `cb(userdata, event)` runs on the thread that found the event: one of switchboard's
+/// runtime threads (the pools' background upkeep), or the thread calling
+/// `sb_pool_run_upkeep`. No library lock is held, and calls of `cb` may run
+/// concurrently on several threads. `event` (filled with `struct_size =
+/// sizeof(sb_event)`) is valid only during the call. Inside `cb`: non-blocking calls
+/// work (`sb_pool_get_stats`, `sb_lease_release`, `sb_manager_metrics`,
+/// `sb_manager_set_event_callback`, ...); calls that would wait on the runtime
+/// (`sb_pool_acquire` when nothing is idle, `sb_pool_warm`, `sb_pool_run_upkeep`)
+/// fail with `SB_FAILED_PRECONDITION` on a runtime thread; never call
+/// `sb_manager_close` or `sb_manager_free` from it. Keep it short: it delays the
+/// upkeep.
+///
+/// Ownership of `userdata` passes to the library with this call: `free_userdata` (if
+/// not NULL) is called exactly once, after the last call of `cb`, when the callback is
+/// replaced or cleared, or when the manager is freed (with `cb` NULL or on failure:
+/// before this returns). It runs on the thread that lets go last: usually the one
+/// making that call, else the thread finishing an in-flight `cb`.
+///
+/// Returns `SB_INVALID_HANDLE` for a bad manager.
+///
+/// # Safety
+///
+/// `cb` and `free_userdata` must be NULL or functions that may be called from any
+/// thread with `userdata`, which must stay valid until `free_userdata` runs (or, without
+/// one, until the callback is replaced or cleared and the manager freed).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_manager_set_event_callback(
+    manager: *mut sb_manager,
+    cb: sb_event_fn,
+    userdata: *mut c_void,
+    free_userdata: sb_free_fn,
+) -> sb_status {
+    // Owns the userdata from here on: dropped on every path below (freeing it once).
+    let hook = cb.map(|cb| EventHook {
+        cb,
+        userdata: UserPtr(userdata),
+        free_userdata,
+    });
+    if hook.is_none()
+        && let Some(free) = free_userdata
+    {
+        // SAFETY: the program's function with its own userdata, once: there is no
+        // callback to keep it for.
+        unsafe { free(userdata) };
+    }
+    guard("sb_manager_set_event_callback", move || {
+        let m = MANAGERS.get(addr(manager))?;
+        let new: Option<EventCallback> = hook.map(|h| {
+            let h = Arc::new(h);
+            Arc::new(move |e: &Event| h.call(e)) as EventCallback
+        });
+        // The previous hook is dropped here, with no library lock held (a call in
+        // flight on another thread keeps it alive until that call returns).
+        drop(m.set_event_callback(new));
         Ok(())
     })
 }

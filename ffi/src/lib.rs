@@ -31,8 +31,9 @@ pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
 pub use connector::{sb_check_fn, sb_close_fn, sb_connect_fn, sb_connector, sb_free_fn};
 pub use error::{last_error, sb_last_error, sb_status, sb_status_str};
 pub use events::{
-    SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, sb_event, sb_event_kind, sb_event_kind_str,
-    sb_manager_events_dropped, sb_manager_metrics, sb_manager_poll_event,
+    SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, sb_event, sb_event_fn, sb_event_kind,
+    sb_event_kind_str, sb_manager_events_dropped, sb_manager_metrics, sb_manager_poll_event,
+    sb_manager_set_event_callback,
 };
 pub use lease::{
     sb_lease, sb_lease_conn, sb_lease_discard, sb_lease_fd, sb_lease_id, sb_lease_recv,

@@ -61,7 +61,8 @@ pub extern "C" fn sb_manager_close(manager: *mut sb_manager, timeout_ms: u64) ->
 }
 
 /// Frees a manager, closing it first if `sb_manager_close` was not called (without
-/// waiting for leases: like `sb_manager_close(manager, 0)`). NULL is a no-op
+/// waiting for leases: like `sb_manager_close(manager, 0)`), and releases its event
+/// callback (its `free_userdata` runs). NULL is a no-op
 /// (`SB_OK`); a manager already freed returns `SB_INVALID_HANDLE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sb_manager_free(manager: *mut sb_manager) -> sb_status {
@@ -73,6 +74,10 @@ pub extern "C" fn sb_manager_free(manager: *mut sb_manager) -> sb_status {
             // SB_UNAVAILABLE). Closing can only fail on a runtime thread, which a C
             // caller never is; the handle is gone either way.
             let _ = m.close(Duration::ZERO);
+            // The runtime's threads are joined: no event callback runs any more unless
+            // another thread is still in sb_pool_run_upkeep. Let go of it now, so its
+            // free_userdata runs here (or right after that call).
+            drop(m.set_event_callback(None));
         }
         Ok(())
     })

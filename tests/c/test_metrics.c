@@ -6,6 +6,8 @@
  * assertions beyond "at least as long as we held it": every wait is a bounded poll. */
 #include "harness.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 static echo_server server;
@@ -277,6 +279,110 @@ static int event_truncation_and_versioning(void) {
     return close_pool(m, pool);
 }
 
+/* ---- the event callback ---- */
+
+typedef struct {
+    atomic_int calls;
+    atomic_int freed;
+    pthread_mutex_t lock;
+    sb_event last; /* under lock */
+} sink;
+
+static void on_event(void *userdata, const sb_event *ev) {
+    sink *s = userdata;
+    pthread_mutex_lock(&s->lock);
+    s->last = *ev;
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_add(&s->calls, 1);
+}
+
+static void free_sink(void *userdata) {
+    sink *s = userdata;
+    atomic_fetch_add(&s->freed, 1);
+}
+
+static sink *sink_new(void) {
+    sink *s = calloc(1, sizeof *s);
+    if (s == NULL) return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
+}
+
+static void sink_delete(sink *s) {
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* With a callback set, the leak event goes to it (not the queue); clearing it frees
+ * the userdata once and sends events to the queue again. */
+static int leak_event_by_callback(void) {
+    const char *settings[] = {"pool.leak_detection_threshold", "100ms", NULL};
+    sb_manager *m = NULL;
+    sb_pool *pool = NULL;
+    if (open_pool("hooked", settings, &m, &pool)) return 1;
+    sink *s = sink_new();
+    EXPECT(s != NULL);
+    EXPECT_OK(sb_manager_set_event_callback(m, on_event, s, free_sink));
+
+    sb_lease *a = NULL;
+    uint64_t id = 0;
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &a));
+    EXPECT_OK(sb_lease_id(a, &id));
+    EVENTUALLY(5000, (void)sb_pool_run_upkeep(pool), atomic_load(&s->calls) >= 1);
+    pthread_mutex_lock(&s->lock);
+    sb_event got = s->last;
+    pthread_mutex_unlock(&s->lock);
+    EXPECT(got.struct_size == sizeof got && got.kind == SB_EVENT_LEAK_SUSPECTED);
+    EXPECT(strcmp(got.pool, "hooked") == 0 && got.connection_id == id);
+    EXPECT(got.age_ns >= 100ull * 1000 * 1000 && strstr(got.message, "hooked") != NULL);
+    sb_event ev;
+    ev.struct_size = sizeof ev;
+    EXPECT_ST(sb_manager_poll_event(m, 0, &ev), SB_TIMEOUT); /* not queued as well */
+
+    /* Clearing frees the userdata exactly once; the next leak is queued. */
+    EXPECT(atomic_load(&s->freed) == 0);
+    EXPECT_OK(sb_manager_set_event_callback(m, NULL, NULL, NULL));
+    /* Usually freed by that call; if the thread that called on_event has not yet let
+     * go of the callback, right after (on that thread). */
+    EVENTUALLY(2000, (void)0, atomic_load(&s->freed) == 1);
+    sb_lease *b = NULL;
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &b));
+    EXPECT_OK(poll_with_upkeep(m, pool, &ev));
+    EXPECT(ev.kind == SB_EVENT_LEAK_SUSPECTED && strcmp(ev.pool, "hooked") == 0);
+    EXPECT(atomic_load(&s->calls) == 1 && atomic_load(&s->freed) == 1);
+    EXPECT_OK(sb_lease_release(a));
+    EXPECT_OK(sb_lease_release(b));
+    int st = close_pool(m, pool);
+    EXPECT(atomic_load(&s->freed) == 1);
+    sink_delete(s);
+    return st;
+}
+
+/* free_userdata runs once: when the manager is freed with the callback still set,
+ * when a callback is replaced, and at once for a NULL callback or a bad handle. */
+static int callback_userdata_freed_once(void) {
+    sink *s1 = sink_new(), *s2 = sink_new(), *s3 = sink_new(), *s4 = sink_new();
+    EXPECT(s1 != NULL && s2 != NULL && s3 != NULL && s4 != NULL);
+    sb_manager *m = NULL;
+    EXPECT_OK(sb_manager_new(NULL, &m));
+    EXPECT_OK(sb_manager_set_event_callback(m, on_event, s1, free_sink));
+    EXPECT_OK(sb_manager_set_event_callback(m, on_event, s2, free_sink)); /* replaces */
+    EXPECT(atomic_load(&s1->freed) == 1 && atomic_load(&s2->freed) == 0);
+    EXPECT_OK(sb_manager_set_event_callback(m, NULL, s3, free_sink)); /* nothing to keep */
+    EXPECT(atomic_load(&s2->freed) == 1 && atomic_load(&s3->freed) == 1);
+    EXPECT_OK(sb_manager_set_event_callback(m, on_event, s4, free_sink));
+    EXPECT_OK(sb_manager_free(m)); /* still set: freed with the manager */
+    EXPECT(atomic_load(&s4->freed) == 1);
+    EXPECT_ST(sb_manager_set_event_callback(m, on_event, s1, free_sink), SB_INVALID_HANDLE);
+    EXPECT(atomic_load(&s1->freed) == 2); /* ownership passed with the failed call */
+    EXPECT(atomic_load(&s1->calls) == 0 && atomic_load(&s4->calls) == 0);
+    sink_delete(s1);
+    sink_delete(s2);
+    sink_delete(s3);
+    sink_delete(s4);
+    return 0;
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     if (echo_start(&server) != 0) {
@@ -288,6 +394,8 @@ int main(void) {
     RUN(latency_summaries);
     RUN(leak_event_by_polling);
     RUN(event_truncation_and_versioning);
+    RUN(leak_event_by_callback);
+    RUN(callback_userdata_freed_once);
     echo_stop(&server);
     return harness_summary();
 }
