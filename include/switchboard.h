@@ -608,7 +608,10 @@ sb_status sb_manager_new(const sb_config *cfg,
  * callers waiting in `sb_pool_acquire` are woken with `SB_UNAVAILABLE`, leases still
  * out get up to `timeout_ms` milliseconds to be released, then every connection is
  * closed and the runtime's threads are stopped and joined. Blocks the calling thread
- * for at most about `timeout_ms`. Closing twice is a no-op (`SB_OK`).
+ * for at most about `timeout_ms`. Closing twice is a no-op (`SB_OK`). Once the
+ * runtime is stopped, the event callback is let go (its `free_userdata` runs).
+ * Returns `SB_FAILED_PRECONDITION` when called on one of the manager's own threads
+ * (from a callback).
  *
  * The handle stays valid (calls on it fail with `SB_UNAVAILABLE`) until
  * `sb_manager_free`; pool and lease handles still need their own `_free` /
@@ -620,8 +623,8 @@ sb_status sb_manager_close(sb_manager *manager,
 
 /**
  * Frees a manager, closing it first if `sb_manager_close` was not called (without
- * waiting for leases: like `sb_manager_close(manager, 0)`), and releases its event
- * callback (its `free_userdata` runs). NULL is a no-op
+ * waiting for leases: like `sb_manager_close(manager, 0)`); closing releases the
+ * event callback (its `free_userdata` runs). NULL is a no-op
  * (`SB_OK`); a manager already freed returns `SB_INVALID_HANDLE`.
  */
 sb_status sb_manager_free(sb_manager *manager);
@@ -983,9 +986,11 @@ sb_status sb_manager_metrics(const sb_manager *manager,
  *
  * Ownership of `userdata` passes to the library with this call: `free_userdata` (if
  * not NULL) is called exactly once, after the last call of `cb`, when the callback is
- * replaced or cleared, or when the manager is freed (with `cb` NULL or on failure:
- * before this returns). It runs on the thread that lets go last: usually the one
- * making that call, else the thread finishing an in-flight `cb`.
+ * replaced or cleared, or when the manager is closed (`sb_manager_close`, or
+ * `sb_manager_free` without it); with `cb` NULL or on failure: before this returns.
+ * It runs on the thread that lets go last: usually the one making that call, else the
+ * thread finishing an in-flight `cb`. A callback set on a closed manager is never
+ * called and is let go by `sb_manager_free`.
  *
  * Returns `SB_INVALID_HANDLE` for a bad manager.
  *

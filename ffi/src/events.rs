@@ -314,9 +314,11 @@ impl Drop for EventHook {
 ///
 /// Ownership of `userdata` passes to the library with this call: `free_userdata` (if
 /// not NULL) is called exactly once, after the last call of `cb`, when the callback is
-/// replaced or cleared, or when the manager is freed (with `cb` NULL or on failure:
-/// before this returns). It runs on the thread that lets go last: usually the one
-/// making that call, else the thread finishing an in-flight `cb`.
+/// replaced or cleared, or when the manager is closed (`sb_manager_close`, or
+/// `sb_manager_free` without it); with `cb` NULL or on failure: before this returns.
+/// It runs on the thread that lets go last: usually the one making that call, else the
+/// thread finishing an in-flight `cb`. A callback set on a closed manager is never
+/// called and is let go by `sb_manager_free`.
 ///
 /// Returns `SB_INVALID_HANDLE` for a bad manager.
 ///

@@ -46,7 +46,10 @@ pub unsafe extern "C" fn sb_manager_new(
 /// callers waiting in `sb_pool_acquire` are woken with `SB_UNAVAILABLE`, leases still
 /// out get up to `timeout_ms` milliseconds to be released, then every connection is
 /// closed and the runtime's threads are stopped and joined. Blocks the calling thread
-/// for at most about `timeout_ms`. Closing twice is a no-op (`SB_OK`).
+/// for at most about `timeout_ms`. Closing twice is a no-op (`SB_OK`). Once the
+/// runtime is stopped, the event callback is let go (its `free_userdata` runs).
+/// Returns `SB_FAILED_PRECONDITION` when called on one of the manager's own threads
+/// (from a callback).
 ///
 /// The handle stays valid (calls on it fail with `SB_UNAVAILABLE`) until
 /// `sb_manager_free`; pool and lease handles still need their own `_free` /
@@ -61,8 +64,8 @@ pub extern "C" fn sb_manager_close(manager: *mut sb_manager, timeout_ms: u64) ->
 }
 
 /// Frees a manager, closing it first if `sb_manager_close` was not called (without
-/// waiting for leases: like `sb_manager_close(manager, 0)`), and releases its event
-/// callback (its `free_userdata` runs). NULL is a no-op
+/// waiting for leases: like `sb_manager_close(manager, 0)`); closing releases the
+/// event callback (its `free_userdata` runs). NULL is a no-op
 /// (`SB_OK`); a manager already freed returns `SB_INVALID_HANDLE`.
 #[unsafe(no_mangle)]
 pub extern "C" fn sb_manager_free(manager: *mut sb_manager) -> sb_status {
@@ -74,9 +77,9 @@ pub extern "C" fn sb_manager_free(manager: *mut sb_manager) -> sb_status {
             // SB_UNAVAILABLE). Closing can only fail on a runtime thread, which a C
             // caller never is; the handle is gone either way.
             let _ = m.close(Duration::ZERO);
-            // The runtime's threads are joined: no event callback runs any more unless
-            // another thread is still in sb_pool_run_upkeep. Let go of it now, so its
-            // free_userdata runs here (or right after that call).
+            // Closing let go of the event callback; one set after the close is let go
+            // here, so that its free_userdata runs by the time this returns (or right
+            // after a call still running in another thread's sb_pool_run_upkeep).
             drop(m.set_event_callback(None));
         }
         Ok(())

@@ -371,8 +371,22 @@ static int callback_userdata_freed_once(void) {
     EXPECT_OK(sb_manager_set_event_callback(m, NULL, s3, free_sink)); /* nothing to keep */
     EXPECT(atomic_load(&s2->freed) == 1 && atomic_load(&s3->freed) == 1);
     EXPECT_OK(sb_manager_set_event_callback(m, on_event, s4, free_sink));
-    EXPECT_OK(sb_manager_free(m)); /* still set: freed with the manager */
+    EXPECT_OK(sb_manager_close(m, 1000)); /* closing lets go of the callback */
     EXPECT(atomic_load(&s4->freed) == 1);
+    EXPECT_OK(sb_manager_free(m));
+    EXPECT(atomic_load(&s4->freed) == 1);
+
+    /* Set after a close, or still set at sb_manager_free: let go by the free. */
+    EXPECT_OK(sb_manager_new(NULL, &m));
+    EXPECT_OK(sb_manager_set_event_callback(m, on_event, s4, free_sink));
+    EXPECT_OK(sb_manager_free(m));
+    EXPECT(atomic_load(&s4->freed) == 2);
+    EXPECT_OK(sb_manager_new(NULL, &m));
+    EXPECT_OK(sb_manager_close(m, 1000));
+    EXPECT_OK(sb_manager_set_event_callback(m, on_event, s4, free_sink));
+    EXPECT(atomic_load(&s4->freed) == 2);
+    EXPECT_OK(sb_manager_free(m));
+    EXPECT(atomic_load(&s4->freed) == 3);
     EXPECT_ST(sb_manager_set_event_callback(m, on_event, s1, free_sink), SB_INVALID_HANDLE);
     EXPECT(atomic_load(&s1->freed) == 2); /* ownership passed with the failed call */
     EXPECT(atomic_load(&s1->calls) == 0 && atomic_load(&s4->calls) == 0);
