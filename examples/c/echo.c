@@ -5,8 +5,9 @@
  *   ./echo tcp://127.0.0.1:7000
  *
  * Creates a manager and a pool, acquires a connection, sends a line and reads the echo,
- * releases the connection, acquires again (and gets the same connection back), then
- * frees everything. Every call's status is checked; on failure the message from
+ * releases the connection, acquires again (and gets the same connection back), prints
+ * the pool's latency summaries and a line of its Prometheus metrics, then frees
+ * everything. Every call's status is checked; on failure the message from
  * sb_last_error() says what went wrong. */
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +81,21 @@ int main(int argc, char **argv) {
     /* Handles are checked: releasing twice is reported, not undefined behaviour. */
     printf("c: releasing the lease again -> %s\n", sb_status_str(sb_lease_release(lease)));
     lease = NULL;
+
+    /* Latency summaries (nanoseconds) and the Prometheus text. */
+    sb_pool_stats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = sizeof stats;
+    CHECK(sb_pool_get_stats(pool, &stats));
+    printf("c: %llu leases, held avg %.3f ms, peak %.3f ms; waited p99 %.3f ms\n",
+           (unsigned long long)stats.lease.count, stats.lease.avg_ns / 1e6,
+           stats.lease.peak_ns / 1e6, stats.wait.p99_ns / 1e6);
+    char metrics[16384];
+    size_t need = 0;
+    CHECK(sb_manager_metrics(manager, metrics, sizeof metrics, &need));
+    const char *line =
+        strstr(metrics, "switchboard_pool_acquires_total{pool=\"echo\",result=\"direct\"}");
+    if (line != NULL) printf("c: metrics: %.*s\n", (int)strcspn(line, "\n"), line);
     ok = 1;
 
 cleanup:
