@@ -54,6 +54,7 @@ pub struct EventBus {
     rx: Receiver<Event>,
     callback: RwLock<Option<Callback>>,
     dropped: AtomicU64,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -76,6 +77,7 @@ impl Default for EventBus {
             rx,
             callback: RwLock::new(None),
             dropped: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -108,13 +110,29 @@ impl EventBus {
         std::mem::replace(&mut *slot, cb)
     }
 
-    /// The next queued event, waiting up to `timeout` (zero: don't wait).
+    /// The next queued event, waiting up to `timeout` (zero: don't wait). A wait
+    /// ends early (with what is queued, else `None`) once the manager closes.
     pub fn poll(&self, timeout: Duration) -> Option<Event> {
-        if timeout.is_zero() {
-            self.rx.try_recv().ok()
-        } else {
-            self.rx.recv_timeout(timeout).ok()
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(e) = self.rx.try_recv() {
+                return Some(e);
+            }
+            let now = std::time::Instant::now();
+            if self.closed.load(Ordering::SeqCst) || now >= deadline {
+                return None;
+            }
+            // Wake at least every 20 ms to notice a close.
+            let slice = (deadline - now).min(Duration::from_millis(20));
+            if let Ok(e) = self.rx.recv_timeout(slice) {
+                return Some(e);
+            }
         }
+    }
+
+    /// Ends every wait in [`EventBus::poll`], now and later.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// Events dropped because the queue was full.

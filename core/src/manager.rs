@@ -320,6 +320,7 @@ impl ManagerInner {
         // The callback often refers back to its manager (a cycle through a binding's
         // objects): let go of it once nothing can call it any more.
         drop(self.events.set_callback(None));
+        self.events.close();
     }
 }
 

@@ -565,3 +565,20 @@ fn queue_mode_picks_the_oldest_or_the_most_recent_idle_connection() {
     let e = Config::new().set("pool.queue_mode", "random").unwrap_err();
     assert!(e.message().contains("one of fifo | lifo"), "{e}");
 }
+
+#[test]
+fn closing_the_manager_wakes_a_thread_waiting_for_events() {
+    let m = Manager::new(&Config::new()).unwrap();
+    let m2 = m.clone();
+    let poller = std::thread::spawn(move || m2.poll_event(Duration::from_secs(600)));
+    std::thread::sleep(Duration::from_millis(50));
+    m.close(Duration::from_secs(1)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(poller.join().unwrap());
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the poller woke up");
+    assert!(got.is_none());
+}
