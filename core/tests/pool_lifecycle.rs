@@ -253,7 +253,7 @@ fn a_demand_spike_opens_only_what_demand_needs() {
             let p = pool.clone();
             std::thread::spawn(move || {
                 let l = p.acquire_blocking(NOW).unwrap();
-                std::thread::sleep(Duration::from_millis(2));
+                std::thread::sleep(Duration::from_millis(20));
                 drop(l);
             })
         })
