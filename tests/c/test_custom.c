@@ -447,6 +447,54 @@ static int threads_share_a_custom_pool(void) {
     return closed_once_each(&c);
 }
 
+/* HikariCP's spike test through the C boundary: 50 threads at once against a 150 ms
+ * connect, each holding its lease 20 ms (more than 5 warm objects can absorb), end
+ * with far fewer than 50 objects: returned objects serve waiters while only a few new
+ * ones open (pool.max_connecting). Uncapped, all 50 would open. */
+static sb_pool *spike_pool;
+static atomic_int spike_errors;
+
+static void *spike_user(void *arg) {
+    (void)arg;
+    sb_lease *lease = NULL;
+    if (sb_pool_acquire(spike_pool, 30000, &lease) != SB_OK) {
+        atomic_fetch_add(&spike_errors, 1);
+        return NULL;
+    }
+    sleep_ms(20);
+    if (sb_lease_release(lease) != SB_OK) atomic_fetch_add(&spike_errors, 1);
+    return NULL;
+}
+
+static int demand_spike_opens_only_what_it_needs(void) {
+    static counters c;
+    reset(&c);
+    atomic_store(&c.connect_delay_ms, 150);
+    sb_connector k = connector_for(&c);
+    sb_manager *m = NULL;
+    sb_config *cfg = NULL;
+    EXPECT_OK(sb_config_new(&cfg));
+    EXPECT_OK(sb_config_set(cfg, "pool.max_size", "50"));
+    EXPECT_OK(sb_config_set(cfg, "pool.min_idle", "5"));
+    EXPECT_OK(sb_manager_new(NULL, &m));
+    EXPECT_OK(sb_pool_new_custom(m, "spike", "db://x", cfg, &k, &spike_pool));
+    EXPECT_OK(sb_config_free(cfg));
+    EXPECT_OK(sb_pool_warm(spike_pool, NULL));
+    atomic_store(&spike_errors, 0);
+    pthread_t threads[50];
+    for (int i = 0; i < 50; i++) EXPECT(pthread_create(&threads[i], NULL, spike_user, NULL) == 0);
+    for (int i = 0; i < 50; i++) pthread_join(threads[i], NULL);
+    EXPECT(atomic_load(&spike_errors) == 0);
+    sb_pool_stats s;
+    EXPECT_OK(get_stats(spike_pool, &s));
+    if (s.acquired_total != 50) FAILF("acquired %llu, want 50", (unsigned long long)s.acquired_total);
+    if (s.created_total >= 25)
+        FAILF("a spike of 50 opened %llu objects", (unsigned long long)s.created_total);
+    EXPECT_OK(sb_pool_free(spike_pool));
+    EXPECT_OK(sb_manager_free(m));
+    return closed_once_each(&c);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     RUN(lifecycle);
@@ -458,5 +506,6 @@ int main(void) {
     RUN(blocking_calls_inside_callbacks);
     RUN(socket_lease_has_no_object);
     RUN(threads_share_a_custom_pool);
+    RUN(demand_spike_opens_only_what_it_needs);
     return harness_summary();
 }
