@@ -136,6 +136,8 @@ fn server_down_is_unavailable_naming_the_address() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
     assert!(err.message().contains(&target), "{err}");
+    // The connect task fails the waiter first, then frees its slot.
+    assert!(wait_until(Duration::from_secs(5), || pool.stats().size == 0));
     let s = pool.stats();
     assert_eq!((s.size, s.connecting, s.waiting), (0, 0, 0));
     assert_eq!(s.connect_failed_total, 1);

@@ -582,3 +582,36 @@ fn closing_the_manager_wakes_a_thread_waiting_for_events() {
         .expect("the poller woke up");
     assert!(got.is_none());
 }
+
+/// A connection popped for a probe must come back even when the call fails before the
+/// probe starts (here: a blocking acquire refused on an async runtime thread).
+#[test]
+fn a_refused_call_returns_the_connection_it_popped_for_a_probe() {
+    let good = EchoServer::start_with(Ping::Pong);
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool(
+            "p",
+            &good.target(),
+            &cfg(&[
+                ("pool.validate_after", "0"),
+                ("probe.send", "PING\\r\\n"),
+                ("probe.expect", "+PONG"),
+            ]),
+        )
+        .unwrap();
+    drop(pool.acquire_blocking(NOW).unwrap());
+    assert_eq!((pool.stats().size, pool.stats().idle), (1, 1));
+    let p = pool.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(async move { p.acquire_blocking(NOW) })
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+    let s = pool.stats();
+    assert_eq!((s.size, s.idle, s.leased), (1, 1, 0), "{s:?}");
+    assert_eq!(pool.acquire_blocking(NOW).unwrap().id(), 1);
+}

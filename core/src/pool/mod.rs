@@ -90,11 +90,28 @@ struct Waiters<C: Connector> {
 }
 
 /// What the fast path found.
-enum Found<T> {
-    Ready(Entry<T>),
-    /// Idle past `validate_after`: probe before handing it out.
-    Check(Entry<T>),
+enum Found<C: Connector> {
+    Ready(Entry<C::Conn>),
+    /// Idle past `validate_after`: probe before handing it out. Held by a guard that
+    /// returns it to the pool if the call ends before the probe starts.
+    Check(Held<C>),
     Empty,
+}
+
+/// An idle connection taken out for a probe that has not started yet. If the call
+/// ends first (an error, a refused block_on, a future dropped before its first poll),
+/// dropping the guard puts the connection back, untouched.
+struct Held<C: Connector> {
+    entry: Option<Entry<C::Conn>>,
+    pool: Arc<PoolInner<C>>,
+}
+
+impl<C: Connector> Drop for Held<C> {
+    fn drop(&mut self) {
+        if let Some(e) = self.entry.take() {
+            self.pool.give_back(e, false);
+        }
+    }
 }
 
 pub(crate) struct PoolInner<C: Connector> {
@@ -238,12 +255,11 @@ impl<C: Connector> Pool<C> {
             match inner.find_idle() {
                 Found::Ready(e) => return Ok(Some(inner.lease(e, false))),
                 Found::Empty => return Ok(None),
-                Found::Check(e) => {
+                Found::Check(held) => {
                     if inner.rt.check_can_block().is_err() {
-                        inner.give_back(e, false);
-                        return Ok(None);
+                        return Ok(None); // dropping `held` puts it back
                     }
-                    if let Some(e) = inner.rt.block_on(inner.validate(e))? {
+                    if let Some(e) = inner.rt.block_on(inner.validate(held))? {
                         return Ok(Some(inner.lease(e, false)));
                     }
                 }
@@ -262,10 +278,7 @@ impl<C: Connector> Pool<C> {
         match inner.find_idle() {
             Found::Ready(e) => Ok(Some(inner.lease(e, false))),
             Found::Empty => Ok(None),
-            Found::Check(e) => {
-                inner.give_back(e, false);
-                Ok(None)
-            }
+            Found::Check(_held) => Ok(None), // dropping it puts it back
         }
     }
 
@@ -282,7 +295,7 @@ impl<C: Connector> Pool<C> {
         inner.check_open()?;
         let pending = match inner.find_idle() {
             Found::Ready(e) => return Ok(inner.lease(e, false)),
-            Found::Check(e) => Some(e),
+            Found::Check(held) => Some(held),
             Found::Empty => None,
         };
         let _active = inner.rt.enter_active()?;
@@ -310,7 +323,7 @@ impl<C: Connector> Pool<C> {
         }
         let pending = match inner.find_idle() {
             Found::Ready(e) => return Ok(inner.lease(e, false)),
-            Found::Check(e) => Some(e),
+            Found::Check(held) => Some(held),
             Found::Empty => None,
         };
         inner.acquire_slow(pending, opts).await
@@ -323,7 +336,7 @@ impl<C: Connector> Pool<C> {
         inner.check_open()?;
         let pending = match inner.find_idle() {
             Found::Ready(e) => return Ok(inner.lease(e, false)),
-            Found::Check(e) => Some(e),
+            Found::Check(held) => Some(held),
             Found::Empty => None,
         };
         inner.rt.block_on(inner.acquire_slow(pending, opts))?
@@ -565,7 +578,7 @@ impl<C: Connector> PoolInner<C> {
 
     /// The fast path: an idle connection, if any and if nobody is waiting.
     #[inline]
-    fn find_idle(self: &Arc<Self>) -> Found<C::Conn> {
+    fn find_idle(self: &Arc<Self>) -> Found<C> {
         if self.num_waiters.load(Ordering::Relaxed) != 0 {
             return Found::Empty;
         }
@@ -575,7 +588,7 @@ impl<C: Connector> PoolInner<C> {
     /// Pops idle connections until one may be handed out, closing the ones that are
     /// evicted, past their lifetime or broken.
     #[inline]
-    fn pop_idle(self: &Arc<Self>) -> Found<C::Conn> {
+    fn pop_idle(self: &Arc<Self>) -> Found<C> {
         let Some(mut e) = self.idle.pop().or_else(|| self.pop_after_inspection()) else {
             return Found::Empty;
         };
@@ -595,7 +608,7 @@ impl<C: Connector> PoolInner<C> {
                     && now.saturating_duration_since(e.proven) >= self.settings.validate_after =>
                 {
                     e.leased_at = now;
-                    return Found::Check(e);
+                    return Found::Check(self.hold(e));
                 }
                 None => {
                     e.leased_at = now;
@@ -626,14 +639,22 @@ impl<C: Connector> PoolInner<C> {
         self.idle.pop()
     }
 
-    /// Probes `e` within `validation_timeout`; closes it (as broken) if it fails. If
-    /// this future is dropped mid-probe, the guard closes the connection, whose byte
-    /// stream is then in an unknown state, and frees its slot.
-    async fn validate(self: &Arc<Self>, e: Entry<C::Conn>) -> Option<Entry<C::Conn>> {
-        let mut probing = Probing {
+    fn hold(self: &Arc<Self>, e: Entry<C::Conn>) -> Held<C> {
+        Held {
             entry: Some(e),
             pool: self.clone(),
+        }
+    }
+
+    /// Probes a held connection within `validation_timeout`; closes it (as broken) if it fails. If
+    /// this future is dropped mid-probe, the guard closes the connection, whose byte
+    /// stream is then in an unknown state, and frees its slot.
+    async fn validate(self: &Arc<Self>, mut held: Held<C>) -> Option<Entry<C::Conn>> {
+        let mut probing = Probing {
+            entry: held.entry.take(),
+            pool: self.clone(),
         };
+        drop(held);
         let t = self.settings.validation_timeout;
         let conn = &mut probing.entry.as_mut()?.conn;
         let ok = matches!(
@@ -719,7 +740,7 @@ impl<C: Connector> PoolInner<C> {
     /// Everything after the fast path: probe what it found, then wait in line.
     async fn acquire_slow(
         self: &Arc<Self>,
-        pending: Option<Entry<C::Conn>>,
+        pending: Option<Held<C>>,
         opts: AcquireOptions,
     ) -> Result<Lease<C>> {
         let timeout = opts.timeout.unwrap_or(self.settings.acquire_timeout);
@@ -755,11 +776,11 @@ impl<C: Connector> PoolInner<C> {
                     drop(rx); // returns anything granted to us meanwhile
                     return Ok(self.lease(e, true));
                 }
-                Found::Check(e) => {
+                Found::Check(held) => {
                     drop(guard);
                     drop(rx);
                     // Bounded by validation_timeout; an abandoned probe closes it.
-                    match tokio::time::timeout_at(deadline, self.validate(e)).await {
+                    match tokio::time::timeout_at(deadline, self.validate(held)).await {
                         Ok(Some(e)) => return Ok(self.lease(e, true)),
                         Ok(None) => continue,
                         Err(_) => return Err(self.timed_out(timeout)),
@@ -1139,7 +1160,7 @@ impl<C: Connector> PoolInner<C> {
                 {
                     // A probe takes a while: the connection is busy, not hidden.
                     self.inspecting.fetch_sub(1, Ordering::SeqCst);
-                    match self.validate(e).await {
+                    match self.validate(self.hold(e)).await {
                         Some(e) => self.give_back(e, false),
                         None => idle_left -= 1,
                     }
