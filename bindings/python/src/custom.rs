@@ -152,40 +152,7 @@ fn interpreter_gone(what: &str) -> Error {
     ))
 }
 
-/// The object a connect made, handed from the blocking thread to the connect future;
-/// if the future was dropped meanwhile (connect timeout, shutdown), the object is
-/// closed instead of being lost without its close.
-#[derive(Default)]
-struct Slot {
-    abandoned: bool,
-    ready: Option<Obj>,
-}
-
 type CloseObj = Arc<dyn Fn(Obj) + Send + Sync>;
-
-/// Marks the slot abandoned when the connect future is dropped before it finished,
-/// and closes an object that arrived just before.
-struct AbandonGuard {
-    slot: Arc<Mutex<Slot>>,
-    close: CloseObj,
-    armed: bool,
-}
-
-impl Drop for AbandonGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let late = {
-            let mut s = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-            s.abandoned = true;
-            s.ready.take()
-        };
-        if let Some(obj) = late {
-            (self.close)(obj);
-        }
-    }
-}
 
 fn call_connect(connect: &Held, causes: &Causes, name: &str) -> Result<Obj, Error> {
     Python::try_attach(|py| match connect.get(py).call1(py, (name,)) {
@@ -216,52 +183,12 @@ pub(crate) fn connector(
             drop(obj);
         });
     });
-    let connect = Arc::new(Held::new(connect));
+    let connect = Held::new(connect);
     let connect_causes = causes.clone();
-    let late_close = close.clone();
-    // Like `FnConnector::blocking` (the callable runs on the blocking thread pool), but
-    // an object made after the pool stopped waiting for it is closed, not dropped.
-    let mut fc = FnConnector::new(move |ep: &Endpoint| {
-        let name = ep.to_string();
-        let (connect, causes, close) =
-            (connect.clone(), connect_causes.clone(), late_close.clone());
-        Box::pin(async move {
-            let slot = Arc::new(Mutex::new(Slot::default()));
-            let mut guard = AbandonGuard {
-                slot: slot.clone(),
-                close: close.clone(),
-                armed: true,
-            };
-            let theirs = slot.clone();
-            let joined = tokio::task::spawn_blocking(move || {
-                let made = call_connect(&connect, &causes, &name)?;
-                let late = {
-                    let mut s = theirs.lock().unwrap_or_else(|p| p.into_inner());
-                    if s.abandoned {
-                        Some(made)
-                    } else {
-                        s.ready = Some(made);
-                        None
-                    }
-                };
-                if let Some(obj) = late {
-                    close(obj);
-                }
-                Ok(())
-            })
-            .await;
-            guard.armed = false;
-            match joined {
-                Ok(Ok(())) => slot
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .ready
-                    .take()
-                    .ok_or_else(|| Error::internal("the connect callback produced no object")),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(Error::internal(format!("connect callback failed: {e}"))),
-            }
-        })
+    // The callable runs on the blocking thread pool; core closes an object made after
+    // the pool stopped waiting for it (connect timeout, shutdown) with `close` below.
+    let mut fc = FnConnector::blocking(move |ep: &Endpoint| {
+        call_connect(&connect, &connect_causes, &ep.to_string())
     });
     if let Some(check) = check {
         let check = Held::new(check);
