@@ -137,10 +137,9 @@ impl NativePool {
     /// `try_acquire` that never blocks the JS thread: a connection idle past
     /// `validate_after` is not checked here (a custom check runs on this very thread,
     /// which would wait for itself) but left for `acquire`, which checks it on the
-    /// runtime. Entering the runtime's context is what tells core not to block.
+    /// runtime (core's `try_acquire_ready`).
     fn try_acquire_now(&self) -> Result<Option<NativeLease>> {
-        let _ctx = self.pool.runtime().handle().enter();
-        let lease = self.pool.try_acquire().map_err(to_napi)?;
+        let lease = self.pool.try_acquire_ready().map_err(to_napi)?;
         Ok(lease.map(|l| NativeLease::new(l, self.pool.runtime().clone())))
     }
 }
