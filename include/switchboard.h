@@ -183,6 +183,46 @@ enum sb_event_kind
      * ("leak_suspected"). Reported once per lease, by the pool's upkeep.
      */
     SB_EVENT_LEAK_SUSPECTED = 1,
+    /**
+     * A connection changed state ("connection_state").
+     */
+    SB_EVENT_CONNECTION_STATE = 2,
+    /**
+     * An endpoint changed state ("endpoint_state").
+     */
+    SB_EVENT_ENDPOINT_STATE = 3,
+    /**
+     * An endpoint's circuit breaker changed state ("breaker_state").
+     */
+    SB_EVENT_BREAKER_STATE = 4,
+    /**
+     * A health check of an endpoint finished ("health_check").
+     */
+    SB_EVENT_HEALTH_CHECK = 5,
+    /**
+     * A caller was turned away ("rejected").
+     */
+    SB_EVENT_REJECTED = 6,
+    /**
+     * A session was opened ("session_opened").
+     */
+    SB_EVENT_SESSION_OPENED = 7,
+    /**
+     * A session was closed ("session_closed").
+     */
+    SB_EVENT_SESSION_CLOSED = 8,
+    /**
+     * A stream was added to a live session ("stream_added").
+     */
+    SB_EVENT_STREAM_ADDED = 9,
+    /**
+     * A stream was removed from a live session ("stream_removed").
+     */
+    SB_EVENT_STREAM_REMOVED = 10,
+    /**
+     * An offset commit could not be stored ("commit_failed").
+     */
+    SB_EVENT_COMMIT_FAILED = 11,
 };
 #ifndef __cplusplus
 typedef int32_t sb_event_kind;

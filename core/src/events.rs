@@ -11,37 +11,115 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-/// What kind of event this is. More kinds arrive with breakers, health and sessions.
+/// What kind of event this is. The names ([`EventKind::as_str`]) are the same in every
+/// language; new kinds may be added, so programs should ignore kinds they don't know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EventKind {
     /// A lease has been held longer than `pool.leak_detection_threshold`.
     LeakSuspected,
+    /// A connection changed state (`old_state` -> `new_state`).
+    ConnectionState,
+    /// An endpoint changed state (`old_state` -> `new_state`).
+    EndpointState,
+    /// An endpoint's circuit breaker changed state (`old_state` -> `new_state`).
+    BreakerState,
+    /// A health check of an endpoint finished (`new_state` is "ok" or "failed").
+    HealthCheck,
+    /// A caller was turned away (breaker open, too many waiters, ...).
+    Rejected,
+    /// A session was opened.
+    SessionOpened,
+    /// A session was closed.
+    SessionClosed,
+    /// A stream was added to a live session.
+    StreamAdded,
+    /// A stream was removed from a live session.
+    StreamRemoved,
+    /// An offset commit could not be stored.
+    CommitFailed,
 }
 
 impl EventKind {
-    /// The stable name used in every language: `leak_suspected`, ...
+    /// Every kind, in the order of their stable numbers (C's `sb_event_kind` is the
+    /// position here plus one).
+    pub const ALL: [EventKind; 11] = [
+        EventKind::LeakSuspected,
+        EventKind::ConnectionState,
+        EventKind::EndpointState,
+        EventKind::BreakerState,
+        EventKind::HealthCheck,
+        EventKind::Rejected,
+        EventKind::SessionOpened,
+        EventKind::SessionClosed,
+        EventKind::StreamAdded,
+        EventKind::StreamRemoved,
+        EventKind::CommitFailed,
+    ];
+
+    /// The stable name used in every language: `leak_suspected`, `breaker_state`, ...
     pub const fn as_str(self) -> &'static str {
         match self {
             EventKind::LeakSuspected => "leak_suspected",
+            EventKind::ConnectionState => "connection_state",
+            EventKind::EndpointState => "endpoint_state",
+            EventKind::BreakerState => "breaker_state",
+            EventKind::HealthCheck => "health_check",
+            EventKind::Rejected => "rejected",
+            EventKind::SessionOpened => "session_opened",
+            EventKind::SessionClosed => "session_closed",
+            EventKind::StreamAdded => "stream_added",
+            EventKind::StreamRemoved => "stream_removed",
+            EventKind::CommitFailed => "commit_failed",
         }
     }
 }
 
-/// One event.
+/// One event. Fields that do not apply to its kind are empty (`None` or "").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// When it happened (wall clock, for logs).
     pub time: SystemTime,
     /// What happened.
     pub kind: EventKind,
-    /// The pool it concerns.
+    /// The pool it concerns ("" when none, e.g. session events).
     pub pool: String,
+    /// The endpoint it concerns, as written in the target (`tcp://host:port`).
+    pub endpoint: Option<String>,
     /// The connection it concerns, if one.
     pub connection_id: Option<u64>,
-    /// How long the lease has been held, for [`EventKind::LeakSuspected`].
+    /// The session it concerns, if one.
+    pub session_id: Option<u64>,
+    /// The stream it concerns, if one.
+    pub stream: Option<String>,
+    /// For state changes: the state before (`"closed"`, `"connecting"`, ...).
+    pub old_state: Option<&'static str>,
+    /// For state changes: the state after; for health checks `"ok"` or `"failed"`.
+    pub new_state: Option<&'static str>,
+    /// How long the lease has been held, for [`EventKind::LeakSuspected`]; how long
+    /// the check took, for [`EventKind::HealthCheck`].
     pub age: Option<Duration>,
-    /// A sentence for humans.
+    /// The reason, as a sentence for humans.
     pub message: String,
+}
+
+impl Event {
+    /// An event of `kind` now, with `message` and every other field empty.
+    pub fn new(kind: EventKind, message: impl Into<String>) -> Event {
+        Event {
+            time: SystemTime::now(),
+            kind,
+            pool: String::new(),
+            endpoint: None,
+            connection_id: None,
+            session_id: None,
+            stream: None,
+            old_state: None,
+            new_state: None,
+            age: None,
+            message: message.into(),
+        }
+    }
 }
 
 /// An event callback.

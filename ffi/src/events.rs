@@ -26,12 +26,46 @@ pub enum sb_event_kind {
     /// A lease has been held longer than `pool.leak_detection_threshold`
     /// ("leak_suspected"). Reported once per lease, by the pool's upkeep.
     SB_EVENT_LEAK_SUSPECTED = 1,
+    /// A connection changed state ("connection_state").
+    SB_EVENT_CONNECTION_STATE = 2,
+    /// An endpoint changed state ("endpoint_state").
+    SB_EVENT_ENDPOINT_STATE = 3,
+    /// An endpoint's circuit breaker changed state ("breaker_state").
+    SB_EVENT_BREAKER_STATE = 4,
+    /// A health check of an endpoint finished ("health_check").
+    SB_EVENT_HEALTH_CHECK = 5,
+    /// A caller was turned away ("rejected").
+    SB_EVENT_REJECTED = 6,
+    /// A session was opened ("session_opened").
+    SB_EVENT_SESSION_OPENED = 7,
+    /// A session was closed ("session_closed").
+    SB_EVENT_SESSION_CLOSED = 8,
+    /// A stream was added to a live session ("stream_added").
+    SB_EVENT_STREAM_ADDED = 9,
+    /// A stream was removed from a live session ("stream_removed").
+    SB_EVENT_STREAM_REMOVED = 10,
+    /// An offset commit could not be stored ("commit_failed").
+    SB_EVENT_COMMIT_FAILED = 11,
 }
 
 impl From<EventKind> for sb_event_kind {
     fn from(k: EventKind) -> Self {
+        use sb_event_kind::*;
         match k {
-            EventKind::LeakSuspected => sb_event_kind::SB_EVENT_LEAK_SUSPECTED,
+            EventKind::LeakSuspected => SB_EVENT_LEAK_SUSPECTED,
+            EventKind::ConnectionState => SB_EVENT_CONNECTION_STATE,
+            EventKind::EndpointState => SB_EVENT_ENDPOINT_STATE,
+            EventKind::BreakerState => SB_EVENT_BREAKER_STATE,
+            EventKind::HealthCheck => SB_EVENT_HEALTH_CHECK,
+            EventKind::Rejected => SB_EVENT_REJECTED,
+            EventKind::SessionOpened => SB_EVENT_SESSION_OPENED,
+            EventKind::SessionClosed => SB_EVENT_SESSION_CLOSED,
+            EventKind::StreamAdded => SB_EVENT_STREAM_ADDED,
+            EventKind::StreamRemoved => SB_EVENT_STREAM_REMOVED,
+            EventKind::CommitFailed => SB_EVENT_COMMIT_FAILED,
+            // Kinds added to core before C knows them; never seen in practice, since
+            // core and this crate are built together.
+            _ => SB_EVENT_REJECTED,
         }
     }
 }
@@ -198,6 +232,16 @@ pub unsafe extern "C" fn sb_manager_events_dropped(
 pub extern "C" fn sb_event_kind_str(kind: i32) -> *const c_char {
     let s: &'static [u8] = match kind {
         1 => b"leak_suspected\0",
+        2 => b"connection_state\0",
+        3 => b"endpoint_state\0",
+        4 => b"breaker_state\0",
+        5 => b"health_check\0",
+        6 => b"rejected\0",
+        7 => b"session_opened\0",
+        8 => b"session_closed\0",
+        9 => b"stream_added\0",
+        10 => b"stream_removed\0",
+        11 => b"commit_failed\0",
         _ => b"unknown\0",
     };
     s.as_ptr().cast()

@@ -708,17 +708,18 @@ impl<C: Connector> PoolInner<C> {
         };
         for (id, age) in found {
             self.events.emit(Event {
-                time: std::time::SystemTime::now(),
-                kind: EventKind::LeakSuspected,
                 pool: self.name.clone(),
                 connection_id: Some(id),
                 age: Some(age),
-                message: format!(
-                    "pool \"{}\": connection #{id} has been leased for {} (pool.leak_detection_threshold = {}); was it released?",
-                    self.name,
-                    fmt_duration(age),
-                    fmt_duration(limit)
-                ),
+                ..Event::new(
+                    EventKind::LeakSuspected,
+                    format!(
+                        "pool \"{}\": connection #{id} has been leased for {} (pool.leak_detection_threshold = {}); was it released?",
+                        self.name,
+                        fmt_duration(age),
+                        fmt_duration(limit)
+                    ),
+                )
             });
         }
     }
