@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod pool;
 pub mod random;
 pub mod runtime;
+pub mod sessions;
 
 pub use config::Config;
 pub use connector::{BoxFuture, Connector, FnConnector, Socket, TcpConnector, TcpSettings};
@@ -40,6 +41,7 @@ pub use manager::Manager;
 pub use pool::{
     AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats, WeakPool,
 };
+pub use sessions::{SessionDetails, SessionInfo, Sessions, StreamHandle, StreamInfo};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
