@@ -27,6 +27,7 @@
 
 mod metrics;
 pub mod store;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -39,129 +40,13 @@ use crate::events::{Event, EventBus, EventKind};
 use crate::runtime::RuntimeShared;
 
 pub use store::{DurableStore, MemoryStore, OffsetKey, OffsetStore, SyncMode};
+pub use types::{SessionDetails, SessionInfo, StreamCounters, StreamInfo};
 
 /// Session ids come from one counter for the whole process, so an id is never reused,
 /// not even by another manager.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 const SHARDS: usize = 64;
-
-/// What a program asks for when it opens a session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionDetails {
-    /// The data source (non-empty, registered with [`Sessions::register`]).
-    pub data_source: String,
-    /// The session key within the data source (non-empty, registered).
-    pub session_key: String,
-    /// The streams to read, by name: non-empty and unique. May be empty (then the
-    /// session reads only the main stream).
-    pub streams: Vec<String>,
-    /// The offset each stream starts at, one per stream in the same order; empty means
-    /// every stream starts at 0. Offsets are never negative.
-    pub stream_offsets: Vec<i64>,
-    /// Whether the data source's main stream is left out (stored and reported; the
-    /// program decides what it means for its data).
-    pub exclude_main_stream: bool,
-}
-
-impl SessionDetails {
-    /// Details for `data_source` / `session_key` with no streams.
-    pub fn new(data_source: impl Into<String>, session_key: impl Into<String>) -> Self {
-        SessionDetails {
-            data_source: data_source.into(),
-            session_key: session_key.into(),
-            ..Default::default()
-        }
-    }
-
-    /// Sets the stream names.
-    pub fn streams<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.streams = names.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sets the start offsets (one per stream).
-    pub fn offsets(mut self, offsets: impl IntoIterator<Item = i64>) -> Self {
-        self.stream_offsets = offsets.into_iter().collect();
-        self
-    }
-
-    /// Sets `exclude_main_stream`.
-    pub fn exclude_main_stream(mut self, yes: bool) -> Self {
-        self.exclude_main_stream = yes;
-        self
-    }
-}
-
-/// A stream's counters, as read by [`Sessions::get`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamCounters {
-    /// Data packets read from the source.
-    pub data_packets_read: u64,
-    /// Bytes of those packets.
-    pub data_bytes_read: u64,
-    /// Data packets delivered to the client.
-    pub data_packets_delivered: u64,
-    /// Bytes of those packets.
-    pub data_bytes_delivered: u64,
-    /// Essential packets read (a subset of the data packets the program marks).
-    pub essential_packets_read: u64,
-    /// Essential packets delivered.
-    pub essential_packets_delivered: u64,
-}
-
-/// One stream of a session, as read by [`Sessions::get`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamInfo {
-    /// The stream's name.
-    pub name: String,
-    /// The next offset to deliver.
-    pub position: i64,
-    /// The committed offset (safe to resume from): the last one this session
-    /// committed, else the one in the offset store when the stream was opened, else
-    /// `None` (C: -1).
-    pub committed: Option<i64>,
-    /// Packet and byte counters.
-    pub counters: StreamCounters,
-}
-
-/// A session, as read by [`Sessions::get`] and [`Sessions::list`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionInfo {
-    /// The session's id (unique within the process, never reused).
-    pub id: u64,
-    /// The data source.
-    pub data_source: String,
-    /// The session key.
-    pub session_key: String,
-    /// Whether the main stream is left out.
-    pub exclude_main_stream: bool,
-    /// The streams, in the order they were opened or added.
-    pub streams: Vec<StreamInfo>,
-    /// Router (control) messages received on this session.
-    pub router_messages_received: u64,
-    /// Bytes of those messages.
-    pub router_bytes_received: u64,
-}
-
-impl SessionInfo {
-    /// The stream named `name`, if the session has it.
-    pub fn stream(&self, name: &str) -> Option<&StreamInfo> {
-        self.streams.iter().find(|s| s.name == name)
-    }
-
-    /// The details this session would be opened with now: its streams at their
-    /// current positions.
-    pub fn details(&self) -> SessionDetails {
-        SessionDetails {
-            data_source: self.data_source.clone(),
-            session_key: self.session_key.clone(),
-            streams: self.streams.iter().map(|s| s.name.clone()).collect(),
-            stream_offsets: self.streams.iter().map(|s| s.position).collect(),
-            exclude_main_stream: self.exclude_main_stream,
-        }
-    }
-}
 
 /// A registered (data source, session key) pair: its open count and its metrics.
 #[derive(Debug)]
@@ -321,12 +206,15 @@ impl StreamHandle {
     }
 }
 
+/// Open sessions whose id falls in one of the 64 shards.
+type Shard = Mutex<HashMap<u64, Arc<SessionState>>>;
+
 type Catalog = HashMap<Arc<str>, HashMap<Arc<str>, Arc<KeyEntry>>>;
 
 /// The manager's sessions, their catalog of data sources and session keys, and the
 /// offset store. Get it with [`crate::Manager::sessions`].
 pub struct Sessions {
-    shards: Box<[Mutex<HashMap<u64, Arc<SessionState>>>]>,
+    shards: Box<[Shard]>,
     catalog: RwLock<Catalog>,
     open_total: AtomicUsize,
     max_total: usize,
@@ -465,7 +353,7 @@ impl Sessions {
         Ok(())
     }
 
-    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Arc<SessionState>>> {
+    fn shard(&self, id: u64) -> &Shard {
         &self.shards[(id % SHARDS as u64) as usize]
     }
 
@@ -480,10 +368,7 @@ impl Sessions {
     fn with_session<R>(&self, id: u64, f: impl FnOnce(&Arc<SessionState>) -> R) -> Result<R> {
         self.check_open()?;
         let shard = self.shard(id).lock().unwrap_or_else(|p| p.into_inner());
-        shard
-            .get(&id)
-            .map(|s| f(s))
-            .ok_or_else(|| Self::not_found(id))
+        shard.get(&id).map(f).ok_or_else(|| Self::not_found(id))
     }
 
     fn session(&self, id: u64) -> Result<Arc<SessionState>> {
@@ -858,7 +743,7 @@ impl Sessions {
     ) -> Result<R> {
         self.with_session(id, |s| {
             let streams = s.streams.read().unwrap_or_else(|p| p.into_inner());
-            streams.iter().find(|x| &*x.name == stream).map(|x| f(x))
+            streams.iter().find(|x| &*x.name == stream).map(f)
         })?
         .ok_or_else(|| Self::stream_not_found(id, stream))
     }
