@@ -631,12 +631,17 @@ impl Sessions {
     /// the store; nothing is committed on close. Emits [`EventKind::SessionClosed`].
     pub fn close(&self, id: u64) -> Result<()> {
         self.check_open()?;
-        let gone = self
-            .shard(id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
-            .ok_or_else(|| Self::not_found(id))?;
+        let gone = {
+            let mut shard = self.shard(id).lock().unwrap_or_else(|p| p.into_inner());
+            let gone = shard.remove(&id).ok_or_else(|| Self::not_found(id))?;
+            // Give memory back after a burst of sessions has gone (amortised: only
+            // when three quarters of the table are empty).
+            if shard.capacity() > 64 && shard.len() * 4 < shard.capacity() {
+                let keep = shard.len() * 2;
+                shard.shrink_to(keep);
+            }
+            gone
+        };
         gone.key.open.fetch_sub(1, Ordering::AcqRel);
         self.open_total.fetch_sub(1, Ordering::AcqRel);
         self.emit(
