@@ -607,3 +607,55 @@ fn durable_commits_survive_sigkill() {
     assert_eq!(info.stream("b").unwrap().position, b);
     m.close(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn counting_from_many_threads_loses_nothing() {
+    let m = manager(&[]);
+    let s = m.sessions();
+    s.register("ds", "k").unwrap();
+    let shared = s
+        .open(&SessionDetails::new("ds", "k").streams(["a"]))
+        .unwrap();
+    let threads = 4u64;
+    let per = 5_000u64;
+    std::thread::scope(|sc| {
+        for t in 0..threads {
+            let m = m.clone();
+            sc.spawn(move || {
+                let s = m.sessions();
+                let own = s
+                    .open(&SessionDetails::new("ds", "k").streams(["a"]))
+                    .unwrap();
+                let h = s.stream_handle(shared, "a").unwrap();
+                for i in 0..per {
+                    s.deliver(shared, "a", 1, 10, i % 2).unwrap();
+                    h.record_read(1, 10, 0);
+                    s.deliver(own, "a", 1, 1, 0).unwrap();
+                    s.record_router(shared, 1, 3).unwrap();
+                    // Concurrent commits of one stream never go backwards in the store.
+                    let _ = s.commit(shared, "a", (t * per + i) as i64);
+                }
+                assert_eq!(
+                    s.get(own).unwrap().stream("a").unwrap().position,
+                    per as i64
+                );
+                s.close(own).unwrap();
+            });
+        }
+    });
+    let info = s.get(shared).unwrap();
+    let a = info.stream("a").unwrap();
+    assert_eq!(a.position, (threads * per) as i64);
+    assert_eq!(a.counters.data_packets_delivered, threads * per);
+    assert_eq!(a.counters.data_bytes_delivered, threads * per * 10);
+    assert_eq!(a.counters.essential_packets_delivered, threads * per / 2);
+    assert_eq!(a.counters.data_packets_read, threads * per);
+    assert_eq!(info.router_messages_received, threads * per);
+    assert_eq!(info.router_bytes_received, threads * per * 3);
+    // The highest offset any thread committed always passes the check, and nothing
+    // lower may overwrite it afterwards.
+    assert_eq!(a.committed, Some((threads * per - 1) as i64));
+    assert_eq!(s.committed("ds", "k", "a").unwrap(), a.committed);
+    assert_eq!(s.open_count(), 1);
+    m.close(Duration::from_secs(1)).unwrap();
+}

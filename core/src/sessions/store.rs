@@ -200,6 +200,14 @@ impl DurableStore {
     }
 }
 
+impl Drop for DurableStore {
+    /// Writes buffered commits of a store that was never closed (a manager dropped on
+    /// its own runtime thread); errors have nowhere to go here.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
 fn io_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(
         Code::Io,
