@@ -25,7 +25,9 @@
 //! [`Sessions::commit`] (and `open`/`add_stream`, which read committed offsets) wait on
 //! the offset store, which with a durable store means a disk write and fsync.
 
+mod catalog;
 mod metrics;
+mod offsets;
 pub mod store;
 mod types;
 
@@ -390,86 +392,6 @@ impl Sessions {
         });
     }
 
-    // ---- catalog ----
-
-    /// Registers the session key `session_key` of `data_source`, so that sessions may
-    /// be opened on it. Returns `true` if it was new, `false` if it was already there.
-    pub fn register(&self, data_source: &str, session_key: &str) -> Result<bool> {
-        self.check_open()?;
-        non_empty("data_source", data_source)?;
-        non_empty("session_key", session_key)?;
-        let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-        let keys = cat.entry(Arc::from(data_source)).or_default();
-        if keys.contains_key(session_key) {
-            return Ok(false);
-        }
-        let ds = keys
-            .values()
-            .next()
-            .map(|e| e.data_source.clone())
-            .unwrap_or_else(|| Arc::from(data_source));
-        let sk: Arc<str> = Arc::from(session_key);
-        keys.insert(
-            sk.clone(),
-            Arc::new(KeyEntry {
-                data_source: ds,
-                session_key: sk,
-                open: AtomicUsize::new(0),
-                opened_total: AtomicU64::new(0),
-            }),
-        );
-        Ok(true)
-    }
-
-    /// Removes a session key from the catalog. Returns `true` if it was registered,
-    /// `false` if not. Fails with FailedPrecondition while sessions are open on it
-    /// (close them first: [`Sessions::list`] finds them).
-    pub fn unregister(&self, data_source: &str, session_key: &str) -> Result<bool> {
-        self.check_open()?;
-        non_empty("data_source", data_source)?;
-        non_empty("session_key", session_key)?;
-        let mut cat = self.catalog.write().unwrap_or_else(|p| p.into_inner());
-        let Some(keys) = cat.get_mut(data_source) else {
-            return Ok(false);
-        };
-        let Some(entry) = keys.get(session_key) else {
-            return Ok(false);
-        };
-        let open = entry.open.load(Ordering::Acquire);
-        if open > 0 {
-            return Err(Error::failed_precondition(format!(
-                "session key \"{session_key}\" of data source \"{data_source}\" has {open} open session(s); close them before unregistering it"
-            )));
-        }
-        keys.remove(session_key);
-        if keys.is_empty() {
-            cat.remove(data_source);
-        }
-        Ok(true)
-    }
-
-    /// Whether `session_key` of `data_source` is registered.
-    pub fn is_registered(&self, data_source: &str, session_key: &str) -> Result<bool> {
-        self.check_open()?;
-        let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        Ok(cat
-            .get(data_source)
-            .is_some_and(|k| k.contains_key(session_key)))
-    }
-
-    /// Every registered `(data_source, session_key)`, sorted.
-    pub fn catalog(&self) -> Result<Vec<(String, String)>> {
-        self.check_open()?;
-        let cat = self.catalog.read().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<(String, String)> = cat
-            .values()
-            .flat_map(|k| k.values())
-            .map(|e| (e.data_source.to_string(), e.session_key.to_string()))
-            .collect();
-        out.sort();
-        Ok(out)
-    }
-
     // ---- sessions ----
 
     fn validate(details: &SessionDetails) -> Result<()> {
@@ -803,108 +725,6 @@ impl Sessions {
     /// The next offset to deliver on `stream`.
     pub fn position(&self, id: u64, stream: &str) -> Result<i64> {
         self.with_stream(id, stream, |s| s.position.load(Ordering::Acquire))
-    }
-
-    // ---- offsets ----
-
-    /// Commits `offset` for `stream` of session `id`: the offset the stream may resume
-    /// from. Written to the offset store before it returns (durably with a durable
-    /// store and `offsets.sync = every_commit`).
-    ///
-    /// Commits never go backwards: `offset` must be at least the stream's last commit
-    /// in this session, or, before the first, the offset the stream started at (open,
-    /// resume, add_stream) or was last [`Sessions::seek`]ed to; otherwise
-    /// FailedPrecondition. InvalidArgument for a negative offset, NotFound for an
-    /// unknown session or stream, Io when the store cannot write. Failures after the
-    /// stream was found emit [`EventKind::CommitFailed`]. The offset is not bounded by
-    /// the position (like Kafka, the program may commit what it tracks itself).
-    pub fn commit(&self, id: u64, stream: &str, offset: i64) -> Result<()> {
-        self.check_open()?;
-        non_negative("offset", offset)?;
-        let s = self.session(id)?;
-        let st = s
-            .stream(stream)
-            .ok_or_else(|| Self::stream_not_found(id, stream))?;
-        let result = {
-            let _g = s.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let floor = st.floor.load(Ordering::Acquire);
-            if offset < floor {
-                let last = st.committed.load(Ordering::Acquire);
-                let why = if last == floor {
-                    format!("the last commit of session {id} on it is {floor}")
-                } else {
-                    format!("it started (or was last seeked) at {floor}")
-                };
-                Err(Error::failed_precondition(format!(
-                    "commit of stream \"{stream}\" at {offset} would go backwards: {why}; call seek(\"{stream}\", {offset}) first to rewind on purpose"
-                )))
-            } else {
-                let r = self.store.put(&[(
-                    OffsetKey {
-                        data_source: &s.key.data_source,
-                        session_key: &s.key.session_key,
-                        stream,
-                    },
-                    offset,
-                )]);
-                if r.is_ok() {
-                    st.committed.store(offset, Ordering::Release);
-                    st.floor.store(offset, Ordering::Release);
-                }
-                r
-            }
-        };
-        if let Err(e) = &result {
-            self.emit(
-                EventKind::CommitFailed,
-                id,
-                Some(stream),
-                format!("commit of stream \"{stream}\" of session {id} at {offset} failed: {e}"),
-            );
-        }
-        result
-    }
-
-    /// Moves `stream`'s position to `offset` and allows the next commit to go as low
-    /// as `offset` (the explicit way to rewind). Stores nothing.
-    pub fn seek(&self, id: u64, stream: &str, offset: i64) -> Result<()> {
-        self.check_open()?;
-        non_negative("offset", offset)?;
-        let s = self.session(id)?;
-        let st = s
-            .stream(stream)
-            .ok_or_else(|| Self::stream_not_found(id, stream))?;
-        let _g = s.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        st.position.store(offset, Ordering::Release);
-        st.floor.store(offset, Ordering::Release);
-        Ok(())
-    }
-
-    /// The offset committed in the store for `stream` of `data_source` /
-    /// `session_key`, whether or not a session is open on it.
-    pub fn committed(
-        &self,
-        data_source: &str,
-        session_key: &str,
-        stream: &str,
-    ) -> Result<Option<i64>> {
-        self.check_open()?;
-        self.store.get(&OffsetKey {
-            data_source,
-            session_key,
-            stream,
-        })
-    }
-
-    /// Writes out commits buffered by `offsets.sync = interval` now.
-    pub fn flush(&self) -> Result<()> {
-        self.check_open()?;
-        self.store.flush()
-    }
-
-    /// The offset store's kind: `memory` or `durable`.
-    pub fn store_kind(&self) -> &'static str {
-        self.store.kind()
     }
 
     /// A snapshot for the Prometheus text.

@@ -3,7 +3,7 @@
 /// What a program asks for when it opens a session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionDetails {
-    /// The data source (non-empty, registered with [`Sessions::register`]).
+    /// The data source (non-empty, registered with [`Sessions::register`](super::Sessions::register)).
     pub data_source: String,
     /// The session key within the data source (non-empty, registered).
     pub session_key: String,
@@ -47,7 +47,7 @@ impl SessionDetails {
     }
 }
 
-/// A stream's counters, as read by [`Sessions::get`].
+/// A stream's counters, as read by [`Sessions::get`](super::Sessions::get).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamCounters {
     /// Data packets read from the source.
@@ -64,7 +64,7 @@ pub struct StreamCounters {
     pub essential_packets_delivered: u64,
 }
 
-/// One stream of a session, as read by [`Sessions::get`].
+/// One stream of a session, as read by [`Sessions::get`](super::Sessions::get).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamInfo {
     /// The stream's name.
@@ -79,7 +79,7 @@ pub struct StreamInfo {
     pub counters: StreamCounters,
 }
 
-/// A session, as read by [`Sessions::get`] and [`Sessions::list`].
+/// A session, as read by [`Sessions::get`](super::Sessions::get) and [`Sessions::list`](super::Sessions::list).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
     /// The session's id (unique within the process, never reused).
