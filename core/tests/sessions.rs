@@ -659,3 +659,45 @@ fn counting_from_many_threads_loses_nothing() {
     assert_eq!(s.open_count(), 1);
     m.close(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn limits_hold_under_concurrent_opens() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Four threads, two slots: the limit, not the thread count, bounds the peak.
+    let m = manager(&[("sessions.max_per_key", "2")]);
+    m.sessions().register("ds", "k").unwrap();
+    let held = AtomicUsize::new(0);
+    let peak = AtomicUsize::new(0);
+    let refused = AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| {
+                let s = m.sessions();
+                for _ in 0..300 {
+                    match s.open(&SessionDetails::new("ds", "k").streams(["a"])) {
+                        Ok(id) => {
+                            let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            std::thread::yield_now();
+                            held.fetch_sub(1, Ordering::SeqCst);
+                            s.close(id).unwrap();
+                        }
+                        Err(e) => {
+                            assert_eq!(e.code(), Code::ResourceExhausted);
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert!(
+        peak.load(Ordering::SeqCst) <= 5,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
+    assert_eq!(m.sessions().open_count(), 0, "every slot came back");
+    // With every slot back, unregistering is allowed again.
+    assert!(m.sessions().unregister("ds", "k").unwrap());
+    m.close(Duration::from_secs(1)).unwrap();
+}
