@@ -701,3 +701,31 @@ fn limits_hold_under_concurrent_opens() {
     assert!(m.sessions().unregister("ds", "k").unwrap());
     m.close(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn interval_sync_writes_in_the_background() {
+    let path = temp_path("background.redb");
+    let m = manager(&[
+        ("offsets.path", path.to_str().unwrap()),
+        ("offsets.sync", "interval"),
+        ("offsets.sync_interval", "20ms"),
+    ]);
+    let s = m.sessions();
+    s.register("ds", "k").unwrap();
+    let id = s
+        .open(&SessionDetails::new("ds", "k").streams(["a", "b"]))
+        .unwrap();
+    s.commit(id, "a", 3).unwrap();
+    s.commit(id, "b", 4).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.buffered_commits() != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        s.buffered_commits(),
+        0,
+        "the background flush wrote both commits"
+    );
+    assert_eq!(s.committed("ds", "k", "b").unwrap(), Some(4));
+    m.close(Duration::from_secs(1)).unwrap();
+}

@@ -107,4 +107,11 @@ impl Sessions {
     pub fn store_kind(&self) -> &'static str {
         self.store.kind()
     }
+
+    /// Commits accepted but not yet written to disk (only with `offsets.sync =
+    /// interval`; 0 otherwise). The background flush brings it back to 0 every
+    /// `offsets.sync_interval`.
+    pub fn buffered_commits(&self) -> usize {
+        self.store.buffered()
+    }
 }

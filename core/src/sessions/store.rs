@@ -56,6 +56,11 @@ pub trait OffsetStore: Send + Sync + std::fmt::Debug {
 
     /// A short name for messages: `memory`, `durable`.
     fn kind(&self) -> &'static str;
+
+    /// Commits accepted but not yet written (buffered by `offsets.sync = interval`).
+    fn buffered(&self) -> usize {
+        0
+    }
 }
 
 fn closed_error(kind: &str) -> Error {
@@ -281,6 +286,10 @@ impl OffsetStore for DurableStore {
 
     fn kind(&self) -> &'static str {
         "durable"
+    }
+
+    fn buffered(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
