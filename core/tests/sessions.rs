@@ -411,6 +411,7 @@ fn durable_store_with_interval_sync_is_flushed_on_close() {
         Some(77),
         "buffered but visible"
     );
+    assert_eq!(s.buffered_commits(), 1, "not written before the interval");
     m.close(Duration::from_secs(1)).unwrap();
 
     let m = manager(&[("offsets.path", p)]);
