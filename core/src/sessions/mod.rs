@@ -608,8 +608,9 @@ impl Sessions {
     }
 
     /// Adds stream `stream` to live session `id`, positioned at `offset` (≥ 0).
-    /// InvalidArgument for an empty name or a negative offset, NotFound for an unknown
-    /// session, InvalidArgument too if the session has the stream. Emits
+    /// InvalidArgument for an empty name, a negative offset or a name the session
+    /// already has (as for duplicates in [`Sessions::open`]); NotFound for an unknown
+    /// session. Emits
     /// [`EventKind::StreamAdded`].
     pub fn add_stream(&self, id: u64, stream: &str, offset: i64) -> Result<()> {
         self.check_open()?;
