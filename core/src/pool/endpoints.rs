@@ -215,6 +215,15 @@ impl Endpoints {
         Err(self.no_endpoint(exclude, now))
     }
 
+    /// `None` if some endpoint can take a connect now; else why none can.
+    pub(crate) fn unavailable(&self) -> Option<NoEndpoint> {
+        let now = self.clock.now();
+        if (0..self.slots.len()).any(|i| self.admits(i, now)) {
+            return None;
+        }
+        Some(self.no_endpoint(&[], now))
+    }
+
     /// Takes a permit to connect to endpoint `i` now, if its breaker and backoff allow.
     pub(crate) fn choose_one(&self, i: usize) -> Option<Choice> {
         let now = self.clock.now();

@@ -991,6 +991,23 @@ impl<C: Connector> PoolInner<C> {
                 }
                 Found::Empty => {}
             }
+            // Beyond the connects in flight, a new one is needed: if no endpoint can
+            // take it (breakers refusing, backing off), fail fast.
+            // (A full pool waits for a release instead.)
+            if self.num_waiters.load(Ordering::SeqCst) > self.connecting.load(Ordering::SeqCst)
+                && self.size.load(Ordering::SeqCst) < self.hard_limit()
+            {
+                if let Some(no) = self.endpoints.unavailable() {
+                    drop(guard);
+                    drop(rx);
+                    Counters::inc(&self.counters.rejected);
+                    self.events.emit(Event {
+                        pool: self.name.clone(),
+                        ..Event::new(EventKind::Rejected, no.error.message().to_string())
+                    });
+                    return Err(no.error);
+                }
+            }
             self.ensure_connecting();
             let grant = tokio::time::timeout_at(deadline, rx).await;
             drop(guard);
@@ -1092,6 +1109,15 @@ impl<C: Connector> PoolInner<C> {
                 .lease
                 .record(now.saturating_duration_since(entry.leased_at));
             if !self.connector.recycle(&mut entry.conn) {
+                // It broke during the lease: a failed call for the endpoint's breaker.
+                let why = "the connection broke during a lease";
+                if self
+                    .endpoints
+                    .record(entry.ep, false, Duration::ZERO, Some(why))
+                    .evict
+                {
+                    self.sweep_evicted();
+                }
                 self.close_entry(entry, CloseReason::Broken);
                 return;
             }
@@ -1212,13 +1238,19 @@ impl<C: Connector> PoolInner<C> {
         }
     }
 
-    /// Fails every waiter with `err` (no endpoint can take a connect: fail fast).
-    fn fail_waiters(&self, err: &Error) {
+    /// Fails the waiters beyond the first `keep` with `err` (no endpoint can take a
+    /// connect: fail fast; the first `keep` are served by connects in flight).
+    fn fail_waiters(&self, err: &Error, keep: usize) {
         let waiters: Vec<_> = {
             let mut w = self.lock_waiters();
-            let all = std::mem::take(&mut w.queue);
-            self.num_waiters.fetch_sub(all.len(), Ordering::SeqCst);
-            all.into_values().collect()
+            let mut out = Vec::new();
+            while w.queue.len() > keep {
+                if let Some((_, tx)) = w.queue.pop_last() {
+                    out.push(tx);
+                }
+            }
+            self.num_waiters.fetch_sub(out.len(), Ordering::SeqCst);
+            out
         };
         if !waiters.is_empty() {
             Counters::add(&self.counters.rejected, waiters.len() as u64);
@@ -1810,7 +1842,10 @@ async fn connect_task<C: Connector>(slot: ConnectSlot<C>) {
                         pool.grant_first(Grant::Failed(err));
                     }
                     // Nothing could even be tried: everyone waiting fails fast.
-                    None => pool.fail_waiters(&no.error),
+                    None => {
+                        let others = pool.connecting.load(Ordering::SeqCst).saturating_sub(1);
+                        pool.fail_waiters(&no.error, others);
+                    }
                 }
                 drop(slot);
                 break;
