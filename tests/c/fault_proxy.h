@@ -37,9 +37,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Milliseconds to wait for the "PORT <n>" line, and for each command's reply. */
+/* Milliseconds to wait for the "PORT <n>" line, and for each command's reply
+ * (define them before including this header to change them). */
+#ifndef FAULT_PROXY_START_MS
 #define FAULT_PROXY_START_MS 30000
+#endif
+#ifndef FAULT_PROXY_REPLY_MS
 #define FAULT_PROXY_REPLY_MS 10000
+#endif
 
 typedef struct {
     pid_t pid;
@@ -157,7 +162,8 @@ static inline int fault_proxy_start(fault_proxy *fp, int upstream_port) {
 
 /* Sends one command line (no '\n' needed) and reads its reply into `reply` (may be NULL).
  * Returns 0 when the proxy answered "OK ...", -1 otherwise: an "ERR ..." reply, no reply
- * within FAULT_PROXY_REPLY_MS, or a proxy that is gone (`reply` says which). */
+ * within FAULT_PROXY_REPLY_MS (the proxy is then told to exit), or a proxy that is gone
+ * (`reply` says which). */
 static inline int fault_proxy_command(fault_proxy *fp, const char *line, char *reply,
                                       size_t reply_len) {
     char own[256];
@@ -165,7 +171,7 @@ static inline int fault_proxy_command(fault_proxy *fp, const char *line, char *r
         reply = own;
         reply_len = sizeof own;
     }
-    if (fp->pid <= 0) {
+    if (fp->pid <= 0 || fp->stdin_fd < 0) {
         snprintf(reply, reply_len, "the proxy is closed");
         return -1;
     }
@@ -184,7 +190,13 @@ static inline int fault_proxy_command(fault_proxy *fp, const char *line, char *r
         }
         off += (int)n;
     }
-    if (fault_proxy_read_line(fp, reply, reply_len, FAULT_PROXY_REPLY_MS) != 0) return -1;
+    if (fault_proxy_read_line(fp, reply, reply_len, FAULT_PROXY_REPLY_MS) != 0) {
+        /* A late reply would answer the next command: this proxy is done (EOF on its
+         * stdin makes it exit; fault_proxy_stop reaps it). */
+        close(fp->stdin_fd);
+        fp->stdin_fd = -1;
+        return -1;
+    }
     return strncmp(reply, "OK", 2) == 0 ? 0 : -1;
 }
 
@@ -206,7 +218,7 @@ static inline int fault_proxy_stats(fault_proxy *fp, long *accepted, long *activ
  * Returns 0 if it exited on its own with status 0, -1 otherwise. Safe twice. */
 static inline int fault_proxy_stop(fault_proxy *fp) {
     if (fp->pid <= 0) return 0;
-    close(fp->stdin_fd);
+    if (fp->stdin_fd >= 0) close(fp->stdin_fd);
     int status = 0, result = -1;
     long long deadline = fault_proxy_now_ms() + 10000;
     for (;;) {

@@ -76,6 +76,7 @@ class FaultProxy {
       const timer = setTimeout(() => {
         // A late reply would answer the wrong command: this proxy is done.
         this.fail(new Error(`fault proxy: no reply to ${what} within ${timeoutMs} ms`));
+        if (this.child && !this.child.stdin.writableEnded) this.child.stdin.end(); // exits
       }, timeoutMs);
       this.waiters.push({
         resolve: (line) => {

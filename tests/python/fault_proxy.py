@@ -6,7 +6,8 @@
         proxy.stats()                           # -> {"accepted": 0, "active": 0, "mode": "refuse"}
 
 `command` raises FaultProxyError on an "ERR" reply or when no reply comes within
-`timeout` seconds. `close()` (also the context manager's exit) closes the proxy's stdin,
+`timeout` seconds (the proxy is then told to exit: a late reply would answer the next
+command). `close()` (also the context manager's exit) closes the proxy's stdin,
 which makes it close every connection and exit; safe twice. As a pytest fixture:
 
     @pytest.fixture
@@ -41,6 +42,7 @@ class FaultProxy:
             [sys.executable, str(FAULT_PROXY), "--upstream", self.upstream],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,  # unbuffered, so that select() sees every byte not yet read
         )
         line = self._read_line(start_timeout)
         if not line.startswith("PORT "):
@@ -56,7 +58,7 @@ class FaultProxy:
 
     def command(self, line: str, timeout: float = 10.0) -> str:
         """Sends one command line (see the proxy's docstring); returns its "OK ..." reply."""
-        if self.proc is None or self.proc.stdin is None:
+        if self.proc is None or self.proc.stdin is None or self.proc.stdin.closed:
             raise FaultProxyError(f"command {line!r}: the proxy is closed")
         try:
             self.proc.stdin.write(line.strip().encode() + b"\n")
@@ -64,6 +66,9 @@ class FaultProxy:
         except OSError as e:
             raise FaultProxyError(f"command {line!r}: the proxy is gone ({e})") from e
         reply = self._read_line(timeout)
+        if not reply:
+            # A late reply would answer the next command: this proxy is done.
+            self.proc.stdin.close()
         if not reply.startswith("OK"):
             raise FaultProxyError(f"command {line!r}: {reply or f'no reply within {timeout}s'}")
         return reply

@@ -100,7 +100,8 @@ impl FaultProxy {
     }
 
     /// Sends one command line; returns the proxy's `OK ...` reply, or its `ERR ...`
-    /// reply (or a description of the failure) as the error.
+    /// reply (or a description of the failure) as the error. Without a reply within
+    /// [`REPLY_TIMEOUT`] the proxy is closed.
     pub fn try_command(&self, line: &str) -> Result<String, String> {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let Some((stdin, replies)) = io.as_mut() else {
@@ -112,9 +113,14 @@ impl FaultProxy {
         match replies.recv_timeout(REPLY_TIMEOUT) {
             Ok(reply) if reply.starts_with("OK") => Ok(reply),
             Ok(reply) => Err(format!("command {line:?}: {reply}")),
-            Err(e) => Err(format!(
-                "command {line:?}: no reply within {REPLY_TIMEOUT:?} ({e})"
-            )),
+            Err(e) => {
+                // A late reply would answer the next command: this proxy is done (EOF on
+                // its stdin makes it exit).
+                *io = None;
+                Err(format!(
+                    "command {line:?}: no reply within {REPLY_TIMEOUT:?} ({e})"
+                ))
+            }
         }
     }
 
