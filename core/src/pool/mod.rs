@@ -447,15 +447,21 @@ impl<C: Connector> Pool<C> {
         self.inner.health()
     }
 
-    /// The endpoints that can take connections now (breaker not refusing, not
-    /// failed), best quality first.
+    /// The endpoints in good standing (breaker not refusing; not failed, reconnecting
+    /// after a failure, or disconnected), best quality first.
     pub fn healthy_endpoints(&self) -> Vec<EndpointHealth> {
         let mut v: Vec<EndpointHealth> = self
             .inner
             .health()
             .endpoints
             .into_iter()
-            .filter(|e| !e.breaker.blocks() && e.state != ConnState::Failed)
+            .filter(|e| {
+                !e.breaker.blocks()
+                    && !matches!(
+                        e.state,
+                        ConnState::Failed | ConnState::Reconnecting | ConnState::Disconnected
+                    )
+            })
             .collect();
         v.sort_by(|a, b| b.quality.total_cmp(&a.quality));
         v
