@@ -3,7 +3,7 @@
 //! and quality, skipping endpoints whose breaker refuses or that are backing off);
 //! and the events all of that produces.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ pub(crate) struct Slot {
     breaker_state: AtomicU8,
     /// Bumped to evict every connection of this endpoint (breaker opened, drain,
     /// evict_all); a connection opened in an older epoch is closed when seen.
-    pub(crate) epoch: AtomicU64,
+    pub(crate) epoch: AtomicU32,
     /// Connections open to it.
     pub(crate) open: AtomicUsize,
     /// Of them, leased (kept only for pools of several endpoints).
@@ -104,7 +104,7 @@ impl Endpoints {
                     endpoint,
                     state: AtomicU8::new(ConnState::Idle as u8),
                     breaker_state: AtomicU8::new(b.state() as u8),
-                    epoch: AtomicU64::new(0),
+                    epoch: AtomicU32::new(0),
                     open: AtomicUsize::new(0),
                     leased: AtomicUsize::new(0),
                     connecting: AtomicUsize::new(0),

@@ -76,10 +76,10 @@ struct Entry<T> {
     /// (for `validate_after`).
     proven: Instant,
     /// The endpoint it is connected to (index into the pool's endpoints).
-    ep: usize,
+    ep: u32,
     /// Its endpoint's eviction epoch when it opened; older than the endpoint's now
     /// means evicted (evict_all, drain, or the endpoint's breaker opened).
-    epoch: u64,
+    epoch: u32,
     /// When its current lease began (for the lease-time histogram).
     leased_at: Instant,
 }
@@ -811,7 +811,7 @@ impl<C: Connector> PoolInner<C> {
         };
         drop(held);
         let t = self.settings.validation_timeout;
-        let ep = probing.entry.as_ref()?.ep;
+        let ep = probing.entry.as_ref()?.ep as usize;
         let conn = &mut probing.entry.as_mut()?.conn;
         let started = Instant::now();
         let r = tokio::time::timeout(t, self.connector.check(conn)).await;
@@ -1119,7 +1119,7 @@ impl<C: Connector> PoolInner<C> {
                 let why = "the connection broke during a lease";
                 if self
                     .endpoints
-                    .record(entry.ep, false, Duration::ZERO, Some(why))
+                    .record(entry.ep as usize, false, Duration::ZERO, Some(why))
                     .evict
                 {
                     self.sweep_evicted();
@@ -1182,7 +1182,7 @@ impl<C: Connector> PoolInner<C> {
 
     /// Closes a connection and frees its slot.
     fn close_entry(self: &Arc<Self>, entry: Entry<C::Conn>, reason: CloseReason) {
-        let (ep, id) = (entry.ep, entry.id);
+        let (ep, id) = (entry.ep as usize, entry.id);
         self.connector.close(entry.conn);
         self.counters.closed(reason);
         let broken = reason == CloseReason::Broken;
@@ -1208,14 +1208,17 @@ impl<C: Connector> PoolInner<C> {
     /// Whether `e`'s endpoint has evicted it (evict_all, drain, breaker opened).
     #[inline]
     fn evicted(&self, e: &Entry<C::Conn>) -> bool {
-        e.epoch != self.endpoints.slots[e.ep].epoch.load(Ordering::Relaxed)
+        e.epoch
+            != self.endpoints.slots[e.ep as usize]
+                .epoch
+                .load(Ordering::Relaxed)
     }
 
     /// Counts leases per endpoint, for the load-aware choice (several endpoints only).
     #[inline]
     fn count_leased(&self, e: &Entry<C::Conn>, out: bool) {
         if self.endpoints.multi {
-            let l = &self.endpoints.slots[e.ep].leased;
+            let l = &self.endpoints.slots[e.ep as usize].leased;
             if out {
                 l.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -1528,7 +1531,7 @@ impl<C: Connector> PoolInner<C> {
             expires,
             idle_since: now,
             proven: now,
-            ep: i,
+            ep: i as u32,
             epoch: self.endpoints.slots[i].epoch.load(Ordering::SeqCst),
             leased_at: now,
         })
@@ -1556,13 +1559,13 @@ impl<C: Connector> PoolInner<C> {
                 self.inspecting.fetch_sub(1, Ordering::SeqCst);
                 break;
             };
-            if !due.contains(&e.ep) || checked[e.ep] || self.evicted(&e) {
+            let ep = e.ep as usize;
+            if !due.contains(&ep) || checked[ep] || self.evicted(&e) {
                 self.give_back(e, false);
                 self.inspecting.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
-            checked[e.ep] = true;
-            let ep = e.ep;
+            checked[ep] = true;
             if !self.has_check {
                 let ok = self.connector.is_alive(&mut e.conn);
                 let why = if ok {
@@ -1886,7 +1889,7 @@ impl<C: Connector> Lease<C> {
 
     /// The endpoint it is connected to, as written in the pool's target.
     pub fn endpoint(&self) -> &str {
-        let ep = self.entry.as_ref().map_or(0, |e| e.ep);
+        let ep = self.entry.as_ref().map_or(0, |e| e.ep as usize);
         &self.pool.endpoints.slots[ep].name
     }
 
@@ -1895,7 +1898,7 @@ impl<C: Connector> Lease<C> {
     /// that opens the breaker evicts the endpoint's connections, this one included
     /// when it comes back.
     pub fn report(&self, success: bool, latency: Duration) {
-        let ep = self.entry.as_ref().map_or(0, |e| e.ep);
+        let ep = self.entry.as_ref().map_or(0, |e| e.ep as usize);
         let why = (!success).then_some("a call on the connection failed (reported)");
         if self.pool.endpoints.record(ep, success, latency, why).evict {
             self.pool.sweep_evicted();
