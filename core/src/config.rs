@@ -36,6 +36,13 @@ pub enum Kind {
         /// Largest accepted value, in milliseconds.
         max_ms: u64,
     },
+    /// A decimal number within `min..=max` (`1.6`, `50`).
+    Float {
+        /// Smallest accepted value.
+        min: f64,
+        /// Largest accepted value.
+        max: f64,
+    },
     /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
     Bool,
     /// One of a fixed set of words.
@@ -52,6 +59,7 @@ impl Kind {
                 "a duration such as \"250ms\", \"1.5s\" or \"2m\" (a bare number is milliseconds), at most {}",
                 fmt_duration(Duration::from_millis(*max_ms))
             ),
+            Kind::Float { min, max } => format!("a number {min}..={max}"),
             Kind::Bool => "true or false".to_string(),
             Kind::Enum(words) => format!("one of {}", words.join(" | ")),
             Kind::Text => "text with C escapes (\\r \\n \\t \\0 \\\\ \\xNN)".to_string(),
@@ -185,6 +193,180 @@ pub const KEYS: &[KeySpec] = &[
         doc: "The prefix the probe's answer must start with, same escapes, e.g. \"+PONG\".",
     },
     KeySpec {
+        key: "breaker.mode",
+        kind: Kind::Enum(&["normal", "disabled", "metrics_only", "forced_open"]),
+        default: "normal",
+        doc: "How each endpoint's circuit breaker starts: normal (trips and recovers), disabled (never trips, records nothing), metrics_only (records and reports, never blocks), forced_open (blocks until reset). Operators change it live with the breaker operations.",
+    },
+    KeySpec {
+        key: "breaker.failure_threshold",
+        kind: Kind::Int {
+            min: 0,
+            max: 1_000_000,
+        },
+        default: "5",
+        doc: "Consecutive failures (connects, probes, health checks, reported calls) that open the breaker; 0 turns this trigger off. Five in a row is a dead endpoint, not bad luck.",
+    },
+    KeySpec {
+        key: "breaker.failure_rate_threshold",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 100.0,
+        },
+        default: "50",
+        doc: "Failure rate in percent over the sliding window that opens the breaker (once breaker.minimum_calls were seen); 0 turns it off. resilience4j's default.",
+    },
+    KeySpec {
+        key: "breaker.slow_call_rate_threshold",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 100.0,
+        },
+        default: "100",
+        doc: "Percent of calls slower than breaker.slow_call_duration over the window that opens the breaker; 0 turns it off. 100 (resilience4j's default) trips only when every call is slow.",
+    },
+    KeySpec {
+        key: "breaker.slow_call_duration",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "60s",
+        doc: "A call (connect, probe, health check, reported call) at least this long counts as slow. resilience4j's default.",
+    },
+    KeySpec {
+        key: "breaker.window_type",
+        kind: Kind::Enum(&["count", "time"]),
+        default: "count",
+        doc: "Sliding window for the rates: the last breaker.window_size calls (count) or the calls of the last breaker.window_size seconds (time).",
+    },
+    KeySpec {
+        key: "breaker.window_size",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
+        default: "100",
+        doc: "Calls (count window) or seconds (time window) the rates are computed over. resilience4j's default.",
+    },
+    KeySpec {
+        key: "breaker.minimum_calls",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
+        default: "10",
+        doc: "Calls the window must hold before a rate can open the breaker, so two failures out of three don't. Lower than resilience4j's 100 because a pool sees few calls per endpoint (connects and checks).",
+    },
+    KeySpec {
+        key: "breaker.open_wait",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "5s",
+        doc: "How long the breaker stays open the first time before it lets probes through (HALF_OPEN). Each reopening without a close in between multiplies it by breaker.open_wait_multiplier, with 20% jitter, up to breaker.max_open_wait.",
+    },
+    KeySpec {
+        key: "breaker.open_wait_multiplier",
+        kind: Kind::Float {
+            min: 1.0,
+            max: 10.0,
+        },
+        default: "2",
+        doc: "Growth of the open wait for each reopening in a row.",
+    },
+    KeySpec {
+        key: "breaker.max_open_wait",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "60s",
+        doc: "Cap of the open wait, so a recovered endpoint is noticed within a minute.",
+    },
+    KeySpec {
+        key: "breaker.half_open_probes",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000,
+        },
+        default: "3",
+        doc: "Probe calls HALF_OPEN admits; all must succeed to close the breaker, one failure reopens it. Others are refused meanwhile.",
+    },
+    KeySpec {
+        key: "breaker.probe_timeout",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "10s",
+        doc: "A HALF_OPEN probe with no result within this counts as failed and reopens the breaker, so HALF_OPEN can never get stuck (resilience4j #903, Polly #2381).",
+    },
+    KeySpec {
+        key: "backoff.strategy",
+        kind: Kind::Enum(&["grpc", "full", "equal", "decorrelated"]),
+        default: "grpc",
+        doc: "Reconnect delay after a failed connect: grpc (exponential, +/- backoff.jitter), full (uniform in 0..delay), equal (delay/2 + uniform in 0..delay/2) or decorrelated (uniform in initial..3x the last delay), all capped at backoff.max.",
+    },
+    KeySpec {
+        key: "backoff.initial",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "1s",
+        doc: "Delay before the first reconnect to an endpoint that failed. gRPC's connection backoff.",
+    },
+    KeySpec {
+        key: "backoff.multiplier",
+        kind: Kind::Float {
+            min: 1.0,
+            max: 100.0,
+        },
+        default: "1.6",
+        doc: "Growth of the delay per failed attempt. gRPC's connection backoff.",
+    },
+    KeySpec {
+        key: "backoff.jitter",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0.2",
+        doc: "Randomisation of each grpc delay, +/- this fraction, so clients that failed together don't return together. gRPC's connection backoff.",
+    },
+    KeySpec {
+        key: "backoff.max",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "120s",
+        doc: "Longest delay between reconnect attempts. gRPC's connection backoff.",
+    },
+    KeySpec {
+        key: "backoff.min_connect_timeout",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "20s",
+        doc: "gRPC's floor for a reconnect attempt's deadline: an attempt gets max(this, the current delay), but never more than pool.connect_timeout, which stays the hard limit (raise it to let the floor apply).",
+    },
+    KeySpec {
+        key: "backoff.max_concurrent_reconnects",
+        kind: Kind::Int {
+            min: 1,
+            max: 65_535,
+        },
+        default: "32",
+        doc: "Process-wide cap on reconnects (connects to endpoints that failed before) in flight at once, across all managers and pools, so an outage ending does not bring a stampede. The last manager created sets it.",
+    },
+    KeySpec {
+        key: "retry.max_attempts",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000,
+        },
+        default: "1",
+        doc: "Tries an acquire makes when connecting fails or every endpoint is backing off or open: 1 fails fast with Unavailable (gRPC's default, not wait-for-ready); more waits out the backoff between tries, within pool.acquire_timeout.",
+    },
+    KeySpec {
+        key: "retry.max_elapsed",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "0",
+        doc: "Longest time an acquire spends retrying; 0: only pool.acquire_timeout bounds it.",
+    },
+    KeySpec {
+        key: "health.interval",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "10s",
+        doc: "How often each endpoint is checked (with 10% jitter): an idle connection is probed, or an endpoint that failed gets a reconnect attempt when its backoff and breaker allow (auto-recovery); 0 turns checks off.",
+    },
+    KeySpec {
+        key: "health.timeout",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "5s",
+        doc: "Deadline of one health check; past it the check counts as failed.",
+    },
+    KeySpec {
         key: "tcp.keepalive",
         kind: Kind::Duration { max_ms: DAY_MS },
         default: "60s",
@@ -235,7 +417,10 @@ pub const KEYS: &[KeySpec] = &[
 ];
 
 /// The known sections, for short keys such as Python's `pool_max_size=`.
-const SECTIONS: &[&str] = &["runtime", "pool", "tcp", "probe", "sessions", "offsets"];
+const SECTIONS: &[&str] = &[
+    "runtime", "pool", "tcp", "probe", "breaker", "backoff", "retry", "health", "sessions",
+    "offsets",
+];
 
 /// Looks up a key's spec.
 pub fn spec(key: &str) -> Option<&'static KeySpec> {
@@ -327,6 +512,13 @@ impl Config {
         self.get(key).ok().and_then(unescape).unwrap_or_default()
     }
 
+    pub(crate) fn f64(&self, key: &str) -> f64 {
+        self.get(key)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn bool(&self, key: &str) -> bool {
         self.get(key).ok().and_then(parse_bool).unwrap_or_default()
     }
@@ -387,6 +579,9 @@ fn validate(spec: &KeySpec, value: &str) -> Result<()> {
         Kind::Duration { max_ms } => {
             parse_duration(value).is_some_and(|d| d <= Duration::from_millis(max_ms))
         }
+        Kind::Float { min, max } => value
+            .parse::<f64>()
+            .is_ok_and(|n| n.is_finite() && (min..=max).contains(&n)),
         Kind::Bool => parse_bool(value).is_some(),
         Kind::Enum(words) => words.contains(&value),
         Kind::Text => unescape(value).is_some(),

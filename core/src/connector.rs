@@ -68,6 +68,9 @@ pub struct Socket {
     kind: SocketKind,
     /// Set when a lease changed per-lease state (timeouts) that recycling must undo.
     dirty: AtomicBool,
+    /// Set when a send or receive failed (reset, broken pipe; not a timeout): the
+    /// pool closes it instead of reusing it.
+    broken: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -88,7 +91,7 @@ impl Socket {
             SocketKind::Tcp(s) => (&*s).write(buf),
             SocketKind::Unix(s) => (&*s).write(buf),
         };
-        r.map_err(|e| Error::from_io("send", &e))
+        r.map_err(|e| self.failed(Error::from_io("send", &e)))
     }
 
     /// Sends all of `buf`, blocking.
@@ -97,7 +100,7 @@ impl Socket {
             SocketKind::Tcp(s) => (&*s).write_all(buf),
             SocketKind::Unix(s) => (&*s).write_all(buf),
         };
-        r.map_err(|e| Error::from_io("send", &e))
+        r.map_err(|e| self.failed(Error::from_io("send", &e)))
     }
 
     /// Receives into `buf`, blocking until at least one byte arrives; `Ok(0)` means
@@ -107,7 +110,21 @@ impl Socket {
             SocketKind::Tcp(s) => (&*s).read(buf),
             SocketKind::Unix(s) => (&*s).read(buf),
         };
-        r.map_err(|e| Error::from_io("recv", &e))
+        r.map_err(|e| self.failed(Error::from_io("recv", &e)))
+    }
+
+    /// Whether a send or receive on it has failed (it will not go back to the pool).
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
+    /// Marks the socket broken after an error, except a timeout: the program decides
+    /// whether a timed-out exchange left the stream usable (discard the lease if not).
+    fn failed(&self, e: Error) -> Error {
+        if e.code() != crate::error::Code::Timeout {
+            self.broken.store(true, Ordering::Relaxed);
+        }
+        e
     }
 
     /// Sets the deadline of each blocking send and recv (`None`: wait forever). A
@@ -220,7 +237,7 @@ impl Socket {
         }
         .await;
         drop(_restore);
-        result
+        result.map_err(|e| self.failed(e))
     }
 
     fn set_nonblocking(&self, on: bool) -> Result<()> {
@@ -351,6 +368,7 @@ impl Connector for TcpConnector {
         Ok(Socket {
             kind,
             dirty: AtomicBool::new(false),
+            broken: AtomicBool::new(false),
         })
     }
 
@@ -396,6 +414,9 @@ impl Connector for TcpConnector {
 
     #[inline]
     fn recycle(&self, conn: &mut Socket) -> bool {
+        if *conn.broken.get_mut() {
+            return false;
+        }
         if !*conn.dirty.get_mut() {
             return true;
         }

@@ -145,6 +145,11 @@ impl Error {
         Self::new(Code::InvalidArgument, message)
     }
 
+    /// Shorthand for [`Code::NotFound`].
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, message)
+    }
+
     /// Shorthand for [`Code::Unavailable`].
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(Code::Unavailable, message)

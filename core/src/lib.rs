@@ -17,6 +17,8 @@
 
 #![warn(missing_docs)]
 
+pub mod backoff;
+pub mod breaker;
 pub mod clock;
 pub mod config;
 pub mod connector;
@@ -24,6 +26,7 @@ pub mod dyn_connector;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod manager;
 pub mod metrics;
 pub mod pool;
@@ -31,12 +34,14 @@ pub mod random;
 pub mod runtime;
 pub mod sessions;
 
+pub use breaker::{BreakerOp, BreakerState};
 pub use config::Config;
 pub use connector::{BoxFuture, Connector, FnConnector, Socket, TcpConnector, TcpSettings};
 pub use dyn_connector::{AnyConn, AnyConnector};
 pub use endpoint::Endpoint;
 pub use error::{Code, Error, Result};
 pub use events::{Event, EventKind};
+pub use health::{ConnState, EndpointHealth, HealthReport};
 pub use manager::Manager;
 pub use pool::{
     AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats, WeakPool,

@@ -13,7 +13,7 @@ use crate::connector::{Connector, TcpConnector, TcpSettings};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventCallback};
-use crate::pool::{Pool, PoolSettings, PoolStats};
+use crate::pool::{Pool, PoolStats};
 use crate::runtime::{self, RuntimeShared};
 use crate::sessions::Sessions;
 
@@ -95,6 +95,9 @@ impl Manager {
     pub fn with_clock(config: &Config, clock: SharedClock) -> Result<Manager> {
         let workers = config.u64("runtime.worker_threads") as usize;
         let (rt, shared) = RuntimeShared::build(workers)?;
+        crate::backoff::set_max_concurrent_reconnects(
+            config.u64("backoff.max_concurrent_reconnects") as usize,
+        );
         let events = Arc::new(EventBus::default());
         let sessions = Sessions::new(config, events.clone())?;
         sessions.start_background(&shared)?;
@@ -191,7 +194,6 @@ impl Manager {
                 "pool.min_idle must be an integer 0..=pool.max_size ({max}), got \"{min}\""
             )));
         }
-        let settings = PoolSettings::from_config(&cfg);
         let mut pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
         // Closed pools leave the map here, so creating and closing many pools does not
         // grow it.
@@ -205,7 +207,7 @@ impl Manager {
             name.to_string(),
             endpoints,
             connector,
-            settings,
+            &cfg,
             self.inner.rt.clone(),
             self.inner.clock.clone(),
             self.inner.events.clone(),

@@ -13,6 +13,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::breaker::BreakerState;
+use crate::health::{ConnState, EndpointHealth};
 use crate::pool::{CloseReason, PoolStats};
 
 /// Number of buckets: upper bounds 1 µs, 2 µs, 4 µs, ... 2^26 µs (~67 s), then +Inf.
@@ -214,6 +216,149 @@ impl PoolCollector {
     }
 }
 
+type EndpointRow<'a> = (&'a PoolStats, &'a EndpointHealth);
+
+impl PoolCollector {
+    fn endpoints(&self) -> impl Iterator<Item = EndpointRow<'_>> {
+        self.pools
+            .iter()
+            .flat_map(|p| p.endpoints.iter().map(move |e| (p, e)))
+    }
+
+    fn ep_gauge(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        rows: impl Fn(EndpointRow<'_>, Labels) -> Vec<(Labels, f64)>,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (p, e) in self.endpoints() {
+            let labels = vec![("pool", p.name.clone()), ("endpoint", e.endpoint.clone())];
+            for (l, v) in rows((p, e), labels) {
+                ConstGauge::new(v).encode(m.encode_family(&l)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ep_counter(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        rows: impl Fn(EndpointRow<'_>, Labels) -> Vec<(Labels, u64)>,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (p, e) in self.endpoints() {
+            let labels = vec![("pool", p.name.clone()), ("endpoint", e.endpoint.clone())];
+            for (l, v) in rows((p, e), labels) {
+                ConstCounter::new(v).encode(m.encode_family(&l)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn endpoint_series(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        fn with(mut l: Labels, k: &'static str, v: &str) -> Labels {
+            l.push((k, v.to_string()));
+            l
+        }
+        self.ep_gauge(
+            e,
+            "switchboard_endpoint_breaker_state",
+            "1 for the breaker's current state, 0 for the others.",
+            |(_, h), l| {
+                BreakerState::ALL
+                    .iter()
+                    .map(|s| {
+                        let on = if *s == h.breaker { 1.0 } else { 0.0 };
+                        (with(l.clone(), "state", s.as_str()), on)
+                    })
+                    .collect()
+            },
+        )?;
+        self.ep_counter(
+            e,
+            "switchboard_endpoint_breaker_transitions",
+            "Breaker state changes.",
+            |(_, h), l| vec![(l, h.breaker_transitions)],
+        )?;
+        self.ep_counter(
+            e,
+            "switchboard_endpoint_breaker_opened",
+            "Times the breaker opened.",
+            |(_, h), l| vec![(l, h.breaker_opened)],
+        )?;
+        self.ep_counter(
+            e,
+            "switchboard_endpoint_breaker_rejected",
+            "Connects the breaker refused.",
+            |(_, h), l| vec![(l, h.breaker_rejected)],
+        )?;
+        self.ep_counter(
+            e,
+            "switchboard_endpoint_reconnect_attempts",
+            "Connects to the endpoint after it had failed (with backoff).",
+            |(_, h), l| vec![(l, h.reconnects)],
+        )?;
+        self.ep_counter(
+            e,
+            "switchboard_endpoint_calls",
+            "Calls recorded for the endpoint (connects, probes, health checks, reported calls), by result.",
+            |(_, h), l| {
+                vec![
+                    (with(l.clone(), "result", "ok"), h.calls - h.failures),
+                    (with(l, "result", "failed"), h.failures),
+                ]
+            },
+        )?;
+        self.ep_counter(
+            e,
+            "switchboard_endpoint_health_checks",
+            "Health checks, by result.",
+            |(_, h), l| {
+                vec![
+                    (with(l.clone(), "result", "ok"), h.checks - h.checks_failed),
+                    (with(l, "result", "failed"), h.checks_failed),
+                ]
+            },
+        )?;
+        self.ep_gauge(
+            e,
+            "switchboard_endpoint_latency_ewma_seconds",
+            "Latency EWMA of the endpoint's successful calls and health checks.",
+            |(_, h), l| vec![(l, h.latency_ewma.map_or(0.0, |d| d.as_secs_f64()))],
+        )?;
+        self.ep_gauge(
+            e,
+            "switchboard_endpoint_quality",
+            "Quality score in [0, 1]: success rate times latency factor; 0 while the breaker refuses.",
+            |(_, h), l| vec![(l, h.quality)],
+        )?;
+        self.ep_gauge(
+            e,
+            "switchboard_endpoint_connections",
+            "Connections open to the endpoint.",
+            |(_, h), l| vec![(l, h.open_connections as f64)],
+        )?;
+        self.ep_gauge(
+            e,
+            "switchboard_endpoint_up",
+            "1 while the endpoint is connected or idle and its breaker admits calls, else 0.",
+            |(_, h), l| {
+                let up = !h.breaker.blocks()
+                    && matches!(
+                        h.state,
+                        ConnState::Connected | ConnState::Idle | ConnState::Connecting
+                    );
+                vec![(l, if up { 1.0 } else { 0.0 })]
+            },
+        )?;
+        Ok(())
+    }
+}
+
 fn n(v: usize) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -313,6 +458,7 @@ impl Collector for PoolCollector {
             "Probes that failed.",
             |p| vec![(pool_label(p), p.probe_failed_total)],
         )?;
+        self.endpoint_series(e)?;
         self.histogram(
             e,
             "switchboard_pool_wait_seconds",

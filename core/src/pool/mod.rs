@@ -26,10 +26,13 @@
 //! `idle_timeout` (down to `min_idle`) and past their lifetime, probes idle ones, and
 //! opens connections up to `min_idle`.
 
+mod endpoints;
 mod idle;
 mod settings;
 
 pub use settings::{CloseReason, ClosedByReason, PoolSettings, PoolStats};
+
+use endpoints::{Choice, Endpoints, NoEndpoint};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -40,12 +43,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::backoff::ReconnectPermit;
+use crate::breaker::{BreakerOp, BreakerState};
 use crate::clock::SharedClock;
-use crate::config::fmt_duration;
+use crate::config::{Config, fmt_duration};
 use crate::connector::Connector;
 use crate::endpoint::Endpoint;
 use crate::error::{Code, Error, Result};
 use crate::events::{Event, EventBus, EventKind};
+use crate::health::{ConnState, EndpointHealth, HealthReport};
 use crate::runtime::RuntimeShared;
 use idle::IdleQueue;
 use settings::Counters;
@@ -69,8 +75,11 @@ struct Entry<T> {
     /// When it last proved alive: returned by a lease or passed a probe
     /// (for `validate_after`).
     proven: Instant,
-    /// The eviction epoch it was opened in; older than the pool's means evicted.
-    epoch: u64,
+    /// The endpoint it is connected to (index into the pool's endpoints).
+    ep: u32,
+    /// Its endpoint's eviction epoch when it opened; older than the endpoint's now
+    /// means evicted (evict_all, drain, or the endpoint's breaker opened).
+    epoch: u32,
     /// When its current lease began (for the lease-time histogram).
     leased_at: Instant,
 }
@@ -114,10 +123,36 @@ impl<C: Connector> Drop for Held<C> {
     }
 }
 
+/// Why a connect did not produce a connection.
+enum ConnectError {
+    /// No endpoint could take it (breakers refusing, backing off).
+    NoEndpoint(NoEndpoint),
+    /// The connect to endpoint `.0` failed.
+    Failed(usize, Error),
+}
+
+/// Returns an endpoint's permit if a connect is abandoned before its result.
+struct ChoiceGuard<'a, C: Connector> {
+    pool: &'a PoolInner<C>,
+    choice: Option<Choice>,
+}
+
+impl<C: Connector> Drop for ChoiceGuard<'_, C> {
+    fn drop(&mut self) {
+        if let Some(c) = self.choice.take() {
+            self.pool.endpoints.cancel(&c);
+        }
+    }
+}
+
 pub(crate) struct PoolInner<C: Connector> {
     name: String,
-    endpoints: Vec<Endpoint>,
-    next_endpoint: AtomicUsize,
+    endpoint_list: Vec<Endpoint>,
+    endpoints: Endpoints,
+    /// `backoff.initial`, for the jitter before a reconnect.
+    backoff_initial: Duration,
+    /// `retry.max_attempts` and `retry.max_elapsed` (zero: no limit of its own).
+    retry: (u32, Duration),
     connector: C,
     has_check: bool,
     settings: PoolSettings,
@@ -133,7 +168,6 @@ pub(crate) struct PoolInner<C: Connector> {
     num_waiters: AtomicUsize,
     waiters: Mutex<Waiters<C>>,
     closed: AtomicBool,
-    epoch: AtomicU64,
     next_id: AtomicU64,
     counters: Counters,
     events: Arc<EventBus>,
@@ -176,20 +210,28 @@ impl<C: Connector> Pool<C> {
         name: String,
         endpoints: Vec<Endpoint>,
         connector: C,
-        settings: PoolSettings,
+        cfg: &Config,
         rt: Arc<RuntimeShared>,
         clock: SharedClock,
         events: Arc<EventBus>,
     ) -> Self {
+        let settings = PoolSettings::from_config(cfg);
         let idle = IdleQueue::new(settings.lifo);
+        let endpoint_list = endpoints.clone();
+        let endpoints = Endpoints::new(name.clone(), endpoints, cfg, events.clone(), clock.clone());
         let inner = Arc::new(PoolInner {
             idle,
             events,
             on_close: Mutex::new(None),
             leases: settings.leak_detection.map(|_| Mutex::new(HashMap::new())),
             name,
+            endpoint_list,
             endpoints,
-            next_endpoint: AtomicUsize::new(0),
+            backoff_initial: cfg.duration("backoff.initial"),
+            retry: (
+                cfg.u64("retry.max_attempts").max(1) as u32,
+                cfg.duration("retry.max_elapsed"),
+            ),
             has_check: connector.has_check(),
             connector,
             max_size: AtomicUsize::new(settings.max_size),
@@ -206,7 +248,6 @@ impl<C: Connector> Pool<C> {
                 seq: 0,
             }),
             closed: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
         });
@@ -224,7 +265,7 @@ impl<C: Connector> Pool<C> {
 
     /// The pool's endpoints.
     pub fn endpoints(&self) -> &[Endpoint] {
-        &self.inner.endpoints
+        &self.inner.endpoint_list
     }
 
     /// The pool's settings as created (see [`Pool::stats`] for the live sizes).
@@ -378,16 +419,130 @@ impl<C: Connector> Pool<C> {
     /// after a failover. New connections are opened on demand (and up to `min_idle`).
     pub fn evict_all(&self) {
         let inner = &self.inner;
-        inner.epoch.fetch_add(1, Ordering::SeqCst);
-        let mut n = inner.idle.len();
-        while n > 0 {
-            n -= 1;
-            match inner.idle.pop() {
-                Some(e) => inner.close_entry(e, CloseReason::Evicted),
-                None => break,
+        for slot in &inner.endpoints.slots {
+            slot.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        inner.sweep_evicted();
+        inner.fill_min_idle();
+    }
+
+    /// Closes the connections of one endpoint (idle ones now, leased ones when they
+    /// come back), e.g. before taking it out of service. New connections go wherever
+    /// the pool chooses, which may be that endpoint again.
+    pub fn drain(&self, endpoint: &str) -> Result<()> {
+        let inner = &self.inner;
+        let i = inner.endpoints.find(endpoint)?;
+        inner.endpoints.slots[i]
+            .epoch
+            .fetch_add(1, Ordering::SeqCst);
+        inner.sweep_evicted();
+        inner.fill_min_idle();
+        Ok(())
+    }
+
+    /// The pool's health: totals and, for each endpoint, state, breaker, quality,
+    /// latency EWMA, success rate, calls, failures, reconnects, last success and
+    /// connected-since.
+    pub fn health(&self) -> HealthReport {
+        self.inner.health()
+    }
+
+    /// The endpoints in good standing (breaker not refusing; not failed, reconnecting
+    /// after a failure, or disconnected), best quality first.
+    pub fn healthy_endpoints(&self) -> Vec<EndpointHealth> {
+        let mut v: Vec<EndpointHealth> = self
+            .inner
+            .health()
+            .endpoints
+            .into_iter()
+            .filter(|e| {
+                !e.breaker.blocks()
+                    && !matches!(
+                        e.state,
+                        ConnState::Failed | ConnState::Reconnecting | ConnState::Disconnected
+                    )
+            })
+            .collect();
+        v.sort_by(|a, b| b.quality.total_cmp(&a.quality));
+        v
+    }
+
+    /// Of `candidates` (endpoints of this pool, as written in its target; empty: all),
+    /// the one the pool would pick now: power of two choices on in-flight load and
+    /// quality, skipping endpoints whose breaker refuses or that are backing off.
+    /// Unavailable when none can take a connection; NotFound for an unknown name.
+    pub fn select_best(&self, candidates: &[&str]) -> Result<String> {
+        let eps = &self.inner.endpoints;
+        let all: Vec<usize> = (0..eps.slots.len()).collect();
+        let chosen: Vec<usize> = if candidates.is_empty() {
+            all.clone()
+        } else {
+            candidates
+                .iter()
+                .map(|c| eps.find(c))
+                .collect::<Result<_>>()?
+        };
+        let exclude: Vec<usize> = all.into_iter().filter(|i| !chosen.contains(i)).collect();
+        match eps.choose(&exclude) {
+            Ok(choice) => {
+                eps.cancel(&choice);
+                Ok(eps.slots[choice.index].name.clone())
+            }
+            Err(no) => Err(no.error),
+        }
+    }
+
+    /// The breaker state of `endpoint` (`None`: the pool's only endpoint).
+    pub fn breaker_state(&self, endpoint: Option<&str>) -> Result<BreakerState> {
+        let eps = &self.inner.endpoints;
+        let i = eps.find_or_only(endpoint)?;
+        Ok(eps.breaker_state(i))
+    }
+
+    /// An operator's command to the breaker of `endpoint` (`None`: every endpoint):
+    /// force it open, disable it, set it to metrics only, or reset it to closed.
+    pub fn breaker_op(&self, endpoint: Option<&str>, op: BreakerOp) -> Result<()> {
+        let inner = &self.inner;
+        let eps = &inner.endpoints;
+        let targets: Vec<usize> = match endpoint {
+            Some(e) => vec![eps.find(e)?],
+            None => (0..eps.slots.len()).collect(),
+        };
+        for i in targets {
+            if eps.apply(i, op).evict {
+                inner.sweep_evicted();
             }
         }
-        inner.fill_min_idle();
+        if op != BreakerOp::ForceOpen {
+            inner.ensure_connecting();
+        }
+        Ok(())
+    }
+
+    /// Forgets every endpoint's failures: the next connect may start at once and
+    /// later delays start from `backoff.initial` again.
+    pub fn reset_backoff(&self) {
+        self.inner.endpoints.reset_backoff();
+        self.inner.ensure_connecting();
+    }
+
+    /// Runs every endpoint's health check now (see `health.interval`), whether due
+    /// or not, and waits for them.
+    pub async fn run_health_checks(&self) {
+        let me = self.inner.clone();
+        if let Ok(task) = self
+            .inner
+            .rt
+            .spawn(async move { me.health_checks(true).await })
+        {
+            let mut task = AbortOnDrop(task);
+            let _ = (&mut task.0).await;
+        }
+    }
+
+    /// [`Pool::run_health_checks`] for threads that may block.
+    pub fn run_health_checks_blocking(&self) -> Result<()> {
+        self.inner.rt.block_on(self.inner.health_checks(true))
     }
 
     /// Opens connections until `min_idle` are idle (or `max_size` is reached) and
@@ -594,7 +749,7 @@ impl<C: Connector> PoolInner<C> {
         };
         let now = self.clock.now();
         loop {
-            let reason = if e.epoch != self.epoch.load(Ordering::Relaxed) {
+            let reason = if self.evicted(&e) {
                 Some(CloseReason::Evicted)
             } else if e.expires.is_some_and(|x| now >= x) {
                 Some(CloseReason::Lifetime)
@@ -656,13 +811,28 @@ impl<C: Connector> PoolInner<C> {
         };
         drop(held);
         let t = self.settings.validation_timeout;
+        let ep = probing.entry.as_ref()?.ep as usize;
         let conn = &mut probing.entry.as_mut()?.conn;
-        let ok = matches!(
-            tokio::time::timeout(t, self.connector.check(conn)).await,
-            Ok(Ok(()))
-        );
+        let started = Instant::now();
+        let r = tokio::time::timeout(t, self.connector.check(conn)).await;
+        let elapsed = started.elapsed();
+        let why = match &r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("probe failed: {}", e.message())),
+            Err(_) => Some(format!(
+                "probe had no answer within {} (pool.validation_timeout)",
+                fmt_duration(t)
+            )),
+        };
         let mut e = probing.entry.take()?;
-        if ok {
+        if self
+            .endpoints
+            .record(ep, why.is_none(), elapsed, why.as_deref())
+            .evict
+        {
+            self.sweep_evicted();
+        }
+        if why.is_none() && !self.evicted(&e) {
             e.proven = self.clock.now();
             Some(e)
         } else {
@@ -727,6 +897,7 @@ impl<C: Connector> PoolInner<C> {
     #[inline]
     fn lease(self: &Arc<Self>, entry: Entry<C::Conn>, waited: bool) -> Lease<C> {
         self.track(&entry);
+        self.count_leased(&entry, true);
         Counters::inc(if waited {
             &self.counters.acquired_waited
         } else {
@@ -752,9 +923,46 @@ impl<C: Connector> PoolInner<C> {
                 return Ok(self.lease(e, false));
             }
         }
-        let lease = self.wait(deadline, timeout, opts.priority).await?;
-        self.counters.wait.record(started.elapsed());
-        Ok(lease)
+        let (max_attempts, max_elapsed) = self.retry;
+        let retry_until = if max_elapsed.is_zero() {
+            deadline
+        } else {
+            deadline.min(started + max_elapsed)
+        };
+        let mut attempt = 1;
+        loop {
+            let err = match self.wait(deadline, timeout, opts.priority).await {
+                Ok(lease) => {
+                    self.counters.wait.record(started.elapsed());
+                    return Ok(lease);
+                }
+                Err(e) => e,
+            };
+            // Retry (retry.max_attempts) only what an endpoint coming back would fix.
+            if err.code() != Code::Unavailable
+                || attempt >= max_attempts
+                || self.closed.load(Ordering::SeqCst)
+            {
+                return Err(err);
+            }
+            attempt += 1;
+            // Sleep until an endpoint may take a connect again (a little jitter so
+            // retriers don't arrive together), unless that is past our deadline.
+            let now = self.clock.now();
+            let delay = self
+                .endpoints
+                .next_ready()
+                .map_or(Duration::from_millis(10), |t| {
+                    t.saturating_duration_since(now)
+                })
+                .max(Duration::from_millis(1));
+            let delay = delay + delay.mul_f64(0.1 * crate::random::unit());
+            let wake = tokio::time::Instant::now() + delay;
+            if wake > retry_until {
+                return Err(err);
+            }
+            tokio::time::sleep_until(wake).await;
+        }
     }
 
     /// The slow path: wait in line for a connection.
@@ -789,6 +997,23 @@ impl<C: Connector> PoolInner<C> {
                 }
                 Found::Empty => {}
             }
+            // Beyond the connects in flight, a new one is needed: if no endpoint can
+            // take it (breakers refusing, backing off), fail fast.
+            // (A full pool waits for a release instead.)
+            if self.num_waiters.load(Ordering::SeqCst) > self.connecting.load(Ordering::SeqCst)
+                && self.size.load(Ordering::SeqCst) < self.hard_limit()
+            {
+                if let Some(no) = self.endpoints.unavailable() {
+                    drop(guard);
+                    drop(rx);
+                    Counters::inc(&self.counters.rejected);
+                    self.events.emit(Event {
+                        pool: self.name.clone(),
+                        ..Event::new(EventKind::Rejected, no.error.message().to_string())
+                    });
+                    return Err(no.error);
+                }
+            }
             self.ensure_connecting();
             let grant = tokio::time::timeout_at(deadline, rx).await;
             drop(guard);
@@ -802,6 +1027,7 @@ impl<C: Connector> PoolInner<C> {
                         Counters::inc(&self.counters.acquired_waited);
                         if let Some(e) = &lease.entry {
                             self.track(e);
+                            self.count_leased(e, true);
                         }
                         return Ok(lease);
                     }
@@ -840,13 +1066,18 @@ impl<C: Connector> PoolInner<C> {
         if w.queue.len() >= self.settings.max_waiters {
             drop(w);
             Counters::inc(&self.counters.rejected);
-            return Err(Error::new(
+            let err = Error::new(
                 Code::ResourceExhausted,
                 format!(
                     "pool \"{}\": {} callers are already waiting (pool.max_waiters = {})",
                     self.name, self.settings.max_waiters, self.settings.max_waiters
                 ),
-            ));
+            );
+            self.events.emit(Event {
+                pool: self.name.clone(),
+                ..Event::new(EventKind::Rejected, err.message().to_string())
+            });
+            return Err(err);
         }
         w.seq += 1;
         let key = (Reverse(priority), w.seq);
@@ -879,10 +1110,20 @@ impl<C: Connector> PoolInner<C> {
         let now = self.clock.now();
         if used {
             self.untrack(entry.id);
+            self.count_leased(&entry, false);
             self.counters
                 .lease
                 .record(now.saturating_duration_since(entry.leased_at));
             if !self.connector.recycle(&mut entry.conn) {
+                // It broke during the lease: a failed call for the endpoint's breaker.
+                let why = "the connection broke during a lease";
+                if self
+                    .endpoints
+                    .record(entry.ep as usize, false, Duration::ZERO, Some(why))
+                    .evict
+                {
+                    self.sweep_evicted();
+                }
                 self.close_entry(entry, CloseReason::Broken);
                 return;
             }
@@ -898,7 +1139,7 @@ impl<C: Connector> PoolInner<C> {
                 self.close_entry(entry, CloseReason::Closed);
                 return;
             }
-            if entry.epoch != self.epoch.load(Ordering::Relaxed) {
+            if self.evicted(&entry) {
                 self.close_entry(entry, CloseReason::Evicted);
                 return;
             }
@@ -941,9 +1182,102 @@ impl<C: Connector> PoolInner<C> {
 
     /// Closes a connection and frees its slot.
     fn close_entry(self: &Arc<Self>, entry: Entry<C::Conn>, reason: CloseReason) {
+        let (ep, id) = (entry.ep as usize, entry.id);
         self.connector.close(entry.conn);
         self.counters.closed(reason);
+        let broken = reason == CloseReason::Broken;
+        self.endpoints.closed_one(ep, broken);
+        self.events.emit(Event {
+            pool: self.name.clone(),
+            endpoint: Some(self.endpoints.slots[ep].name.clone()),
+            connection_id: Some(id),
+            old_state: Some(ConnState::Connected.as_str()),
+            new_state: Some(if broken {
+                ConnState::Failed.as_str()
+            } else {
+                ConnState::Disconnected.as_str()
+            }),
+            ..Event::new(
+                EventKind::ConnectionState,
+                format!("connection #{id} closed: {}", reason.as_str()),
+            )
+        });
         self.release_slot();
+    }
+
+    /// Whether `e`'s endpoint has evicted it (evict_all, drain, breaker opened).
+    #[inline]
+    fn evicted(&self, e: &Entry<C::Conn>) -> bool {
+        e.epoch
+            != self.endpoints.slots[e.ep as usize]
+                .epoch
+                .load(Ordering::Relaxed)
+    }
+
+    /// Counts leases per endpoint, for the load-aware choice (several endpoints only).
+    #[inline]
+    fn count_leased(&self, e: &Entry<C::Conn>, out: bool) {
+        if self.endpoints.multi {
+            let l = &self.endpoints.slots[e.ep as usize].leased;
+            if out {
+                l.fetch_add(1, Ordering::Relaxed);
+            } else {
+                l.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Closes the idle connections that were evicted (their endpoint's epoch moved).
+    fn sweep_evicted(self: &Arc<Self>) {
+        let mut n = self.idle.len();
+        while n > 0 {
+            n -= 1;
+            self.inspecting.fetch_add(1, Ordering::SeqCst);
+            let Some(e) = self.idle.pop() else {
+                self.inspecting.fetch_sub(1, Ordering::SeqCst);
+                break;
+            };
+            if self.evicted(&e) {
+                self.inspecting.fetch_sub(1, Ordering::SeqCst);
+                self.close_entry(e, CloseReason::Evicted);
+            } else {
+                self.give_back(e, false);
+                self.inspecting.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Fails the waiters beyond the first `keep` with `err` (no endpoint can take a
+    /// connect: fail fast; the first `keep` are served by connects in flight).
+    fn fail_waiters(&self, err: &Error, keep: usize) {
+        let waiters: Vec<_> = {
+            let mut w = self.lock_waiters();
+            let mut out = Vec::new();
+            while w.queue.len() > keep {
+                if let Some((_, tx)) = w.queue.pop_last() {
+                    out.push(tx);
+                }
+            }
+            self.num_waiters.fetch_sub(out.len(), Ordering::SeqCst);
+            out
+        };
+        if !waiters.is_empty() {
+            Counters::add(&self.counters.rejected, waiters.len() as u64);
+            self.events.emit(Event {
+                pool: self.name.clone(),
+                ..Event::new(
+                    EventKind::Rejected,
+                    format!(
+                        "{} waiting callers failed fast: {}",
+                        waiters.len(),
+                        err.message()
+                    ),
+                )
+            });
+        }
+        for tx in waiters {
+            let _ = tx.send(Grant::Failed(err.clone()));
+        }
     }
 
     /// Frees one unit of `size`; if someone is waiting, a replacement connect starts.
@@ -1057,17 +1391,18 @@ impl<C: Connector> PoolInner<C> {
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 continue;
             };
-            let endpoint = self.pick_endpoint().clone();
-            let entry = self.open(&endpoint).await;
-            match entry {
+            match self.connect(&[]).await {
                 Ok(entry) => {
                     if let Some(pool) = slot.into_connection() {
                         pool.give_back(entry, false);
                     }
                     opened += 1;
                 }
-                Err(e) => {
-                    Counters::inc(&self.counters.connect_failed);
+                Err(ConnectError::NoEndpoint(no)) => {
+                    drop(slot);
+                    return Err(no.error);
+                }
+                Err(ConnectError::Failed(_, e)) => {
                     drop(slot);
                     return Err(e);
                 }
@@ -1075,9 +1410,105 @@ impl<C: Connector> PoolInner<C> {
         }
     }
 
-    /// Opens one connection within `connect_timeout`.
-    async fn open(&self, endpoint: &Endpoint) -> Result<Entry<C::Conn>> {
-        let timeout = self.settings.connect_timeout;
+    /// Chooses an endpoint (skipping `exclude`), opens one connection to it and
+    /// records the result in the endpoint's breaker, backoff and health.
+    async fn connect(
+        self: &Arc<Self>,
+        exclude: &[usize],
+    ) -> std::result::Result<Entry<C::Conn>, ConnectError> {
+        let choice = self
+            .endpoints
+            .choose(exclude)
+            .map_err(ConnectError::NoEndpoint)?;
+        let mut guard = ChoiceGuard {
+            pool: self,
+            choice: Some(choice),
+        };
+        let Some(choice) = guard.choice.as_ref() else {
+            return Err(ConnectError::NoEndpoint(NoEndpoint {
+                error: Error::internal("connect lost its endpoint"),
+                retry_at: None,
+            }));
+        };
+        let i = choice.index;
+        let _reconnect = if choice.reconnect {
+            // Spread reconnects that start together (jitter on the first attempt),
+            // then wait for a place under the process-wide cap (bounded).
+            let b = self.backoff_initial;
+            tokio::time::sleep(b.mul_f64(0.2 * crate::random::unit())).await;
+            let deadline = tokio::time::Instant::now() + self.settings.connect_timeout;
+            loop {
+                if let Some(p) = ReconnectPermit::try_take() {
+                    break Some(p);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break None;
+                }
+                let pause = 2.0 + 8.0 * crate::random::unit();
+                tokio::time::sleep(Duration::from_micros((pause * 1000.0) as u64)).await;
+            }
+        } else {
+            None
+        };
+        let timeout = self.settings.connect_timeout.min(choice.backoff_deadline);
+        let endpoint = self.endpoints.slots[i].endpoint.clone();
+        let started = Instant::now();
+        let r = self.open(&endpoint, i, timeout).await;
+        let elapsed = started.elapsed();
+        let Some(choice) = guard.choice.take() else {
+            return Err(ConnectError::Failed(
+                i,
+                Error::internal("connect lost its endpoint"),
+            ));
+        };
+        let effect = self
+            .endpoints
+            .on_connect(&choice, r.as_ref().map(|_| ()), elapsed);
+        match r {
+            Ok(entry) => {
+                self.events.emit(Event {
+                    pool: self.name.clone(),
+                    endpoint: Some(self.endpoints.slots[i].name.clone()),
+                    connection_id: Some(entry.id),
+                    old_state: Some(ConnState::Connecting.as_str()),
+                    new_state: Some(ConnState::Connected.as_str()),
+                    age: Some(elapsed),
+                    ..Event::new(
+                        EventKind::ConnectionState,
+                        format!("connection #{} opened to {endpoint}", entry.id),
+                    )
+                });
+                if effect.evict {
+                    // A slow connect opened the breaker: this connection goes too.
+                    self.sweep_evicted();
+                }
+                Ok(entry)
+            }
+            Err(e) => {
+                Counters::inc(&self.counters.connect_failed);
+                self.events.emit(Event {
+                    pool: self.name.clone(),
+                    endpoint: Some(self.endpoints.slots[i].name.clone()),
+                    old_state: Some(ConnState::Connecting.as_str()),
+                    new_state: Some(ConnState::Failed.as_str()),
+                    age: Some(elapsed),
+                    ..Event::new(EventKind::ConnectionState, e.message().to_string())
+                });
+                if effect.evict {
+                    self.sweep_evicted();
+                }
+                Err(ConnectError::Failed(i, e))
+            }
+        }
+    }
+
+    /// Opens one connection to endpoint `i` within `timeout`.
+    async fn open(
+        &self,
+        endpoint: &Endpoint,
+        i: usize,
+        timeout: Duration,
+    ) -> Result<Entry<C::Conn>> {
         let conn = match tokio::time::timeout(timeout, self.connector.connect(endpoint)).await {
             Ok(r) => r?,
             Err(_) => {
@@ -1100,14 +1531,151 @@ impl<C: Connector> PoolInner<C> {
             expires,
             idle_since: now,
             proven: now,
-            epoch: self.epoch.load(Ordering::SeqCst),
+            ep: i as u32,
+            epoch: self.endpoints.slots[i].epoch.load(Ordering::SeqCst),
             leased_at: now,
         })
     }
 
-    fn pick_endpoint(&self) -> &Endpoint {
-        let i = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
-        &self.endpoints[i % self.endpoints.len()]
+    /// One health pass: for each endpoint due (or all, `force`), probe an idle
+    /// connection of it, or, if it has none and has been failing, try to reconnect
+    /// (auto-recovery, within its backoff and breaker).
+    async fn health_checks(self: &Arc<Self>, force: bool) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let due = self.endpoints.due_checks(force);
+        if due.is_empty() {
+            return;
+        }
+        let timeout = self.endpoints.health.timeout;
+        let mut checked = vec![false; self.endpoints.slots.len()];
+        // Idle connections of the due endpoints: probe one each.
+        let mut n = self.idle.len();
+        while n > 0 && due.iter().any(|i| !checked[*i]) {
+            n -= 1;
+            self.inspecting.fetch_add(1, Ordering::SeqCst);
+            let Some(mut e) = self.idle.pop() else {
+                self.inspecting.fetch_sub(1, Ordering::SeqCst);
+                break;
+            };
+            let ep = e.ep as usize;
+            if !due.contains(&ep) || checked[ep] || self.evicted(&e) {
+                self.give_back(e, false);
+                self.inspecting.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            checked[ep] = true;
+            if !self.has_check {
+                let ok = self.connector.is_alive(&mut e.conn);
+                let why = if ok {
+                    "idle connection alive"
+                } else {
+                    "idle connection closed by the peer"
+                };
+                self.endpoints.on_check(ep, None, ok, Duration::ZERO, why);
+                if ok {
+                    self.give_back(e, false);
+                } else {
+                    self.close_entry(e, CloseReason::Broken);
+                }
+                self.inspecting.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            self.inspecting.fetch_sub(1, Ordering::SeqCst);
+            // If this pass is abandoned mid-probe, the guard closes the connection.
+            let mut probing = Probing {
+                entry: Some(e),
+                pool: self.clone(),
+            };
+            let Some(conn) = probing.entry.as_mut().map(|e| &mut e.conn) else {
+                continue;
+            };
+            let started = Instant::now();
+            let r = tokio::time::timeout(timeout, self.connector.check(conn)).await;
+            let elapsed = started.elapsed();
+            let (ok, why) = match r {
+                Ok(Ok(())) => (true, "probe answered".to_string()),
+                Ok(Err(err)) => (false, format!("probe failed: {}", err.message())),
+                Err(_) => (
+                    false,
+                    format!(
+                        "probe had no answer within {} (health.timeout)",
+                        fmt_duration(timeout)
+                    ),
+                ),
+            };
+            let effect = self.endpoints.on_check(ep, None, ok, elapsed, &why);
+            if let Some(mut e) = probing.entry.take() {
+                if ok {
+                    e.proven = self.clock.now();
+                    self.give_back(e, false);
+                } else {
+                    Counters::inc(&self.counters.probe_failed);
+                    self.close_entry(e, CloseReason::Broken);
+                }
+            }
+            if effect.evict {
+                self.sweep_evicted();
+            }
+        }
+        // Endpoints with nothing idle to probe: reconnect the failing ones.
+        for i in due {
+            if checked[i] {
+                continue;
+            }
+            let st = self.endpoints.state(i);
+            if !matches!(st, ConnState::Reconnecting | ConnState::Failed) {
+                continue;
+            }
+            let Some(slot) = self.reserve_connect(self.max_size.load(Ordering::SeqCst)) else {
+                continue;
+            };
+            let Some(choice) = self.endpoints.choose_one(i) else {
+                continue; // backing off or breaker refusing: the next pass tries again
+            };
+            let endpoint = self.endpoints.slots[i].endpoint.clone();
+            let started = Instant::now();
+            let t = timeout.min(self.settings.connect_timeout);
+            let r = self.open(&endpoint, i, t).await;
+            let elapsed = started.elapsed();
+            let effect = self
+                .endpoints
+                .on_connect(&choice, r.as_ref().map(|_| ()), elapsed);
+            let why = match &r {
+                Ok(_) => "reconnected".to_string(),
+                Err(e) => e.message().to_string(),
+            };
+            self.events.emit(Event {
+                pool: self.name.clone(),
+                endpoint: Some(self.endpoints.slots[i].name.clone()),
+                new_state: Some(if r.is_ok() { "ok" } else { "failed" }),
+                age: Some(elapsed),
+                ..Event::new(EventKind::HealthCheck, why)
+            });
+            match r {
+                Ok(entry) => {
+                    if let Some(pool) = slot.into_connection() {
+                        pool.give_back(entry, false);
+                    }
+                }
+                Err(_) => {
+                    Counters::inc(&self.counters.connect_failed);
+                    drop(slot);
+                }
+            }
+            if effect.evict {
+                self.sweep_evicted();
+            }
+        }
+        self.ensure_connecting();
+    }
+
+    fn health(&self) -> HealthReport {
+        let eps = (0..self.endpoints.slots.len())
+            .map(|i| self.endpoints.snapshot(i))
+            .collect();
+        HealthReport::from_endpoints(self.name.clone(), eps)
     }
 
     fn drain_idle(self: &Arc<Self>, reason: CloseReason) {
@@ -1135,7 +1703,7 @@ impl<C: Connector> PoolInner<C> {
                 break;
             };
             let idle_for = now.saturating_duration_since(e.idle_since);
-            let reason = if e.epoch != self.epoch.load(Ordering::SeqCst) {
+            let reason = if self.evicted(&e) {
                 Some(CloseReason::Evicted)
             } else if e.expires.is_some_and(|x| now >= x) {
                 Some(CloseReason::Lifetime)
@@ -1173,6 +1741,7 @@ impl<C: Connector> PoolInner<C> {
             }
         }
         self.report_leaks(now);
+        self.health_checks(false).await;
         self.fill_min_idle();
     }
 
@@ -1190,6 +1759,7 @@ impl<C: Connector> PoolInner<C> {
             let _ = tx.send(Grant::Closed);
         }
         self.drain_idle(CloseReason::Closed);
+        self.endpoints.closed_all();
         let hook = self
             .on_close
             .lock()
@@ -1230,6 +1800,9 @@ impl<C: Connector> PoolInner<C> {
             probe_failed_total: c.probe_failed.load(Ordering::Relaxed),
             wait: c.wait.snapshot(direct),
             lease: c.lease.snapshot(0),
+            endpoints: (0..self.endpoints.slots.len())
+                .map(|i| self.endpoints.snapshot(i))
+                .collect(),
         }
     }
 }
@@ -1255,19 +1828,37 @@ async fn connect_task<C: Connector>(slot: ConnectSlot<C>) {
     let Some(pool) = slot.pool.clone() else {
         return;
     };
-    let endpoint = pool.pick_endpoint().clone();
-    match pool.open(&endpoint).await {
-        Ok(entry) => {
-            if let Some(pool) = slot.into_connection() {
-                pool.give_back(entry, false);
+    // Try each endpoint at most once: a failed one backs off and the next is chosen.
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last: Option<Error> = None;
+    loop {
+        match pool.connect(&tried).await {
+            Ok(entry) => {
+                if let Some(pool) = slot.into_connection() {
+                    pool.give_back(entry, false);
+                }
+                break;
             }
-        }
-        Err(err) => {
-            Counters::inc(&pool.counters.connect_failed);
-            // Fail the first waiter before freeing the slot, so the freed slot does not
-            // start another connect on its behalf.
-            pool.grant_first(Grant::Failed(err));
-            drop(slot);
+            Err(ConnectError::Failed(i, err)) => {
+                tried.push(i);
+                last = Some(err);
+            }
+            Err(ConnectError::NoEndpoint(no)) => {
+                match last.take() {
+                    // Fail the first waiter before freeing the slot, so the freed
+                    // slot does not start another connect on its behalf.
+                    Some(err) => {
+                        pool.grant_first(Grant::Failed(err));
+                    }
+                    // Nothing could even be tried: everyone waiting fails fast.
+                    None => {
+                        let others = pool.connecting.load(Ordering::SeqCst).saturating_sub(1);
+                        pool.fail_waiters(&no.error, others);
+                    }
+                }
+                drop(slot);
+                break;
+            }
         }
     }
     pool.ensure_connecting();
@@ -1296,6 +1887,24 @@ impl<C: Connector> Lease<C> {
         &self.pool.rt
     }
 
+    /// The endpoint it is connected to, as written in the pool's target.
+    pub fn endpoint(&self) -> &str {
+        let ep = self.entry.as_ref().map_or(0, |e| e.ep as usize);
+        &self.pool.endpoints.slots[ep].name
+    }
+
+    /// Reports the result of a call made on this connection, for the endpoint's
+    /// breaker, success rate and latency EWMA (and so its quality score). A failure
+    /// that opens the breaker evicts the endpoint's connections, this one included
+    /// when it comes back.
+    pub fn report(&self, success: bool, latency: Duration) {
+        let ep = self.entry.as_ref().map_or(0, |e| e.ep as usize);
+        let why = (!success).then_some("a call on the connection failed (reported)");
+        if self.pool.endpoints.record(ep, success, latency, why).evict {
+            self.pool.sweep_evicted();
+        }
+    }
+
     /// Returns the connection to the pool (same as dropping the lease).
     pub fn release(self) {
         drop(self);
@@ -1305,6 +1914,7 @@ impl<C: Connector> Lease<C> {
     pub fn discard(mut self) {
         if let Some(e) = self.entry.take() {
             self.pool.untrack(e.id);
+            self.pool.count_leased(&e, false);
             let held = self.pool.clock.now().saturating_duration_since(e.leased_at);
             self.pool.counters.lease.record(held);
             self.pool.close_entry(e, CloseReason::Discarded);

@@ -169,7 +169,7 @@ impl ClosedByReason {
 }
 
 /// A point-in-time snapshot of a pool's state and counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolStats {
     /// The pool's name.
     pub name: String,
@@ -213,6 +213,8 @@ pub struct PoolStats {
     pub wait: HistogramSnapshot,
     /// Time connections were held by leases.
     pub lease: HistogramSnapshot,
+    /// Each endpoint's health, breaker and load (see [`super::Pool::health`]).
+    pub endpoints: Vec<crate::health::EndpointHealth>,
 }
 
 #[derive(Debug, Default)]
@@ -233,6 +235,11 @@ impl Counters {
     #[inline]
     pub(crate) fn inc(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn closed(&self, reason: CloseReason) {

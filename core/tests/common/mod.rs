@@ -1,6 +1,8 @@
 //! Loopback servers for the core's integration tests.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;

@@ -1,0 +1,829 @@
+//! The circuit breaker: a pure state machine, one per endpoint, driven by the results
+//! of calls (connects, probes, health checks, calls the program reports) and by time
+//! from the injectable clock.
+//!
+//! ```text
+//!            trips (consecutive failures, failure or slow-call rate)
+//!   CLOSED ────────────────────────────────────────────────▶ OPEN
+//!     ▲                                                      │ open wait passed
+//!     │ every probe succeeded                                ▼
+//!     └────────────────────────────────────────────────── HALF_OPEN
+//!                 a probe failed or passed its deadline ──▶ OPEN (longer wait)
+//! ```
+//!
+//! HALF_OPEN hands out at most `half_open_probes` permits, each with a deadline
+//! (`probe_timeout`); a permit whose result never comes counts as a failure once its
+//! deadline passes, so the breaker can never stay HALF_OPEN (resilience4j #903/#1090,
+//! Polly #2381). Operators can force it open, disable it (never trips, records
+//! nothing), or set it to metrics only (records, reports, never blocks).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// A breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BreakerState {
+    /// Calls pass; results are recorded.
+    Closed = 0,
+    /// Calls are refused until the open wait has passed.
+    Open = 1,
+    /// A bounded number of probe calls pass; their results decide.
+    HalfOpen = 2,
+    /// Operator: refuse everything until reset.
+    ForcedOpen = 3,
+    /// Operator: allow everything, record nothing.
+    Disabled = 4,
+    /// Operator: allow everything, record and report, never block.
+    MetricsOnly = 5,
+}
+
+impl BreakerState {
+    /// Every state, in the order of their numbers.
+    pub const ALL: [BreakerState; 6] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+        BreakerState::ForcedOpen,
+        BreakerState::Disabled,
+        BreakerState::MetricsOnly,
+    ];
+
+    /// The stable name used in every language: `closed`, `open`, `half_open`,
+    /// `forced_open`, `disabled`, `metrics_only`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::ForcedOpen => "forced_open",
+            BreakerState::Disabled => "disabled",
+            BreakerState::MetricsOnly => "metrics_only",
+        }
+    }
+
+    /// The state with number `n` (as returned by `as u8`).
+    pub fn from_u8(n: u8) -> Option<BreakerState> {
+        Self::ALL.get(usize::from(n)).copied()
+    }
+
+    /// Whether calls are refused in this state (before time is considered).
+    pub fn blocks(self) -> bool {
+        matches!(self, BreakerState::Open | BreakerState::ForcedOpen)
+    }
+}
+
+/// An operator's command to a breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerOp {
+    /// Refuse every call until reset (FORCED_OPEN).
+    ForceOpen,
+    /// Allow every call and record nothing (DISABLED).
+    Disable,
+    /// Allow every call, record and report, never block (METRICS_ONLY).
+    MetricsOnly,
+    /// Back to CLOSED with an empty window and the first open wait.
+    Reset,
+}
+
+impl std::str::FromStr for BreakerOp {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<BreakerOp> {
+        match s {
+            "force_open" | "forced_open" => Ok(BreakerOp::ForceOpen),
+            "disable" | "disabled" => Ok(BreakerOp::Disable),
+            "metrics_only" => Ok(BreakerOp::MetricsOnly),
+            "reset" | "close" | "closed" => Ok(BreakerOp::Reset),
+            _ => Err(Error::invalid_argument(format!(
+                "breaker operation \"{}\" is unknown; expected one of force_open | disable | metrics_only | reset",
+                s.escape_default()
+            ))),
+        }
+    }
+}
+
+/// Breaker settings, from the `breaker.*` keys.
+#[derive(Debug, Clone)]
+pub struct BreakerSettings {
+    /// `breaker.mode`: the state a new breaker starts in.
+    pub initial: BreakerState,
+    /// `breaker.failure_threshold` (0: off).
+    pub failure_threshold: u32,
+    /// `breaker.failure_rate_threshold` in percent (0: off).
+    pub failure_rate: f64,
+    /// `breaker.slow_call_rate_threshold` in percent (0: off).
+    pub slow_rate: f64,
+    /// `breaker.slow_call_duration`.
+    pub slow_call: Duration,
+    /// `breaker.window_type = time`.
+    pub time_window: bool,
+    /// `breaker.window_size`: calls, or seconds for a time window.
+    pub window_size: u32,
+    /// `breaker.minimum_calls`.
+    pub minimum_calls: u32,
+    /// `breaker.open_wait`.
+    pub open_wait: Duration,
+    /// `breaker.open_wait_multiplier`.
+    pub open_wait_multiplier: f64,
+    /// `breaker.max_open_wait`.
+    pub max_open_wait: Duration,
+    /// `breaker.half_open_probes`.
+    pub half_open_probes: u32,
+    /// `breaker.probe_timeout`.
+    pub probe_timeout: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self::from_config(&Config::new())
+    }
+}
+
+impl BreakerSettings {
+    /// Reads the `breaker.*` keys of `cfg`.
+    pub fn from_config(cfg: &Config) -> Self {
+        let initial = match cfg.get("breaker.mode").unwrap_or("normal") {
+            "disabled" => BreakerState::Disabled,
+            "metrics_only" => BreakerState::MetricsOnly,
+            "forced_open" => BreakerState::ForcedOpen,
+            _ => BreakerState::Closed,
+        };
+        BreakerSettings {
+            initial,
+            failure_threshold: cfg.u64("breaker.failure_threshold") as u32,
+            failure_rate: cfg.f64("breaker.failure_rate_threshold"),
+            slow_rate: cfg.f64("breaker.slow_call_rate_threshold"),
+            slow_call: cfg.duration("breaker.slow_call_duration"),
+            time_window: cfg.get("breaker.window_type").is_ok_and(|w| w == "time"),
+            window_size: cfg.u64("breaker.window_size").max(1) as u32,
+            minimum_calls: cfg.u64("breaker.minimum_calls").max(1) as u32,
+            open_wait: cfg.duration("breaker.open_wait"),
+            open_wait_multiplier: cfg.f64("breaker.open_wait_multiplier").max(1.0),
+            max_open_wait: cfg.duration("breaker.max_open_wait"),
+            half_open_probes: cfg.u64("breaker.half_open_probes").max(1) as u32,
+            probe_timeout: cfg.duration("breaker.probe_timeout"),
+        }
+    }
+}
+
+/// Permission to make one call, from [`Breaker::try_acquire`]. Hand it back with the
+/// result to [`Breaker::on_result`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    /// A HALF_OPEN probe (its result decides the state).
+    pub probe: bool,
+    /// The breaker's generation when it was granted; a result from an older
+    /// generation (the state changed meanwhile) is recorded but decides nothing.
+    generation: u64,
+}
+
+impl Permit {
+    /// A permit for a result that was not asked for first (a health check on an
+    /// existing connection, a call the program reports).
+    pub const UNSOLICITED: Permit = Permit {
+        probe: false,
+        generation: u64::MAX,
+    };
+}
+
+/// A state change: (from, to, why).
+pub type Transition = (BreakerState, BreakerState, String);
+
+/// A refusal: the state, and when it may admit calls again (`None`: not by itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The state that refused.
+    pub state: BreakerState,
+    /// When the breaker will next let a probe through, if it will by itself.
+    pub retry_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    at: Instant,
+    failed: bool,
+    slow: bool,
+}
+
+/// Counts of the breaker's sliding window and lifetime.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BreakerCounts {
+    /// Calls in the window.
+    pub window_calls: u32,
+    /// Failures in the window.
+    pub window_failures: u32,
+    /// Slow calls in the window.
+    pub window_slow: u32,
+    /// Consecutive failures now.
+    pub consecutive_failures: u32,
+    /// Times the breaker opened (OPEN entered from CLOSED or HALF_OPEN).
+    pub opened_total: u64,
+    /// Every state change.
+    pub transitions_total: u64,
+    /// Calls refused.
+    pub rejected_total: u64,
+}
+
+/// One endpoint's circuit breaker. Not thread-safe by itself: the pool keeps it
+/// behind the endpoint's own lock, taken only on results and refusals, never on the
+/// fast path of an idle checkout.
+#[derive(Debug)]
+pub struct Breaker {
+    settings: BreakerSettings,
+    state: BreakerState,
+    window: VecDeque<Outcome>,
+    window_failures: u32,
+    window_slow: u32,
+    consecutive_failures: u32,
+    /// Openings in a row without a close (drives the open wait's growth).
+    reopenings: u32,
+    open_until: Option<Instant>,
+    /// HALF_OPEN: deadlines of probes handed out and not yet answered.
+    probes: Vec<Instant>,
+    probe_successes: u32,
+    generation: u64,
+    counts: BreakerCounts,
+}
+
+impl Breaker {
+    /// A breaker in the settings' initial state.
+    pub fn new(settings: BreakerSettings) -> Self {
+        Breaker {
+            state: settings.initial,
+            settings,
+            window: VecDeque::new(),
+            window_failures: 0,
+            window_slow: 0,
+            consecutive_failures: 0,
+            reopenings: 0,
+            open_until: None,
+            probes: Vec::new(),
+            probe_successes: 0,
+            generation: 0,
+            counts: BreakerCounts::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &BreakerSettings {
+        &self.settings
+    }
+
+    /// The state as of the last call (time does not move it; [`Breaker::tick`] does).
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// When an OPEN breaker will admit probes.
+    pub fn open_until(&self) -> Option<Instant> {
+        self.open_until
+    }
+
+    /// The window and lifetime counts.
+    pub fn counts(&self) -> BreakerCounts {
+        BreakerCounts {
+            window_calls: self.window.len() as u32,
+            window_failures: self.window_failures,
+            window_slow: self.window_slow,
+            consecutive_failures: self.consecutive_failures,
+            ..self.counts.clone()
+        }
+    }
+
+    /// Applies what time alone changes: OPEN becomes HALF_OPEN once its wait has
+    /// passed; a HALF_OPEN probe past its deadline fails (reopening the breaker).
+    pub fn tick(&mut self, now: Instant) -> Option<Transition> {
+        match self.state {
+            BreakerState::Open if self.open_until.is_some_and(|t| now >= t) => {
+                self.probes.clear();
+                self.probe_successes = 0;
+                Some(self.go(BreakerState::HalfOpen, "the open wait has passed".into()))
+            }
+            BreakerState::HalfOpen => {
+                let timeout = self.settings.probe_timeout;
+                if self.probes.iter().any(|d| now >= *d) {
+                    Some(self.open(
+                        now,
+                        format!(
+                            "a probe had no result within {} (breaker.probe_timeout)",
+                            crate::config::fmt_duration(timeout)
+                        ),
+                    ))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Asks to make one call now. On refusal, says until when (if it will change by
+    /// itself). May change state (OPEN → HALF_OPEN, a stuck probe → OPEN); the
+    /// transitions are returned for the caller to report.
+    pub fn try_acquire(
+        &mut self,
+        now: Instant,
+        transitions: &mut Vec<Transition>,
+    ) -> std::result::Result<Permit, Refusal> {
+        // At most two steps (a stuck probe reopens; it cannot also have waited).
+        for _ in 0..2 {
+            match self.tick(now) {
+                Some(t) => transitions.push(t),
+                None => break,
+            }
+        }
+        let permit = Permit {
+            probe: false,
+            generation: self.generation,
+        };
+        match self.state {
+            BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly => Ok(permit),
+            BreakerState::HalfOpen
+                if (self.probes.len() as u32 + self.probe_successes)
+                    < self.settings.half_open_probes =>
+            {
+                self.probes.push(now + self.settings.probe_timeout);
+                Ok(Permit {
+                    probe: true,
+                    ..permit
+                })
+            }
+            BreakerState::HalfOpen => {
+                self.counts.rejected_total += 1;
+                // Free again when a probe answers or passes its deadline.
+                let retry_at = self.probes.iter().min().copied();
+                Err(Refusal {
+                    state: self.state,
+                    retry_at,
+                })
+            }
+            BreakerState::Open | BreakerState::ForcedOpen => {
+                self.counts.rejected_total += 1;
+                Err(Refusal {
+                    state: self.state,
+                    retry_at: self.open_until.filter(|_| self.state == BreakerState::Open),
+                })
+            }
+        }
+    }
+
+    /// Whether a call would be admitted now, without taking a permit.
+    pub fn would_admit(&mut self, now: Instant, transitions: &mut Vec<Transition>) -> bool {
+        if let Some(t) = self.tick(now) {
+            transitions.push(t);
+        }
+        match self.state {
+            BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly => true,
+            BreakerState::HalfOpen => {
+                (self.probes.len() as u32 + self.probe_successes) < self.settings.half_open_probes
+            }
+            BreakerState::Open | BreakerState::ForcedOpen => false,
+        }
+    }
+
+    /// Gives back a permit whose call never happened (nothing is recorded).
+    pub fn cancel(&mut self, permit: Permit) {
+        if permit.probe && permit.generation == self.generation {
+            // Any one of the outstanding deadlines: they are interchangeable.
+            self.probes.pop();
+        }
+    }
+
+    /// Records a call's result. `elapsed` decides whether it was slow. Returns the
+    /// state change it caused, if any.
+    pub fn on_result(
+        &mut self,
+        permit: Permit,
+        ok: bool,
+        elapsed: Duration,
+        now: Instant,
+    ) -> Option<Transition> {
+        if self.state == BreakerState::Disabled {
+            return None;
+        }
+        let slow = elapsed >= self.settings.slow_call;
+        let current = permit.generation == self.generation;
+        if permit.probe && current && self.state == BreakerState::HalfOpen {
+            // A probe's deadline is gone either way.
+            self.probes.pop();
+            if !ok || (slow && self.settings.slow_rate > 0.0) {
+                let why = if ok {
+                    format!(
+                        "a probe was slow ({})",
+                        crate::config::fmt_duration(elapsed)
+                    )
+                } else {
+                    "a probe failed".to_string()
+                };
+                return Some(self.open(now, why));
+            }
+            self.probe_successes += 1;
+            if self.probe_successes >= self.settings.half_open_probes {
+                self.reopenings = 0;
+                self.clear_window();
+                return Some(self.go(
+                    BreakerState::Closed,
+                    format!("{} probes succeeded", self.probe_successes),
+                ));
+            }
+            return None;
+        }
+        if !matches!(self.state, BreakerState::Closed | BreakerState::MetricsOnly) {
+            // OPEN / FORCED_OPEN / HALF_OPEN: a late result of an earlier call
+            // decides nothing.
+            return None;
+        }
+        self.record(Outcome {
+            at: now,
+            failed: !ok,
+            slow,
+        });
+        if ok {
+            self.consecutive_failures = 0;
+        } else {
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        }
+        let why = self.trip_reason(now)?;
+        if self.state == BreakerState::MetricsOnly {
+            // Reports what would have happened, blocks nothing.
+            return None;
+        }
+        Some(self.open(now, why))
+    }
+
+    /// Whether the breaker would trip now (also in METRICS_ONLY, for reports).
+    pub fn would_trip(&mut self, now: Instant) -> bool {
+        self.trip_reason(now).is_some()
+    }
+
+    /// Applies an operator's command.
+    pub fn apply(&mut self, op: BreakerOp, now: Instant) -> Option<Transition> {
+        let _ = now;
+        let to = match op {
+            BreakerOp::ForceOpen => BreakerState::ForcedOpen,
+            BreakerOp::Disable => BreakerState::Disabled,
+            BreakerOp::MetricsOnly => BreakerState::MetricsOnly,
+            BreakerOp::Reset => BreakerState::Closed,
+        };
+        self.clear_window();
+        self.reopenings = 0;
+        self.open_until = None;
+        self.probes.clear();
+        self.probe_successes = 0;
+        if self.state == to {
+            return None;
+        }
+        Some(self.go(to, format!("operator: {op:?}")))
+    }
+
+    fn go(&mut self, to: BreakerState, why: String) -> Transition {
+        let from = self.state;
+        self.state = to;
+        self.generation += 1;
+        self.counts.transitions_total += 1;
+        (from, to, why)
+    }
+
+    fn open(&mut self, now: Instant, why: String) -> Transition {
+        let s = &self.settings;
+        let grown = s.open_wait.as_secs_f64() * s.open_wait_multiplier.powi(self.reopenings as i32);
+        let capped = grown.min(s.max_open_wait.as_secs_f64());
+        // 20% jitter downwards keeps the cap a cap.
+        let wait = capped * (1.0 - 0.2 * crate::random::unit());
+        self.reopenings = self.reopenings.saturating_add(1);
+        self.open_until = Some(now + Duration::from_secs_f64(wait.max(0.0)));
+        self.probes.clear();
+        self.probe_successes = 0;
+        self.counts.opened_total += 1;
+        self.clear_window();
+        let why = format!(
+            "{why}; open for {}",
+            crate::config::fmt_duration(Duration::from_secs_f64(wait))
+        );
+        self.go(BreakerState::Open, why)
+    }
+
+    fn clear_window(&mut self) {
+        self.window.clear();
+        self.window_failures = 0;
+        self.window_slow = 0;
+        self.consecutive_failures = 0;
+    }
+
+    fn record(&mut self, o: Outcome) {
+        self.window.push_back(o);
+        self.window_failures += u32::from(o.failed);
+        self.window_slow += u32::from(o.slow);
+        if !self.settings.time_window {
+            while self.window.len() > self.settings.window_size as usize {
+                self.pop_oldest();
+            }
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(old) = self.window.pop_front() {
+            self.window_failures -= u32::from(old.failed);
+            self.window_slow -= u32::from(old.slow);
+        }
+    }
+
+    fn trip_reason(&mut self, now: Instant) -> Option<String> {
+        if self.settings.time_window {
+            let span = Duration::from_secs(u64::from(self.settings.window_size));
+            while self
+                .window
+                .front()
+                .is_some_and(|o| now.saturating_duration_since(o.at) > span)
+            {
+                self.pop_oldest();
+            }
+        }
+        let s = &self.settings;
+        if s.failure_threshold > 0 && self.consecutive_failures >= s.failure_threshold {
+            return Some(format!(
+                "{} consecutive failures (breaker.failure_threshold = {})",
+                self.consecutive_failures, s.failure_threshold
+            ));
+        }
+        let n = self.window.len() as u32;
+        if n < s.minimum_calls {
+            return None;
+        }
+        let pct = |k: u32| 100.0 * f64::from(k) / f64::from(n);
+        if s.failure_rate > 0.0 && pct(self.window_failures) >= s.failure_rate {
+            return Some(format!(
+                "failure rate {:.0}% over {n} calls (breaker.failure_rate_threshold = {}%)",
+                pct(self.window_failures),
+                s.failure_rate
+            ));
+        }
+        if s.slow_rate > 0.0 && pct(self.window_slow) >= s.slow_rate {
+            return Some(format!(
+                "slow-call rate {:.0}% over {n} calls (breaker.slow_call_rate_threshold = {}%, breaker.slow_call_duration = {})",
+                pct(self.window_slow),
+                s.slow_rate,
+                crate::config::fmt_duration(s.slow_call)
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(f: impl FnOnce(&mut Config)) -> BreakerSettings {
+        let mut c = Config::new();
+        f(&mut c);
+        BreakerSettings::from_config(&c)
+    }
+
+    fn set(c: &mut Config, k: &str, v: &str) {
+        c.set(k, v).expect("valid test setting");
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn fail(b: &mut Breaker, now: Instant) -> Option<Transition> {
+        let p = b.try_acquire(now, &mut Vec::new()).expect("admitted");
+        b.on_result(p, false, MS, now)
+    }
+
+    fn succeed(b: &mut Breaker, now: Instant, took: Duration) -> Option<Transition> {
+        let p = b.try_acquire(now, &mut Vec::new()).expect("admitted");
+        b.on_result(p, true, took, now)
+    }
+
+    #[test]
+    fn consecutive_failures_open_then_half_open_then_close() {
+        let mut b = Breaker::new(settings(|c| {
+            set(c, "breaker.failure_threshold", "3");
+            set(c, "breaker.open_wait", "10s");
+            set(c, "breaker.half_open_probes", "2");
+        }));
+        let t0 = Instant::now();
+        assert!(fail(&mut b, t0).is_none());
+        assert!(
+            succeed(&mut b, t0, MS).is_none(),
+            "a success resets the run"
+        );
+        assert!(fail(&mut b, t0).is_none());
+        assert!(fail(&mut b, t0).is_none());
+        let (from, to, why) = fail(&mut b, t0).expect("third failure in a row trips");
+        assert_eq!((from, to), (BreakerState::Closed, BreakerState::Open));
+        assert!(why.contains("3 consecutive failures"), "{why}");
+        // Refused while open, with the time it reopens (8..10 s: 20% jitter down).
+        let r = b.try_acquire(t0 + Duration::from_secs(1), &mut Vec::new());
+        let until = r
+            .expect_err("open refuses")
+            .retry_at
+            .expect("open says until when");
+        assert!(until >= t0 + Duration::from_secs(8) && until <= t0 + Duration::from_secs(10));
+        // After the wait: HALF_OPEN admits exactly two probes.
+        let t1 = t0 + Duration::from_secs(10);
+        let mut tr = Vec::new();
+        let p1 = b.try_acquire(t1, &mut tr).expect("probe 1");
+        assert_eq!(tr[0].1, BreakerState::HalfOpen);
+        let p2 = b.try_acquire(t1, &mut tr).expect("probe 2");
+        assert!(p1.probe && p2.probe);
+        assert!(
+            b.try_acquire(t1, &mut tr).is_err(),
+            "a third caller is refused"
+        );
+        assert!(b.on_result(p1, true, MS, t1).is_none());
+        assert!(
+            b.try_acquire(t1, &mut tr).is_err(),
+            "one success of two: still half-open"
+        );
+        let (_, to, _) = b.on_result(p2, true, MS, t1).expect("closes");
+        assert_eq!(to, BreakerState::Closed);
+        assert_eq!(b.counts().opened_total, 1);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_with_a_longer_wait_up_to_the_cap() {
+        let mut b = Breaker::new(settings(|c| {
+            set(c, "breaker.failure_threshold", "1");
+            set(c, "breaker.open_wait", "10s");
+            set(c, "breaker.open_wait_multiplier", "2");
+            set(c, "breaker.max_open_wait", "30s");
+            set(c, "breaker.half_open_probes", "1");
+        }));
+        let mut now = Instant::now();
+        fail(&mut b, now);
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let until = b.open_until().expect("open");
+            waits.push(until - now);
+            now = until;
+            let p = b
+                .try_acquire(now, &mut Vec::new())
+                .expect("probe after the wait");
+            let (_, to, _) = b.on_result(p, false, MS, now).expect("reopens");
+            assert_eq!(to, BreakerState::Open);
+        }
+        // 10 s, 20 s, then capped at 30 s, each at most 20% shorter.
+        let within = |d: Duration, full: u64| {
+            d <= Duration::from_secs(full) && d >= Duration::from_secs(full) * 8 / 10
+        };
+        assert!(within(waits[0], 10), "{waits:?}");
+        assert!(within(waits[1], 20), "{waits:?}");
+        assert!(within(waits[2], 30), "{waits:?}");
+        assert!(within(waits[3], 30), "{waits:?}");
+    }
+
+    #[test]
+    fn a_probe_that_never_answers_cannot_keep_it_half_open() {
+        let mut b = Breaker::new(settings(|c| {
+            set(c, "breaker.failure_threshold", "1");
+            set(c, "breaker.open_wait", "1s");
+            set(c, "breaker.half_open_probes", "1");
+            set(c, "breaker.probe_timeout", "2s");
+        }));
+        let t0 = Instant::now();
+        fail(&mut b, t0);
+        let t1 = b.open_until().expect("open");
+        let _lost = b.try_acquire(t1, &mut Vec::new()).expect("the one probe");
+        assert!(b.try_acquire(t1, &mut Vec::new()).is_err());
+        // The probe's caller vanished. Past its deadline the breaker reopens...
+        let t2 = t1 + Duration::from_secs(2);
+        let mut tr = Vec::new();
+        assert!(b.try_acquire(t2, &mut tr).is_err());
+        assert_eq!(tr.len(), 1);
+        assert_eq!(
+            (tr[0].0, tr[0].1),
+            (BreakerState::HalfOpen, BreakerState::Open)
+        );
+        assert!(tr[0].2.contains("breaker.probe_timeout"), "{}", tr[0].2);
+        // ...and after the next wait admits a new probe.
+        let t3 = b.open_until().expect("open again");
+        let p = b.try_acquire(t3, &mut Vec::new()).expect("a fresh probe");
+        let (_, to, _) = b.on_result(p, true, MS, t3).expect("closes");
+        assert_eq!(to, BreakerState::Closed);
+    }
+
+    #[test]
+    fn failure_rate_needs_minimum_calls_and_counts_the_window() {
+        let mut b = Breaker::new(settings(|c| {
+            set(c, "breaker.failure_threshold", "0");
+            set(c, "breaker.failure_rate_threshold", "50");
+            set(c, "breaker.minimum_calls", "4");
+            set(c, "breaker.window_size", "4");
+        }));
+        let t = Instant::now();
+        assert!(fail(&mut b, t).is_none());
+        assert!(fail(&mut b, t).is_none());
+        assert!(fail(&mut b, t).is_none(), "3 calls < minimum 4");
+        let (_, to, why) = succeed(&mut b, t, MS).expect("3 of 4 failed: 75% >= 50%");
+        assert_eq!(to, BreakerState::Open);
+        assert!(why.contains("failure rate 75%"), "{why}");
+    }
+
+    #[test]
+    fn count_window_forgets_old_calls() {
+        let mut b = Breaker::new(settings(|c| {
+            set(c, "breaker.failure_threshold", "0");
+            set(c, "breaker.failure_rate_threshold", "50");
+            set(c, "breaker.minimum_calls", "4");
+            set(c, "breaker.window_size", "4");
+        }));
+        let t = Instant::now();
+        fail(&mut b, t);
+        for _ in 0..3 {
+            assert!(succeed(&mut b, t, MS).is_none());
+        }
+        // Window [S S S S] after one more success: the failure slid out.
+        assert!(succeed(&mut b, t, MS).is_none());
+        assert_eq!(b.counts().window_failures, 0);
+        fail(&mut b, t);
+        assert!(fail(&mut b, t).is_some(), "[S S F F] is 50%");
+    }
+
+    #[test]
+    fn time_window_drops_calls_older_than_its_span() {
+        let mut b = Breaker::new(settings(|c| {
+            set(c, "breaker.failure_threshold", "0");
+            set(c, "breaker.failure_rate_threshold", "50");
+            set(c, "breaker.minimum_calls", "3");
+            set(c, "breaker.window_type", "time");
+            set(c, "breaker.window_size", "10");
+        }));
+        let t = Instant::now();
+        fail(&mut b, t);
+        fail(&mut b, t);
+        // Eleven seconds later those two are gone: one failure of one call.
+        let later = t + Duration::from_secs(11);
+        assert!(succeed(&mut b, later, MS).is_none());
+        assert!(fail(&mut b, later).is_none(), "2 calls < minimum 3");
+        assert_eq!(b.counts().window_calls, 2);
+        assert!(fail(&mut b, later).is_some(), "2 of 3 failed");
+    }
+
+    #[test]
+    fn slow_calls_trip_on_their_rate() {
+        let mut b = Breaker::new(settings(|c| {
+            set(c, "breaker.slow_call_duration", "100ms");
+            set(c, "breaker.slow_call_rate_threshold", "50");
+            set(c, "breaker.minimum_calls", "4");
+        }));
+        let t = Instant::now();
+        let slow = Duration::from_millis(150);
+        assert!(succeed(&mut b, t, MS).is_none());
+        assert!(succeed(&mut b, t, slow).is_none());
+        assert!(succeed(&mut b, t, MS).is_none());
+        let (_, to, why) = succeed(&mut b, t, slow).expect("2 of 4 slow");
+        assert_eq!(to, BreakerState::Open);
+        assert!(why.contains("slow-call rate 50%"), "{why}");
+    }
+
+    #[test]
+    fn operator_states() {
+        let mut b = Breaker::new(settings(|c| set(c, "breaker.failure_threshold", "1")));
+        let t = Instant::now();
+        let (_, to, _) = b.apply(BreakerOp::ForceOpen, t).expect("forced");
+        assert_eq!(to, BreakerState::ForcedOpen);
+        let r = b.try_acquire(t + Duration::from_secs(3600), &mut Vec::new());
+        assert_eq!(r.expect_err("forced open refuses").retry_at, None);
+        b.apply(BreakerOp::Disable, t);
+        for _ in 0..10 {
+            assert!(fail(&mut b, t).is_none(), "disabled never trips");
+        }
+        assert_eq!(b.counts().window_calls, 0, "disabled records nothing");
+        b.apply(BreakerOp::MetricsOnly, t);
+        assert!(fail(&mut b, t).is_none(), "metrics only never blocks");
+        assert!(b.would_trip(t));
+        assert!(b.try_acquire(t, &mut Vec::new()).is_ok());
+        let (_, to, _) = b.apply(BreakerOp::Reset, t).expect("reset");
+        assert_eq!(to, BreakerState::Closed);
+        assert!(fail(&mut b, t).is_some(), "normal again");
+        assert!("nonsense".parse::<BreakerOp>().is_err());
+        assert_eq!(
+            "force_open".parse::<BreakerOp>().ok(),
+            Some(BreakerOp::ForceOpen)
+        );
+    }
+
+    #[test]
+    fn late_results_from_before_a_change_decide_nothing() {
+        let mut b = Breaker::new(settings(|c| {
+            set(c, "breaker.failure_threshold", "1");
+            set(c, "breaker.open_wait", "1s");
+            set(c, "breaker.half_open_probes", "1");
+        }));
+        let t = Instant::now();
+        let early = b.try_acquire(t, &mut Vec::new()).expect("closed");
+        fail(&mut b, t);
+        let t1 = b.open_until().expect("open");
+        let probe = b.try_acquire(t1, &mut Vec::new()).expect("probe");
+        // The call admitted while CLOSED finishes now, failed: it was not a probe.
+        assert!(b.on_result(early, false, MS, t1).is_none());
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let (_, to, _) = b.on_result(probe, true, MS, t1).expect("the probe decides");
+        assert_eq!(to, BreakerState::Closed);
+    }
+}

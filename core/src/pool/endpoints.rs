@@ -1,0 +1,605 @@
+//! A pool's endpoints: for each, its breaker, backoff, health record, state and load;
+//! choosing where the next connection goes (power of two choices on in-flight load
+//! and quality, skipping endpoints whose breaker refuses or that are backing off);
+//! and the events all of that produces.
+
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::backoff::{Backoff, BackoffSettings};
+use crate::breaker::{Breaker, BreakerOp, BreakerSettings, BreakerState, Permit, Transition};
+use crate::clock::SharedClock;
+use crate::config::{Config, fmt_duration};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventBus, EventKind};
+use crate::health::{ConnState, EndpointHealth, HealthRecord, HealthSettings};
+
+/// One endpoint of a pool.
+pub(crate) struct Slot {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) name: String,
+    /// [`ConnState`] as a number.
+    state: AtomicU8,
+    /// The breaker's state as a number (a mirror, for lock-free reads).
+    breaker_state: AtomicU8,
+    /// Bumped to evict every connection of this endpoint (breaker opened, drain,
+    /// evict_all); a connection opened in an older epoch is closed when seen.
+    pub(crate) epoch: AtomicU32,
+    /// Connections open to it.
+    pub(crate) open: AtomicUsize,
+    /// Of them, leased (kept only for pools of several endpoints).
+    pub(crate) leased: AtomicUsize,
+    /// Connects in flight to it.
+    pub(crate) connecting: AtomicUsize,
+    inner: Mutex<SlotInner>,
+}
+
+struct SlotInner {
+    breaker: Breaker,
+    backoff: Backoff,
+    /// No connect before this (backing off after a failure).
+    next_attempt: Option<Instant>,
+    /// When the next health check is due.
+    next_check: Option<Instant>,
+    health: HealthRecord,
+}
+
+/// Why no endpoint can take a connect now, and when one may.
+#[derive(Debug, Clone)]
+pub(crate) struct NoEndpoint {
+    pub(crate) error: Error,
+    /// The earliest time an endpoint may admit a connect by itself.
+    #[allow(dead_code)] // kept for reports; the retry loop asks next_ready()
+    pub(crate) retry_at: Option<Instant>,
+}
+
+/// A connect the endpoints allowed.
+#[derive(Debug)]
+pub(crate) struct Choice {
+    pub(crate) index: usize,
+    pub(crate) permit: Permit,
+    /// A connect to an endpoint that failed before (counts against the
+    /// process-wide reconnect cap).
+    pub(crate) reconnect: bool,
+    /// This attempt's deadline from the backoff (gRPC's min connect timeout).
+    pub(crate) backoff_deadline: Duration,
+}
+
+/// What a result did to the endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Effect {
+    /// The breaker now refuses calls: the endpoint's connections should go.
+    pub(crate) evict: bool,
+}
+
+pub(crate) struct Endpoints {
+    pub(crate) slots: Vec<Slot>,
+    pool: String,
+    events: Arc<EventBus>,
+    clock: SharedClock,
+    pub(crate) health: HealthSettings,
+    pub(crate) multi: bool,
+}
+
+impl Endpoints {
+    pub(crate) fn new(
+        pool: String,
+        endpoints: Vec<Endpoint>,
+        cfg: &Config,
+        events: Arc<EventBus>,
+        clock: SharedClock,
+    ) -> Self {
+        let breaker = BreakerSettings::from_config(cfg);
+        let backoff = BackoffSettings::from_config(cfg);
+        let health = HealthSettings::from_config(cfg);
+        let multi = endpoints.len() > 1;
+        let slots = endpoints
+            .into_iter()
+            .map(|endpoint| {
+                let b = Breaker::new(breaker.clone());
+                Slot {
+                    name: endpoint.to_string(),
+                    endpoint,
+                    state: AtomicU8::new(ConnState::Idle as u8),
+                    breaker_state: AtomicU8::new(b.state() as u8),
+                    epoch: AtomicU32::new(0),
+                    open: AtomicUsize::new(0),
+                    leased: AtomicUsize::new(0),
+                    connecting: AtomicUsize::new(0),
+                    inner: Mutex::new(SlotInner {
+                        breaker: b,
+                        backoff: Backoff::new(backoff.clone()),
+                        next_attempt: None,
+                        next_check: None,
+                        health: HealthRecord::default(),
+                    }),
+                }
+            })
+            .collect();
+        Endpoints {
+            slots,
+            pool,
+            events,
+            clock,
+            health,
+            multi,
+        }
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, SlotInner> {
+        // Every update under this lock is a plain assignment; a panic cannot leave
+        // it half done, so a poisoned lock is still usable.
+        self.slots[i]
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The index of the endpoint written `name` (as in the target, or parsed equal).
+    pub(crate) fn find(&self, name: &str) -> Result<usize> {
+        let name = name.trim();
+        self.slots
+            .iter()
+            .position(|s| {
+                s.name == name || Endpoint::parse(name, true).is_ok_and(|e| e == s.endpoint)
+            })
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.slots.iter().map(|s| s.name.as_str()).collect();
+                Error::not_found(format!(
+                    "pool \"{}\" has no endpoint \"{}\"; its endpoints are {}",
+                    self.pool,
+                    name.escape_default(),
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// `None`: the only endpoint, or an error naming them if there are several.
+    pub(crate) fn find_or_only(&self, name: Option<&str>) -> Result<usize> {
+        match name {
+            Some(n) => self.find(n),
+            None if self.slots.len() == 1 => Ok(0),
+            None => Err(Error::invalid_argument(format!(
+                "pool \"{}\" has {} endpoints; name one of them",
+                self.pool,
+                self.slots.len()
+            ))),
+        }
+    }
+
+    pub(crate) fn state(&self, i: usize) -> ConnState {
+        ConnState::from_u8(self.slots[i].state.load(Ordering::Relaxed)).unwrap_or(ConnState::Idle)
+    }
+
+    pub(crate) fn breaker_state(&self, i: usize) -> BreakerState {
+        BreakerState::from_u8(self.slots[i].breaker_state.load(Ordering::Relaxed))
+            .unwrap_or(BreakerState::Closed)
+    }
+
+    /// Picks an endpoint for a connect and takes its breaker permit. `exclude`:
+    /// endpoints already tried by this connect.
+    pub(crate) fn choose(&self, exclude: &[usize]) -> std::result::Result<Choice, NoEndpoint> {
+        let now = self.clock.now();
+        let n = self.slots.len();
+        let mut candidates: Vec<usize> = Vec::with_capacity(n);
+        for i in 0..n {
+            if !exclude.contains(&i) && self.admits(i, now) {
+                candidates.push(i);
+            }
+        }
+        // Two random candidates; the one with less load per unit of quality wins.
+        while !candidates.is_empty() {
+            let pick = if candidates.len() == 1 {
+                0
+            } else {
+                let a = (crate::random::unit() * candidates.len() as f64) as usize;
+                let a = a.min(candidates.len() - 1);
+                let mut b = (crate::random::unit() * (candidates.len() - 1) as f64) as usize;
+                b = b.min(candidates.len() - 2);
+                if b >= a {
+                    b += 1;
+                }
+                if self.cost(candidates[b]) < self.cost(candidates[a]) {
+                    b
+                } else {
+                    a
+                }
+            };
+            let i = candidates.swap_remove(pick);
+            if let Some(choice) = self.take_permit(i, now) {
+                return Ok(choice);
+            }
+        }
+        Err(self.no_endpoint(exclude, now))
+    }
+
+    /// `None` if some endpoint can take a connect now; else why none can.
+    pub(crate) fn unavailable(&self) -> Option<NoEndpoint> {
+        let now = self.clock.now();
+        if (0..self.slots.len()).any(|i| self.admits(i, now)) {
+            return None;
+        }
+        Some(self.no_endpoint(&[], now))
+    }
+
+    /// Takes a permit to connect to endpoint `i` now, if its breaker and backoff allow.
+    pub(crate) fn choose_one(&self, i: usize) -> Option<Choice> {
+        let now = self.clock.now();
+        self.take_permit(i, now)
+    }
+
+    fn admits(&self, i: usize, now: Instant) -> bool {
+        let mut transitions = Vec::new();
+        let ok = {
+            let mut g = self.lock(i);
+            g.next_attempt.is_none_or(|t| now >= t) && g.breaker.would_admit(now, &mut transitions)
+        };
+        self.report_transitions(i, transitions);
+        ok
+    }
+
+    fn take_permit(&self, i: usize, now: Instant) -> Option<Choice> {
+        let mut transitions = Vec::new();
+        let choice = {
+            let mut g = self.lock(i);
+            if g.next_attempt.is_some_and(|t| now < t) {
+                None
+            } else {
+                g.breaker
+                    .try_acquire(now, &mut transitions)
+                    .ok()
+                    .map(|permit| Choice {
+                        index: i,
+                        permit,
+                        reconnect: g.backoff.failures() > 0,
+                        backoff_deadline: g.backoff.attempt_deadline(),
+                    })
+            }
+        };
+        self.report_transitions(i, transitions);
+        if let Some(c) = &choice {
+            self.slots[i].connecting.fetch_add(1, Ordering::SeqCst);
+            if c.reconnect {
+                self.lock(i).health.reconnects += 1;
+            } else if self.state(i) == ConnState::Idle {
+                self.set_state(i, ConnState::Connecting, "first connect");
+            }
+        }
+        choice
+    }
+
+    fn cost(&self, i: usize) -> f64 {
+        let s = &self.slots[i];
+        let load = s.leased.load(Ordering::Relaxed) + s.connecting.load(Ordering::Relaxed);
+        let q = self.lock(i).health.quality(self.breaker_state(i));
+        (load as f64 + 1.0) / q.max(0.01)
+    }
+
+    fn no_endpoint(&self, exclude: &[usize], now: Instant) -> NoEndpoint {
+        let mut reasons = Vec::new();
+        let mut retry_at: Option<Instant> = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            if exclude.contains(&i) {
+                continue;
+            }
+            let g = self.lock(i);
+            let st = g.breaker.state();
+            let mut when = None;
+            let why = if st.blocks() {
+                when = g.breaker.open_until();
+                match when {
+                    Some(t) => format!(
+                        "breaker {} for {} more",
+                        st.as_str(),
+                        fmt_duration(t.saturating_duration_since(now))
+                    ),
+                    None => format!("breaker {}", st.as_str()),
+                }
+            } else if st == BreakerState::HalfOpen {
+                format!(
+                    "breaker half_open with all {} probes in flight",
+                    g.breaker.settings().half_open_probes
+                )
+            } else if let Some(t) = g.next_attempt.filter(|t| now < *t) {
+                when = Some(t);
+                format!(
+                    "backing off for {} more",
+                    fmt_duration(t.saturating_duration_since(now))
+                )
+            } else {
+                "unavailable".to_string()
+            };
+            let last = g
+                .health
+                .last_error
+                .as_deref()
+                .map(|e| format!(" after: {e}"))
+                .unwrap_or_default();
+            reasons.push(format!("{}: {why}{last}", s.name));
+            if let Some(t) = when {
+                retry_at = Some(retry_at.map_or(t, |r| r.min(t)));
+            }
+        }
+        NoEndpoint {
+            error: Error::unavailable(format!(
+                "pool \"{}\": no endpoint can take a connection now ({})",
+                self.pool,
+                reasons.join("; ")
+            )),
+            retry_at,
+        }
+    }
+
+    /// Records a connect's result. `Ok(())`: a connection is now open to it.
+    pub(crate) fn on_connect(
+        &self,
+        choice: &Choice,
+        result: std::result::Result<(), &Error>,
+        elapsed: Duration,
+    ) -> Effect {
+        let i = choice.index;
+        self.slots[i].connecting.fetch_sub(1, Ordering::SeqCst);
+        if result.is_ok() {
+            self.slots[i].open.fetch_add(1, Ordering::SeqCst);
+        }
+        let now = self.clock.now();
+        let (transition, backoff) = {
+            let mut g = self.lock(i);
+            let ok = result.is_ok();
+            g.health.record(ok, elapsed, now);
+            let backoff = match result {
+                Ok(()) => {
+                    g.backoff.reset();
+                    g.next_attempt = None;
+                    None
+                }
+                Err(e) => {
+                    g.health.last_error = Some(e.message().to_string());
+                    let d = g.backoff.fail(crate::random::unit());
+                    g.next_attempt = Some(now + d);
+                    Some(d)
+                }
+            };
+            (
+                g.breaker.on_result(choice.permit, ok, elapsed, now),
+                backoff,
+            )
+        };
+        let effect = self.after_transition(i, transition);
+        match (result, backoff) {
+            (Ok(()), _) => self.set_state(i, ConnState::Connected, "connected"),
+            (Err(e), d) => {
+                let state = if self.breaker_state(i).blocks() {
+                    ConnState::Failed
+                } else {
+                    ConnState::Reconnecting
+                };
+                let retry = d.map(|d| format!("; next try in {}", fmt_duration(d)));
+                self.set_state(
+                    i,
+                    state,
+                    &format!("{}{}", e.message(), retry.unwrap_or_default()),
+                );
+            }
+        }
+        effect
+    }
+
+    /// A connect given up before it started (the permit is returned unused).
+    pub(crate) fn cancel(&self, choice: &Choice) {
+        self.slots[choice.index]
+            .connecting
+            .fetch_sub(1, Ordering::SeqCst);
+        self.lock(choice.index).breaker.cancel(choice.permit);
+    }
+
+    /// Records a call's result on an existing connection (a probe, a health check,
+    /// a call the program reports).
+    pub(crate) fn record(
+        &self,
+        i: usize,
+        ok: bool,
+        elapsed: Duration,
+        why: Option<&str>,
+    ) -> Effect {
+        let now = self.clock.now();
+        let transition = {
+            let mut g = self.lock(i);
+            g.health.record(ok, elapsed, now);
+            if let (false, Some(w)) = (ok, why) {
+                g.health.last_error = Some(w.to_string());
+            }
+            g.breaker.on_result(Permit::UNSOLICITED, ok, elapsed, now)
+        };
+        self.after_transition(i, transition)
+    }
+
+    /// Records a health check's result, with its event.
+    pub(crate) fn on_check(
+        &self,
+        i: usize,
+        permit: Option<Permit>,
+        ok: bool,
+        elapsed: Duration,
+        why: &str,
+    ) -> Effect {
+        let now = self.clock.now();
+        let transition = {
+            let mut g = self.lock(i);
+            g.health.checks += 1;
+            if !ok {
+                g.health.checks_failed += 1;
+            }
+            g.health.last_check_latency = Some(elapsed);
+            g.health.record(ok, elapsed, now);
+            if !ok {
+                g.health.last_error = Some(why.to_string());
+            }
+            g.breaker
+                .on_result(permit.unwrap_or(Permit::UNSOLICITED), ok, elapsed, now)
+        };
+        self.events.emit(Event {
+            pool: self.pool.clone(),
+            endpoint: Some(self.slots[i].name.clone()),
+            new_state: Some(if ok { "ok" } else { "failed" }),
+            age: Some(elapsed),
+            ..Event::new(EventKind::HealthCheck, why.to_string())
+        });
+        self.after_transition(i, transition)
+    }
+
+    /// Endpoints whose health check is due now (and schedules their next one).
+    pub(crate) fn due_checks(&self, force: bool) -> Vec<usize> {
+        let Some(every) = self.health.interval else {
+            if force {
+                return (0..self.slots.len()).collect();
+            }
+            return Vec::new();
+        };
+        let now = self.clock.now();
+        let mut due = Vec::new();
+        for i in 0..self.slots.len() {
+            let mut g = self.lock(i);
+            let next = *g.next_check.get_or_insert_with(|| now + every);
+            if force || now >= next {
+                let jitter = every.mul_f64(0.1 * crate::random::unit());
+                g.next_check = Some(now + every + jitter);
+                due.push(i);
+            }
+        }
+        due
+    }
+
+    pub(crate) fn reset_backoff(&self) {
+        for i in 0..self.slots.len() {
+            let mut g = self.lock(i);
+            g.backoff.reset();
+            g.next_attempt = None;
+        }
+    }
+
+    /// Applies an operator's command to endpoint `i`.
+    pub(crate) fn apply(&self, i: usize, op: BreakerOp) -> Effect {
+        let now = self.clock.now();
+        let t = self.lock(i).breaker.apply(op, now);
+        self.after_transition(i, t)
+    }
+
+    /// A connection of endpoint `i` closed.
+    pub(crate) fn closed_one(&self, i: usize, broken: bool) {
+        let left = self.slots[i]
+            .open
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1);
+        if broken && left == 0 && self.state(i) == ConnState::Connected {
+            self.set_state(i, ConnState::Reconnecting, "its last connection broke");
+        }
+    }
+
+    /// The pool closed: every endpoint is disconnected.
+    pub(crate) fn closed_all(&self) {
+        for i in 0..self.slots.len() {
+            self.set_state(i, ConnState::Disconnected, "the pool closed");
+        }
+    }
+
+    pub(crate) fn set_state(&self, i: usize, to: ConnState, why: &str) {
+        let from = self.slots[i].state.swap(to as u8, Ordering::SeqCst);
+        let from = ConnState::from_u8(from).unwrap_or(ConnState::Idle);
+        if from == to {
+            return;
+        }
+        self.events.emit(Event {
+            pool: self.pool.clone(),
+            endpoint: Some(self.slots[i].name.clone()),
+            old_state: Some(from.as_str()),
+            new_state: Some(to.as_str()),
+            ..Event::new(EventKind::EndpointState, why.to_string())
+        });
+    }
+
+    fn report_transitions(&self, i: usize, transitions: Vec<Transition>) {
+        for t in transitions {
+            self.after_transition(i, Some(t));
+        }
+    }
+
+    /// Mirrors a breaker change, emits its event and says whether to evict.
+    fn after_transition(&self, i: usize, t: Option<Transition>) -> Effect {
+        let Some((from, to, why)) = t else {
+            return Effect::default();
+        };
+        self.slots[i]
+            .breaker_state
+            .store(to as u8, Ordering::SeqCst);
+        self.events.emit(Event {
+            pool: self.pool.clone(),
+            endpoint: Some(self.slots[i].name.clone()),
+            old_state: Some(from.as_str()),
+            new_state: Some(to.as_str()),
+            ..Event::new(EventKind::BreakerState, why)
+        });
+        let evict = to.blocks() && !from.blocks();
+        if evict {
+            self.slots[i].epoch.fetch_add(1, Ordering::SeqCst);
+            self.set_state(i, ConnState::Failed, "its breaker opened");
+        } else if to == BreakerState::Closed && self.slots[i].open.load(Ordering::SeqCst) > 0 {
+            self.set_state(i, ConnState::Connected, "its breaker closed");
+        }
+        Effect { evict }
+    }
+
+    /// Endpoint `i`'s health now.
+    pub(crate) fn snapshot(&self, i: usize) -> EndpointHealth {
+        let now = self.clock.now();
+        let s = &self.slots[i];
+        let g = self.lock(i);
+        let breaker = g.breaker.state();
+        let counts = g.breaker.counts();
+        EndpointHealth {
+            endpoint: s.name.clone(),
+            state: self.state(i),
+            breaker,
+            quality: g.health.quality(breaker),
+            latency_ewma: g.health.latency_ewma.map(Duration::from_secs_f64),
+            success_rate: g.health.success_ewma.unwrap_or(1.0),
+            calls: g.health.calls,
+            failures: g.health.failures,
+            reconnects: g.health.reconnects,
+            checks: g.health.checks,
+            checks_failed: g.health.checks_failed,
+            breaker_opened: counts.opened_total,
+            breaker_transitions: counts.transitions_total,
+            breaker_rejected: counts.rejected_total,
+            open_connections: s.open.load(Ordering::SeqCst),
+            in_flight: s.leased.load(Ordering::SeqCst),
+            last_success: g.health.last_success,
+            connected_since: g.health.connected_since,
+            last_error: g.health.last_error.clone(),
+            backoff_remaining: g
+                .next_attempt
+                .filter(|t| *t > now)
+                .map(|t| t.saturating_duration_since(now)),
+        }
+    }
+
+    /// When the earliest endpoint may take a connect again, if any is waiting.
+    pub(crate) fn next_ready(&self) -> Option<Instant> {
+        let now = self.clock.now();
+        let mut at: Option<Instant> = None;
+        for i in 0..self.slots.len() {
+            let g = self.lock(i);
+            let t = match g.breaker.state() {
+                BreakerState::Open => g.breaker.open_until(),
+                BreakerState::ForcedOpen => None,
+                _ => Some(g.next_attempt.unwrap_or(now)),
+            };
+            if let Some(t) = t {
+                at = Some(at.map_or(t, |a| a.min(t)));
+            }
+        }
+        at
+    }
+}
