@@ -110,10 +110,42 @@ fn main() {
         commit_mem.as_nanos(),
     );
     m.close(Duration::from_secs(5)).expect("close manager");
+    let (every, interval) = (durable_commit("every_commit"), durable_commit("interval"));
+    println!(
+        "sessions: commit to the durable store (redb, {}): every_commit {} us (write + fsync), interval {:.1} us",
+        std::env::temp_dir().display(),
+        every.as_micros(),
+        us(interval)
+    );
     if beyond >= 1024.0 {
         eprintln!("over the 1 KiB target");
         std::process::exit(1);
     }
+}
+
+/// Time per commit to a durable store in `sync` mode.
+fn durable_commit(sync: &str) -> Duration {
+    let path = std::env::temp_dir().join(format!("sb-bench-{}-{sync}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut c = Config::new();
+    c.set("offsets.path", path.to_str().expect("utf-8 temp dir"))
+        .expect("offsets.path");
+    c.set("offsets.sync", sync).expect("offsets.sync");
+    let m = Manager::new(&c).expect("manager");
+    let s = m.sessions();
+    s.register("quotes", "eu").expect("register");
+    let id = s
+        .open(&SessionDetails::new("quotes", "eu").streams(["trades"]))
+        .expect("open");
+    let n = 200u32;
+    let t = Instant::now();
+    for i in 0..n {
+        s.commit(id, "trades", i64::from(i)).expect("commit");
+    }
+    let per = t.elapsed() / n;
+    m.close(Duration::from_secs(5)).expect("close manager");
+    let _ = std::fs::remove_file(&path);
+    per
 }
 
 fn us(d: Duration) -> f64 {
