@@ -100,11 +100,12 @@ impl Manager {
         );
         let events = Arc::new(EventBus::default());
         let sessions = Sessions::new(config, events.clone())?;
+        let shared = Arc::new(shared);
         sessions.start_background(&shared)?;
         Ok(Manager {
             inner: Arc::new(ManagerInner {
                 config: config.clone(),
-                rt: Arc::new(shared),
+                rt: shared,
                 runtime: Mutex::new(Some(rt)),
                 pools: Mutex::new(HashMap::new()),
                 next_serial: std::sync::atomic::AtomicU64::new(1),

@@ -730,3 +730,42 @@ fn interval_sync_writes_in_the_background() {
     assert_eq!(s.committed("ds", "k", "b").unwrap(), Some(4));
     m.close(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn a_forked_child_gets_a_clear_error() {
+    let m = manager(&[]);
+    let s = m.sessions();
+    s.register("ds", "k").unwrap();
+    let id = s
+        .open(&SessionDetails::new("ds", "k").streams(["a"]))
+        .unwrap();
+    // SAFETY: the child only calls get/commit (no lock is held across the fork by
+    // this test) and then _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let ok = [s.get(id).map(|_| ()), s.commit(id, "a", 1)]
+            .iter()
+            .all(|r| {
+                r.as_ref()
+                    .is_err_and(|e| e.code() == Code::FailedPrecondition)
+            });
+        // SAFETY: _exit ends the child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status}"
+    );
+    s.commit(id, "a", 1).unwrap();
+    assert_eq!(
+        s.committed("ds", "k", "a").unwrap(),
+        Some(1),
+        "the parent is unaffected"
+    );
+    m.close(Duration::from_secs(1)).unwrap();
+}

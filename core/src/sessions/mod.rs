@@ -33,7 +33,7 @@ mod types;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -225,6 +225,8 @@ pub struct Sessions {
     events: Arc<EventBus>,
     closed: AtomicBool,
     sync_interval: Option<Duration>,
+    /// The manager's runtime, for the fork check.
+    rt: OnceLock<Arc<RuntimeShared>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -301,11 +303,14 @@ impl Sessions {
             events,
             closed: AtomicBool::new(false),
             sync_interval,
+            rt: OnceLock::new(),
         })
     }
 
-    /// Starts the background flush of an `offsets.sync = interval` store.
-    pub(crate) fn start_background(&self, rt: &RuntimeShared) -> Result<()> {
+    /// Remembers the manager's runtime (for the fork check) and starts the background
+    /// flush of an `offsets.sync = interval` store.
+    pub(crate) fn start_background(&self, rt: &Arc<RuntimeShared>) -> Result<()> {
+        let _ = self.rt.set(rt.clone());
         let Some(every) = self.sync_interval else {
             return Ok(());
         };
@@ -352,7 +357,11 @@ impl Sessions {
                 "the manager is closed; sessions are no longer available",
             ));
         }
-        Ok(())
+        match self.rt.get() {
+            // After a fork the store's file lock and the counters belong to the parent.
+            Some(rt) => rt.check_fork(),
+            None => Ok(()),
+        }
     }
 
     fn shard(&self, id: u64) -> &Shard {
