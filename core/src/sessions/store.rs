@@ -154,6 +154,9 @@ pub struct DurableStore {
     mode: SyncMode,
     /// Commits not yet written, in [`SyncMode::Interval`].
     pending: Mutex<HashMap<OwnedKey, i64>>,
+    /// The process that opened it: a forked child (which inherits the file and its
+    /// lock) must never write to it, not even from a destructor.
+    pid: u32,
 }
 
 impl DurableStore {
@@ -171,6 +174,7 @@ impl DurableStore {
             db: RwLock::new(Some(db)),
             mode,
             pending: Mutex::new(HashMap::new()),
+            pid: std::process::id(),
         })
     }
 
@@ -185,6 +189,12 @@ impl DurableStore {
     }
 
     fn write<'k>(&self, entries: impl Iterator<Item = (OffsetKey<'k>, i64)>) -> Result<()> {
+        if std::process::id() != self.pid {
+            return Err(Error::failed_precondition(format!(
+                "the offset store {} was opened by another process (before a fork); open a new manager in the child",
+                self.path.display()
+            )));
+        }
         let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
         let db = guard.as_ref().ok_or_else(|| closed_error("durable"))?;
         let txn = db
