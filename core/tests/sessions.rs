@@ -435,6 +435,24 @@ fn durable_store_with_interval_sync_is_flushed_on_close() {
         Code::InvalidArgument,
         "offsets.sync must be one of every_commit | interval",
     );
+    let mut c = Config::new();
+    c.set("offsets.path", "/nonexistent-sb-dir/offsets.redb")
+        .unwrap();
+    assert_err(
+        Manager::new(&c),
+        Code::Io,
+        "open the offset store /nonexistent-sb-dir/offsets.redb",
+    );
+    // One process (and one manager) at a time per file.
+    let first = manager(&[("offsets.path", p)]);
+    let mut c = Config::new();
+    c.set("offsets.path", p).unwrap();
+    assert_err(Manager::new(&c), Code::Io, "open the offset store");
+    first.close(Duration::from_secs(1)).unwrap();
+    Manager::new(&c)
+        .unwrap()
+        .close(Duration::from_secs(1))
+        .unwrap();
 }
 
 #[test]
