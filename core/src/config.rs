@@ -378,11 +378,48 @@ pub const KEYS: &[KeySpec] = &[
         default: "true",
         doc: "Disable Nagle's algorithm on built-in TCP sockets (request/response traffic).",
     },
+    KeySpec {
+        key: "sessions.max_total",
+        kind: Kind::Int {
+            min: 0,
+            max: 100_000_000,
+        },
+        default: "1000000",
+        doc: "Most sessions open at once in the manager; beyond it open fails with ResourceExhausted. 0 means no limit. A session with a few streams takes well under 1 KiB, so the default bounds them to about 1 GiB.",
+    },
+    KeySpec {
+        key: "sessions.max_per_key",
+        kind: Kind::Int {
+            min: 0,
+            max: 100_000_000,
+        },
+        default: "0",
+        doc: "Most sessions open at once on one (data source, session key); beyond it open fails with ResourceExhausted. 0 means no limit; 1 gives a session exclusive use of its key's committed offsets.",
+    },
+    KeySpec {
+        key: "offsets.path",
+        kind: Kind::Text,
+        default: "",
+        doc: "File of the durable offset store (an embedded crash-safe database, created if missing; one process at a time). Empty: committed offsets are kept in memory for the life of the process.",
+    },
+    KeySpec {
+        key: "offsets.sync",
+        kind: Kind::Enum(&["every_commit", "interval"]),
+        default: "every_commit",
+        doc: "When the durable store writes commits: every_commit (each commit is on disk, fsynced, before it returns; loses nothing) or interval (commits are buffered and written every offsets.sync_interval and on close; a crash loses at most one interval).",
+    },
+    KeySpec {
+        key: "offsets.sync_interval",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "1s",
+        doc: "How often buffered commits are written when offsets.sync is interval (must be above 0 then).",
+    },
 ];
 
 /// The known sections, for short keys such as Python's `pool_max_size=`.
 const SECTIONS: &[&str] = &[
-    "runtime", "pool", "tcp", "probe", "breaker", "backoff", "retry", "health",
+    "runtime", "pool", "tcp", "probe", "breaker", "backoff", "retry", "health", "sessions",
+    "offsets",
 ];
 
 /// Looks up a key's spec.

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod pool;
 pub mod random;
 pub mod runtime;
+pub mod sessions;
 
 pub use breaker::{BreakerOp, BreakerState};
 pub use config::Config;
@@ -45,6 +46,7 @@ pub use manager::Manager;
 pub use pool::{
     AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats, WeakPool,
 };
+pub use sessions::{SessionDetails, SessionInfo, Sessions, StreamHandle, StreamInfo};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

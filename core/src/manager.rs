@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventCallback};
 use crate::pool::{Pool, PoolStats};
 use crate::runtime::{self, RuntimeShared};
+use crate::sessions::Sessions;
 
 /// What the manager needs of a pool of any connector type.
 trait PoolControl: Send + Sync {
@@ -52,6 +53,7 @@ struct ManagerInner {
     closed: AtomicBool,
     clock: SharedClock,
     events: Arc<EventBus>,
+    sessions: Sessions,
 }
 
 /// The root object a program creates once: owns the tokio runtime, the pools and
@@ -96,16 +98,21 @@ impl Manager {
         crate::backoff::set_max_concurrent_reconnects(
             config.u64("backoff.max_concurrent_reconnects") as usize,
         );
+        let events = Arc::new(EventBus::default());
+        let sessions = Sessions::new(config, events.clone())?;
+        let shared = Arc::new(shared);
+        sessions.start_background(&shared)?;
         Ok(Manager {
             inner: Arc::new(ManagerInner {
                 config: config.clone(),
-                rt: Arc::new(shared),
+                rt: shared,
                 runtime: Mutex::new(Some(rt)),
                 pools: Mutex::new(HashMap::new()),
                 next_serial: std::sync::atomic::AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 clock,
-                events: Arc::new(EventBus::default()),
+                events,
+                sessions,
             }),
         })
     }
@@ -257,10 +264,18 @@ impl Manager {
         self.inner.events.dropped()
     }
 
-    /// The manager's metrics as Prometheus/OpenMetrics text (`switchboard_pool_*`; the
-    /// README lists every name). Serve it on your `/metrics` endpoint.
+    /// The manager's metrics as Prometheus/OpenMetrics text (`switchboard_pool_*` and
+    /// `stream_api_*`; the README lists every name). Serve it on your `/metrics`
+    /// endpoint.
     pub fn metrics_text(&self) -> String {
-        crate::metrics::render(self.pool_stats())
+        let sessions = Box::new(self.inner.sessions.collector());
+        crate::metrics::render_with(self.pool_stats(), vec![sessions])
+    }
+
+    /// The streaming sessions, their catalog and the offset store
+    /// (`sessions.*`, `offsets.*` keys).
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     /// Closes the manager: stops accepting work, fails waiters, waits up to `timeout`
@@ -286,6 +301,13 @@ impl ManagerInner {
         }
         let deadline = Instant::now() + timeout;
         self.rt.mark_closed();
+        // Later session calls fail with Unavailable; buffered commits are written.
+        if let Err(e) = self.sessions.shutdown() {
+            self.events.emit(Event::new(
+                crate::events::EventKind::CommitFailed,
+                format!("writing buffered commits on close failed: {e}"),
+            ));
+        }
         let pools: Vec<Box<dyn PoolControl>> = {
             let mut p = self.pools.lock().unwrap_or_else(|p| p.into_inner());
             p.drain().map(|(_, (_, v))| v).collect()

@@ -477,8 +477,17 @@ impl Collector for PoolCollector {
 
 /// Renders pool snapshots as OpenMetrics text (which Prometheus reads).
 pub fn render(pools: Vec<PoolStats>) -> String {
+    render_with(pools, Vec::new())
+}
+
+/// Renders pool snapshots and other collectors (the sessions' `stream_api_*`) as one
+/// OpenMetrics text.
+pub fn render_with(pools: Vec<PoolStats>, others: Vec<Box<dyn Collector>>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(PoolCollector { pools }));
+    for c in others {
+        registry.register_collector(c);
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
