@@ -6,6 +6,8 @@
 #  2. criterion (core/benches/pool.rs): uncontended and contended acquire+release for
 #     switchboard, deadpool, bb8, r2d2, Semaphore+Vec and ArrayQueue, then the
 #     pool-of-1 fairness runs;
+#  2b. core/benches/sessions.rs (memory per open session, counting and commit costs)
+#     and core/benches/resilience.rs (breaker, fail-fast, one vs two endpoints);
 #  3. callgrind (core/benches/instr.rs): instructions per uncontended acquire+release
 #     for each, as (I2 - I1) / (N2 - N1), and callgrind_annotate of each run;
 #  4. through the bindings: acquire+release from C, Python and Node (and Rust) on a
@@ -61,7 +63,7 @@ fi
 # ------------------------------------------------------------------ 1. build
 
 say "building (release)"
-INSTR_BIN= POOL_BIN=
+INSTR_BIN= POOL_BIN= SESSIONS_BIN= RESILIENCE_BIN=
 if timeout 1200 "$CARGO" bench -p switchboard-core --no-run --message-format=json \
   >"$OUT/cargo-bench.json" 2>"$OUT/cargo-bench.log"; then
   eval "$("$PYTHON" - "$OUT/cargo-bench.json" <<'EOF'
@@ -73,7 +75,7 @@ for line in open(sys.argv[1]):
         continue
     if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
         name = m["target"]["name"]
-        if name in ("pool", "instr"):
+        if name in ("pool", "instr", "sessions", "resilience"):
             print(f'{name.upper()}_BIN="{m["executable"]}"')
 EOF
 )"
@@ -116,6 +118,18 @@ if [[ -n $POOL_BIN ]]; then
   fi
   [[ -s $OUT/fairness.json ]] || fail "fairness run wrote no fairness.json"
 fi
+
+# ------------------------------------------------------------------ 2b. sessions, resilience
+
+for bin in "$SESSIONS_BIN" "$RESILIENCE_BIN"; do
+  [[ -n $bin ]] || continue
+  say "$(basename "$bin" | cut -d- -f1)"
+  if ! SB_BENCH_REPS="$REPS" timeout 600 "$bin" --bench 2>>"$OUT/extra.log" | tee -a "$OUT/extra.txt" >&2; then
+    fail "$(basename "$bin") (see build/bench/extra.log)"
+  fi
+done
+[[ -n $SESSIONS_BIN ]] || fail "sessions bench not built"
+[[ -n $RESILIENCE_BIN ]] || fail "resilience bench not built"
 
 # ------------------------------------------------------------------ echo server
 

@@ -513,6 +513,24 @@ def headline(lines, a_med, instr, rates, fair, bmed) -> None:
     lines.append("")
 
 
+def section_extra(lines: list[str]) -> None:
+    """Sessions (issue 5) and resilience (issue 4): the lines their benches print."""
+    p = OUT / "extra.txt"
+    rows = [x for x in p.read_text().splitlines() if x.strip()] if p.exists() else []
+    lines += ["", "## Sessions and resilience", ""]
+    lines.append(
+        "`core/benches/sessions.rs` counts heap bytes with a counting allocator while "
+        "100,000 sessions are open (target: under 1 KiB per session beyond its stream "
+        "names); `core/benches/resilience.rs` times the breaker state machine, an acquire "
+        "refused by an open breaker, and the fast path with one and two endpoints."
+    )
+    lines.append("")
+    if not rows:
+        lines.append("*not measured* (see build/bench/extra.log)")
+    for r in rows:
+        lines.append(f"- {r}")
+
+
 def main() -> int:
     meta = {}
     if (OUT / "meta.txt").exists():
@@ -529,6 +547,7 @@ def main() -> int:
     bind_rows = read_bindings()
     bmed = section_bindings(body, bind_rows, instr, raw)
     section_where(body, raw)
+    section_extra(body)
 
     head = [
         "# Benchmark results",
