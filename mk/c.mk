@@ -27,6 +27,7 @@ C_LINK_SO  := -L$(LIBDIR) -lswitchboard -Wl,-rpath,$(LIBDIR) -lpthread
 #   cargo rustc -p switchboard-ffi --release --crate-type staticlib -- --print native-static-libs
 C_LINK_A   := $(C_A) -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 C_TEST_ENV := SB_PYTHON=$(PYTHON) SB_ECHO_SERVER=$(ROOT)/tests/fixtures/echo_server.py \
+              SB_FAULT_PROXY=$(ROOT)/tests/fixtures/fault_proxy.py \
               SB_REDIS_SERVER=$$(command -v redis-server || echo redis-server)
 VALGRIND   := valgrind -q --error-exitcode=1 --leak-check=full \
               --errors-for-leak-kinds=definite,indirect --track-fds=no
@@ -86,8 +87,14 @@ $(C_OUT)/custom: $(ROOT)/examples/c/custom.c $(C_HEADER) $(C_SO)
 	@mkdir -p $(C_OUT)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
-C_TESTS := test_pool test_pool_static test_misuse test_pool_ops test_custom test_metrics test_redis cpp_include
-C_ASAN_TESTS := test_pool_asan test_misuse_asan test_pool_ops_asan test_custom_asan test_metrics_asan
+# The tests that drive the fault proxy include its helper too.
+C_FAULT_TESTS := test_resilience test_fault_proxy
+$(addprefix $(C_OUT)/,$(C_FAULT_TESTS) $(addsuffix _asan,$(C_FAULT_TESTS))): $(ROOT)/tests/c/fault_proxy.h
+
+C_TESTS := test_pool test_pool_static test_misuse test_pool_ops test_custom test_metrics \
+           test_resilience test_fault_proxy test_redis cpp_include
+C_ASAN_TESTS := test_pool_asan test_misuse_asan test_pool_ops_asan test_custom_asan \
+                test_metrics_asan test_resilience_asan test_fault_proxy_asan
 
 # Installs what the C tests need and a fresh machine may lack (valgrind, a C++ compiler,
 # redis-server for test_redis). If the install fails, test_redis says so and fails.

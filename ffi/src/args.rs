@@ -91,3 +91,99 @@ pub(crate) unsafe fn bytes_mut<'a>(p: *mut u8, len: usize, what: &str) -> Result
     // SAFETY: non-NULL, `len` writable bytes, not aliased, by the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
 }
+
+/// Copies `s` and a NUL into the caller's buffer `buf` of `len` bytes, the way every
+/// string-returning call does (`sb_manager_metrics`, `sb_lease_endpoint`, ...):
+/// `*written` (if `written` is not NULL) always receives the size `s` needs with its
+/// NUL, whether or not it fit; when it does not fit, nothing is copied (`buf[0]` is set
+/// to NUL when `len > 0`) and the error is ResourceExhausted naming `what`. `buf` may
+/// be NULL when `len` is 0, to ask for the size.
+///
+/// # Safety
+///
+/// `buf` must point to `len` writable bytes (or `len` be 0); `written` must be NULL or
+/// point to a writable `size_t`.
+pub(crate) unsafe fn copy_str_out(
+    s: &str,
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+    what: &str,
+) -> Result<()> {
+    if buf.is_null() && len > 0 {
+        return Err(null_arg("buf"));
+    }
+    // SAFETY: `len` writable bytes at `buf` (checked non-NULL when len > 0) by the
+    // caller's contract.
+    let dst = unsafe { bytes_mut(buf.cast::<u8>(), len, "buf") }?;
+    let needed = s.len() + 1;
+    if !written.is_null() {
+        // SAFETY: non-NULL, writable by the caller's contract.
+        unsafe { write_out(written, needed) };
+    }
+    if needed > dst.len() {
+        if let Some(first) = dst.first_mut() {
+            *first = 0;
+        }
+        return Err(Error::new(
+            switchboard_core::Code::ResourceExhausted,
+            format!("{what} needs {needed} bytes with its NUL; buf has {len}"),
+        ));
+    }
+    dst[..s.len()].copy_from_slice(s.as_bytes());
+    dst[s.len()] = 0;
+    Ok(())
+}
+
+/// Copies `s` into the fixed array `dst` as a NUL-terminated string, cut at a UTF-8
+/// character boundary so that it fits; the rest of `dst` is zeroed.
+pub(crate) fn copy_str<const N: usize>(dst: &mut [c_char; N], s: &str) {
+    let mut n = s.len().min(N.saturating_sub(1));
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    dst.fill(0);
+    for (d, b) in dst.iter_mut().zip(&s.as_bytes()[..n]) {
+        *d = *b as c_char;
+    }
+}
+
+/// The `struct_size` the caller set in the versioned struct at `out` (already checked
+/// non-NULL), named `ty` in the message; InvalidArgument when it is smaller than a
+/// `size_t` (not set).
+///
+/// # Safety
+///
+/// `out` must be non-NULL and its first `size_t` readable.
+pub(crate) unsafe fn struct_room<T>(out: *const T, ty: &str) -> Result<usize> {
+    // SAFETY: non-NULL; every versioned struct starts with its `size_t struct_size`,
+    // readable by the caller's contract.
+    let room = unsafe { out.cast::<usize>().read_unaligned() };
+    if room < std::mem::size_of::<usize>() {
+        return Err(Error::invalid_argument(format!(
+            "struct_size must be set to sizeof({ty}) before the call, got {room}"
+        )));
+    }
+    Ok(room)
+}
+
+/// Writes the listed fields of `$src` (a `$ty`) that lie entirely within the first
+/// `$room` bytes of `$out: *mut $ty`, field by field (never the padding between them).
+/// How versioned structs (`struct_size` first, fields only added at the end) are
+/// filled for a caller built against an older or newer header.
+macro_rules! write_prefix {
+    ($ty:ty, $out:expr, $src:expr, $room:expr, [$($f:ident),* $(,)?]) => {{
+        let out: *mut $ty = $out;
+        let src: &$ty = $src;
+        let room: usize = $room;
+        $(
+            let end = std::mem::offset_of!($ty, $f) + std::mem::size_of_val(&src.$f);
+            if end <= room {
+                // SAFETY: the caller guarantees `room` writable bytes at `out`, and
+                // this field lies within them; the struct is repr(C).
+                unsafe { std::ptr::addr_of_mut!((*out).$f).write_unaligned(src.$f) };
+            }
+        )*
+    }};
+}
+pub(crate) use write_prefix;

@@ -12,7 +12,7 @@ use switchboard_core::{Code, Error, Event, EventKind};
 
 use crate::connector::sb_free_fn;
 
-use crate::args::{bytes_mut, check_out, write_out};
+use crate::args::{bytes_mut, check_out, copy_str, write_out};
 use crate::error::{guard, null_arg, sb_status};
 use crate::handles::addr;
 use crate::manager::{MANAGERS, sb_manager};
@@ -74,6 +74,13 @@ impl From<EventKind> for sb_event_kind {
 pub const SB_EVENT_POOL_LEN: usize = 128;
 /// Size of `sb_event.message` in bytes, NUL included. Longer messages are truncated.
 pub const SB_EVENT_MESSAGE_LEN: usize = 512;
+/// Size of `sb_event.endpoint` in bytes, NUL included. Longer names are truncated.
+pub const SB_EVENT_ENDPOINT_LEN: usize = 256;
+/// Size of `sb_event.old_state` and `sb_event.new_state` in bytes, NUL included
+/// (every state name fits).
+pub const SB_EVENT_STATE_LEN: usize = 32;
+/// Size of `sb_event.stream` in bytes, NUL included. Longer names are truncated.
+pub const SB_EVENT_STREAM_LEN: usize = 256;
 
 /// One event, filled by value by `sb_manager_poll_event` (no pointers inside; nothing
 /// to free). Strings are copied into the fixed arrays, truncated at a UTF-8 character
@@ -93,29 +100,31 @@ pub struct sb_event {
     pub kind: sb_event_kind,
     /// The connection it concerns (the pool's connection id, from 1), or 0 when none.
     pub connection_id: u64,
-    /// For `SB_EVENT_LEAK_SUSPECTED`: how long the lease had been held, in
-    /// nanoseconds; 0 when the kind has no age.
+    /// For `SB_EVENT_LEAK_SUSPECTED`: how long the lease had been held; for
+    /// `SB_EVENT_HEALTH_CHECK`: how long the check took; in nanoseconds; 0 when the
+    /// kind has no age.
     pub age_ns: u64,
     /// When it happened: wall-clock time in nanoseconds since the Unix epoch (0 if the
     /// clock is before 1970).
     pub time_unix_ns: u64,
     /// The name of the pool it concerns (NUL-terminated, possibly truncated).
     pub pool: [c_char; SB_EVENT_POOL_LEN],
-    /// A sentence for humans (NUL-terminated, possibly truncated).
+    /// A sentence for humans, the reason (NUL-terminated, possibly truncated).
     pub message: [c_char; SB_EVENT_MESSAGE_LEN],
-}
-
-/// Copies `s` into `dst` as a NUL-terminated string, cut at a UTF-8 character boundary
-/// so that it fits; the rest of `dst` is zeroed.
-fn copy_str<const N: usize>(dst: &mut [c_char; N], s: &str) {
-    let mut n = s.len().min(N.saturating_sub(1));
-    while !s.is_char_boundary(n) {
-        n -= 1;
-    }
-    dst.fill(0);
-    for (d, b) in dst.iter_mut().zip(&s.as_bytes()[..n]) {
-        *d = *b as c_char;
-    }
+    /// The endpoint it concerns, as written in the pool's target
+    /// (`tcp://host:port`); "" when none. Appended later: check `struct_size`.
+    pub endpoint: [c_char; SB_EVENT_ENDPOINT_LEN],
+    /// For state changes (`SB_EVENT_CONNECTION_STATE`, `SB_EVENT_ENDPOINT_STATE`,
+    /// `SB_EVENT_BREAKER_STATE`): the state before, e.g. "closed" or "connecting"
+    /// (the names of `sb_breaker_state_str` and `sb_conn_state_str`); "" when none.
+    pub old_state: [c_char; SB_EVENT_STATE_LEN],
+    /// For state changes: the state after; for `SB_EVENT_HEALTH_CHECK`: "ok" or
+    /// "failed"; "" when none.
+    pub new_state: [c_char; SB_EVENT_STATE_LEN],
+    /// The session it concerns, or 0 when none.
+    pub session_id: u64,
+    /// The stream it concerns (NUL-terminated, possibly truncated); "" when none.
+    pub stream: [c_char; SB_EVENT_STREAM_LEN],
 }
 
 impl From<&Event> for sb_event {
@@ -129,9 +138,18 @@ impl From<&Event> for sb_event {
             time_unix_ns: e.time.duration_since(UNIX_EPOCH).map_or(0, ns),
             pool: [0; SB_EVENT_POOL_LEN],
             message: [0; SB_EVENT_MESSAGE_LEN],
+            endpoint: [0; SB_EVENT_ENDPOINT_LEN],
+            old_state: [0; SB_EVENT_STATE_LEN],
+            new_state: [0; SB_EVENT_STATE_LEN],
+            session_id: e.session_id.unwrap_or(0),
+            stream: [0; SB_EVENT_STREAM_LEN],
         };
         copy_str(&mut out.pool, &e.pool);
         copy_str(&mut out.message, &e.message);
+        copy_str(&mut out.endpoint, e.endpoint.as_deref().unwrap_or(""));
+        copy_str(&mut out.old_state, e.old_state.unwrap_or(""));
+        copy_str(&mut out.new_state, e.new_state.unwrap_or(""));
+        copy_str(&mut out.stream, e.stream.as_deref().unwrap_or(""));
         out
     }
 }
@@ -157,7 +175,12 @@ fn write_prefix(out: *mut sb_event, src: &sb_event, room: usize) {
         age_ns,
         time_unix_ns,
         pool,
-        message
+        message,
+        endpoint,
+        old_state,
+        new_state,
+        session_id,
+        stream,
     );
 }
 

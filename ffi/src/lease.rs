@@ -1,12 +1,13 @@
 //! `sb_lease`: one checked-out connection.
 
 use std::cell::RefCell;
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use switchboard_core::{AnyConn, AnyConnector, Error, Lease, Socket};
 
-use crate::args::{bytes, bytes_mut, check_out, write_out};
+use crate::args::{bytes, bytes_mut, check_out, copy_str_out, write_out};
 use crate::connector::CConn;
 use crate::error::{guard, sb_status};
 use crate::handles::{LocalFree, Slab, Tag, addr};
@@ -38,6 +39,13 @@ impl LeaseObj {
         // `lease` is only taken in `drop`.
         self.lease
             .as_deref()
+            .ok_or_else(|| Error::internal("lease without a connection"))
+    }
+
+    fn lease(&self) -> Result<&Lease<AnyConnector<CConn>>, Error> {
+        // `lease` is only taken in `drop`.
+        self.lease
+            .as_ref()
             .ok_or_else(|| Error::internal("lease without a connection"))
     }
 
@@ -217,6 +225,68 @@ pub unsafe extern "C" fn sb_lease_recv(
         let n = l.socket()?.recv(data)?;
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(received, n) };
+        Ok(())
+    })
+}
+
+/// Sets the deadline of each blocking `sb_lease_send`, `sb_lease_send_all` and
+/// `sb_lease_recv` on this lease to `timeout_ms` milliseconds (0: wait forever, the
+/// default). A call that passes it returns `SB_TIMEOUT`; the connection is not marked
+/// broken then (whether the exchange left it usable is the program's call:
+/// `sb_lease_discard` it if not). The pool clears the timeout when the connection
+/// comes back, so the next lease starts without one. Returns `SB_FAILED_PRECONDITION`
+/// for a lease of a custom pool.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_lease_set_timeout(lease: *mut sb_lease, timeout_ms: u64) -> sb_status {
+    guard("sb_lease_set_timeout", || {
+        let l = LEASES.get(addr(lease))?;
+        let t = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        l.socket()?.set_timeout(t)
+    })
+}
+
+/// Copies the endpoint the lease's connection goes to, as written in the pool's
+/// target (`tcp://host:port`, or the custom pool's name for it), into `buf` with a
+/// NUL. `*written` (if not NULL) always receives the size it needs with its NUL; when
+/// that exceeds `len`, returns `SB_RESOURCE_EXHAUSTED` and copies nothing (`buf[0]`
+/// is set to NUL when `len > 0`). `buf` may be NULL when `len` is 0, to ask for the
+/// size.
+///
+/// # Safety
+///
+/// `buf` must point to `len` writable bytes (or `len` be 0); `written` must be NULL or
+/// point to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_lease_endpoint(
+    lease: *const sb_lease,
+    buf: *mut c_char,
+    len: usize,
+    written: *mut usize,
+) -> sb_status {
+    guard("sb_lease_endpoint", || {
+        let l = LEASES.get(addr(lease))?;
+        let name = l.lease()?.endpoint();
+        // SAFETY: forwarded caller's contract.
+        unsafe { copy_str_out(name, buf, len, written, "the endpoint name") }
+    })
+}
+
+/// Reports the result of work the program did on this connection outside
+/// `sb_lease_send*`/`sb_lease_recv` (a request on a custom pool's object, a
+/// request/response over the fd): `success` and how long it took, `latency_ns`
+/// nanoseconds. It feeds the endpoint's circuit breaker (failures and calls slower
+/// than `breaker.slow_call_duration` count toward tripping it), success rate and
+/// latency average, hence its quality score. A report that opens the breaker closes
+/// the endpoint's idle connections, and this one when it is released. Does not wait.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_lease_report(
+    lease: *mut sb_lease,
+    success: bool,
+    latency_ns: u64,
+) -> sb_status {
+    guard("sb_lease_report", || {
+        let l = LEASES.get(addr(lease))?;
+        l.lease()?.report(success, Duration::from_nanos(latency_ns));
         Ok(())
     })
 }

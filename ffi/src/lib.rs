@@ -1,6 +1,7 @@
 //! switchboard's C ABI: translation only, all behaviour lives in `switchboard-core`.
 //!
-//! One module per C object ([`config`], [`manager`], [`connector`], [`pool`], [`lease`], [`events`]), plus
+//! One module per C object ([`config`], [`manager`], [`connector`], [`pool`], [`lease`], [`events`]) and
+//! [`resilience`] (endpoint breakers, backoff and health of a pool), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
 //! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
@@ -20,6 +21,8 @@ pub mod connector;
 
 pub mod pool;
 
+pub mod resilience;
+
 pub mod lease;
 
 pub mod events;
@@ -31,18 +34,27 @@ pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
 pub use connector::{sb_check_fn, sb_close_fn, sb_connect_fn, sb_connector, sb_free_fn};
 pub use error::{last_error, sb_last_error, sb_status, sb_status_str};
 pub use events::{
-    SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, sb_event, sb_event_fn, sb_event_kind,
-    sb_event_kind_str, sb_manager_events_dropped, sb_manager_metrics, sb_manager_poll_event,
+    SB_EVENT_ENDPOINT_LEN, SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, SB_EVENT_STATE_LEN,
+    SB_EVENT_STREAM_LEN, sb_event, sb_event_fn, sb_event_kind, sb_event_kind_str,
+    sb_manager_events_dropped, sb_manager_metrics, sb_manager_poll_event,
     sb_manager_set_event_callback,
 };
 pub use lease::{
-    sb_lease, sb_lease_conn, sb_lease_discard, sb_lease_fd, sb_lease_id, sb_lease_recv,
-    sb_lease_release, sb_lease_send, sb_lease_send_all,
+    sb_lease, sb_lease_conn, sb_lease_discard, sb_lease_endpoint, sb_lease_fd, sb_lease_id,
+    sb_lease_recv, sb_lease_release, sb_lease_report, sb_lease_send, sb_lease_send_all,
+    sb_lease_set_timeout,
 };
 pub use manager::{sb_manager, sb_manager_close, sb_manager_free, sb_manager_new};
 pub use pool::{
     sb_latency, sb_pool, sb_pool_acquire, sb_pool_acquire_prio, sb_pool_evict_all, sb_pool_free,
     sb_pool_get_stats, sb_pool_new, sb_pool_new_custom, sb_pool_resize, sb_pool_run_upkeep,
     sb_pool_stats, sb_pool_try_acquire, sb_pool_warm,
+};
+pub use resilience::{
+    SB_ENDPOINT_ERROR_LEN, SB_ENDPOINT_LEN, sb_breaker_op, sb_breaker_state, sb_breaker_state_str,
+    sb_conn_state, sb_conn_state_str, sb_endpoint_health, sb_pool_breaker_op,
+    sb_pool_breaker_state, sb_pool_drain, sb_pool_endpoint_health, sb_pool_get_health,
+    sb_pool_health, sb_pool_healthy_endpoints, sb_pool_reset_backoff, sb_pool_run_health_checks,
+    sb_pool_select_best,
 };
 pub use version::{SB_VERSION_MAJOR, SB_VERSION_MINOR, SB_VERSION_PATCH, sb_version};

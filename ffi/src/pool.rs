@@ -416,6 +416,10 @@ pub struct sb_pool_stats {
     /// How long connections were held: one observation per lease ended (released or
     /// discarded). Appended after the counters: check `struct_size`.
     pub lease: sb_latency,
+    /// How many endpoints the pool has; each one's health, breaker and counters come
+    /// from `sb_pool_endpoint_health(pool, index, ...)`. Appended later: check
+    /// `struct_size`.
+    pub endpoint_count: u64,
 }
 
 impl From<&PoolStats> for sb_pool_stats {
@@ -449,6 +453,7 @@ impl From<&PoolStats> for sb_pool_stats {
             probe_failed_total: s.probe_failed_total,
             wait: sb_latency::from(&s.wait),
             lease: sb_latency::from(&s.lease),
+            endpoint_count: s.endpoints.len() as u64,
         }
     }
 }
@@ -527,5 +532,6 @@ fn write_prefix(out: *mut sb_pool_stats, src: &sb_pool_stats, room: usize) {
         probe_failed_total,
         wait,
         lease,
+        endpoint_count,
     );
 }

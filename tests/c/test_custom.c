@@ -239,9 +239,19 @@ static int connect_error_reaches_last_error(void) {
     EXPECT_ERROR_MENTIONS("auth failed for user \"test\"");
     EXPECT_ERROR_MENTIONS("db://replica");
     EXPECT(lease == NULL);
+    /* The endpoint now backs off (backoff.initial, 1 s): the next acquire fails fast
+     * without a connect, naming the backoff and the last error. */
+    t0 = now_ms();
+    EXPECT_ST(sb_pool_acquire(pool, 5000, &lease), SB_UNAVAILABLE);
+    EXPECT(now_ms() - t0 < 4000); /* not at the 5 s deadline */
+    EXPECT_ERROR_MENTIONS("backing off");
+    EXPECT_ERROR_MENTIONS("auth failed");
+    /* reset_backoff lets the next acquire connect at once. */
+    EXPECT_OK(sb_pool_reset_backoff(pool));
     atomic_store(&c.fail_connect, SB_INVALID_ARGUMENT);
     EXPECT_ST(sb_pool_acquire(pool, 5000, &lease), SB_INVALID_ARGUMENT);
     atomic_store(&c.fail_connect, 0);
+    EXPECT_OK(sb_pool_reset_backoff(pool));
     EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
     sb_pool_stats s;
     EXPECT_OK(get_stats(pool, &s));
@@ -277,6 +287,7 @@ static int late_connect_is_closed(void) {
     EXPECT_ERROR_MENTIONS("connect_timeout");
     EVENTUALLY(10000, (void)0, atomic_load(&c.connects) == 1 && atomic_load(&c.closes) == 1);
     atomic_store(&c.connect_delay_ms, 0);
+    EXPECT_OK(sb_pool_reset_backoff(pool)); /* the timed-out connect counts as failed */
     EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
     EXPECT_OK(sb_lease_release(lease));
     EXPECT_OK(sb_pool_free(pool));

@@ -218,6 +218,132 @@ static int last_error_truncates(void) {
     return 0;
 }
 
+/* The resilience calls: bad handles, NULL and unset arguments, unknown endpoints and
+ * indexes, bad operation numbers and buffers that are too small each get a status and
+ * a message; nothing is written on failure. */
+static int resilience_misuse(void) {
+    sb_pool_health h;
+    sb_endpoint_health e;
+    sb_breaker_state bs = -1;
+    char name[256];
+    size_t n = 77;
+    memset(&h, 0, sizeof h);
+    h.struct_size = sizeof h;
+    memset(&e, 0, sizeof e);
+    e.struct_size = sizeof e;
+
+    /* Bad handles. */
+    EXPECT_ST(sb_pool_get_health(NULL, &h), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_get_health((sb_pool *)manager, &h), SB_INVALID_HANDLE);
+    EXPECT_ERROR_MENTIONS("expected a sb_pool handle");
+    EXPECT_ST(sb_pool_endpoint_health(NULL, 0, &e), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_healthy_endpoints(NULL, &e, 1, &n), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_select_best(NULL, NULL, 0, name, sizeof name, &n), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_breaker_state(NULL, NULL, &bs), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_breaker_op(NULL, NULL, SB_BREAKER_OP_RESET), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_reset_backoff(NULL), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_drain(NULL, server.target), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_pool_run_health_checks((sb_pool *)manager), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_report(NULL, true, 0), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_endpoint(NULL, name, sizeof name, &n), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_set_timeout((sb_lease *)pool, 10), SB_INVALID_HANDLE);
+    EXPECT(bs == -1 && n == 77);
+
+    /* NULL or unset out-arguments. */
+    EXPECT_ST(sb_pool_get_health(pool, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("out must not be NULL");
+    h.struct_size = 0;
+    EXPECT_ST(sb_pool_get_health(pool, &h), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("struct_size must be set to sizeof(sb_pool_health)");
+    e.struct_size = 0;
+    EXPECT_ST(sb_pool_endpoint_health(pool, 0, &e), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("sizeof(sb_endpoint_health)");
+    EXPECT_ST(sb_pool_endpoint_health(pool, 0, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_pool_healthy_endpoints(pool, &e, 1, &n), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_pool_healthy_endpoints(pool, NULL, 1, &n), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_pool_healthy_endpoints(pool, NULL, 0, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("count must not be NULL");
+    EXPECT_ST(sb_pool_breaker_state(pool, NULL, NULL), SB_INVALID_ARGUMENT);
+
+    /* An index, an endpoint or an operation that does not exist. */
+    e.struct_size = sizeof e;
+    EXPECT_ST(sb_pool_endpoint_health(pool, 1, &e), SB_NOT_FOUND);
+    EXPECT_ERROR_MENTIONS("no endpoint number 1; it has 1");
+    EXPECT(e.endpoint[0] == '\0'); /* untouched */
+    EXPECT_ST(sb_pool_breaker_state(pool, "tcp://127.0.0.1:1", &bs), SB_NOT_FOUND);
+    EXPECT_ERROR_MENTIONS(server.target); /* names the pool's endpoints */
+    EXPECT(bs == -1);
+    EXPECT_ST(sb_pool_breaker_state(pool, "\xff\xfe", &bs), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("UTF-8");
+    EXPECT_ST(sb_pool_breaker_op(pool, "tcp://127.0.0.1:1", SB_BREAKER_OP_RESET), SB_NOT_FOUND);
+    EXPECT_ST(sb_pool_breaker_op(pool, NULL, 0), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("not an sb_breaker_op");
+    EXPECT_ST(sb_pool_breaker_op(pool, NULL, 99), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_pool_breaker_op(pool, NULL, -1), SB_INVALID_ARGUMENT);
+    EXPECT_ST(sb_pool_drain(pool, NULL), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("endpoint must not be NULL");
+    EXPECT_ST(sb_pool_drain(pool, "tcp://127.0.0.1:1"), SB_NOT_FOUND);
+    EXPECT_OK(sb_pool_breaker_state(pool, NULL, &bs)); /* one endpoint: NULL names it */
+    EXPECT(bs == SB_BREAKER_CLOSED);
+
+    /* select_best: bad candidate lists, unknown names, small buffers. */
+    const char *unknown[] = {"tcp://127.0.0.1:1"};
+    const char *with_null[] = {server.target, NULL};
+    EXPECT_ST(sb_pool_select_best(pool, NULL, 1, name, sizeof name, &n), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("candidates must not be NULL");
+    EXPECT_ST(sb_pool_select_best(pool, with_null, 2, name, sizeof name, &n),
+              SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("candidates[1] must not be NULL");
+    EXPECT_ST(sb_pool_select_best(pool, unknown, 1, name, sizeof name, &n), SB_NOT_FOUND);
+    EXPECT_ST(sb_pool_select_best(pool, NULL, 0, NULL, 8, &n), SB_INVALID_ARGUMENT);
+    size_t need = strlen(server.target) + 1;
+    memset(name, 'Z', sizeof name);
+    EXPECT_ST(sb_pool_select_best(pool, NULL, 0, name, 4, &n), SB_RESOURCE_EXHAUSTED);
+    EXPECT_ERROR_MENTIONS("buf has 4");
+    EXPECT(n == need && name[0] == '\0' && name[1] == 'Z');
+    n = 0;
+    EXPECT_ST(sb_pool_select_best(pool, NULL, 0, NULL, 0, &n), SB_RESOURCE_EXHAUSTED);
+    EXPECT(n == need); /* asking for the size */
+    EXPECT_OK(sb_pool_select_best(pool, NULL, 0, name, need, NULL));
+    EXPECT(strcmp(name, server.target) == 0);
+
+    /* healthy_endpoints: asking for the count, then an array too small. */
+    EXPECT_ST(sb_pool_healthy_endpoints(pool, NULL, 0, &n), SB_RESOURCE_EXHAUSTED);
+    EXPECT(n == 1);
+    EXPECT_OK(sb_pool_healthy_endpoints(pool, &e, 1, &n));
+    EXPECT(n == 1 && strcmp(e.endpoint, server.target) == 0);
+
+    /* A lease: buffers, released handles. */
+    sb_lease *lease = NULL;
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    memset(name, 'Z', sizeof name);
+    EXPECT_ST(sb_lease_endpoint(lease, name, 3, &n), SB_RESOURCE_EXHAUSTED);
+    EXPECT(n == need && name[0] == '\0' && name[3] == 'Z');
+    EXPECT_ST(sb_lease_endpoint(lease, NULL, 3, &n), SB_INVALID_ARGUMENT);
+    EXPECT_OK(sb_lease_endpoint(lease, name, sizeof name, &n));
+    EXPECT(strcmp(name, server.target) == 0 && n == need);
+    EXPECT_OK(sb_lease_report(lease, true, 1000));
+    EXPECT_OK(sb_lease_set_timeout(lease, 5000));
+    EXPECT_OK(sb_lease_release(lease));
+    EXPECT_ST(sb_lease_report(lease, true, 1000), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_endpoint(lease, name, sizeof name, &n), SB_INVALID_HANDLE);
+    EXPECT_ST(sb_lease_set_timeout(lease, 10), SB_INVALID_HANDLE);
+
+    /* State names. */
+    EXPECT(strcmp(sb_breaker_state_str(SB_BREAKER_HALF_OPEN), "half_open") == 0);
+    EXPECT(strcmp(sb_breaker_state_str(SB_BREAKER_METRICS_ONLY), "metrics_only") == 0);
+    EXPECT(strcmp(sb_breaker_state_str(6), "unknown") == 0);
+    EXPECT(strcmp(sb_breaker_state_str(-1), "unknown") == 0);
+    EXPECT(strcmp(sb_conn_state_str(SB_CONN_DISCONNECTING), "disconnecting") == 0);
+    EXPECT(strcmp(sb_conn_state_str(7), "unknown") == 0);
+    /* The numbers are part of the ABI. */
+    EXPECT(SB_BREAKER_CLOSED == 0 && SB_BREAKER_OPEN == 1 && SB_BREAKER_HALF_OPEN == 2);
+    EXPECT(SB_BREAKER_FORCED_OPEN == 3 && SB_BREAKER_DISABLED == 4);
+    EXPECT(SB_BREAKER_METRICS_ONLY == 5 && SB_CONN_IDLE == 0 && SB_CONN_FAILED == 6);
+    EXPECT(SB_BREAKER_OP_FORCE_OPEN == 1 && SB_BREAKER_OP_RESET == 4);
+    return 0;
+}
+
 static int status_strings(void) {
     EXPECT(strcmp(sb_status_str(SB_OK), "success") == 0);
     EXPECT(strcmp(sb_status_str(SB_TIMEOUT), "timed out") == 0);
@@ -257,6 +383,7 @@ int main(void) {
     RUN(racing_releases);
     RUN(last_error_truncates);
     RUN(status_strings);
+    RUN(resilience_misuse);
     /* The handles from main are still valid after all that. */
     if (sb_pool_free(pool) != SB_OK || sb_manager_free(manager) != SB_OK) {
         printf("FAIL teardown: %s\n", last_error());

@@ -2,8 +2,10 @@
  * started here on a free loopback port, with the built-in probe
  * (probe.send = "PING\r\n", probe.expect = "+PONG") on every checkout
  * (pool.validate_after = 0). Acquire, PING by hand, release, reacquire (probed, the
- * same connection), then kill redis-server: the next acquire fails cleanly, with a
- * status and a message, well within its deadline.
+ * same connection), then kill redis-server: the next acquire fails cleanly with
+ * SB_UNAVAILABLE well within its deadline, the one after that fast (backing off);
+ * restart it on the same port: after sb_pool_reset_backoff the pool connects again
+ * and PING answers +PONG.
  *
  * SB_REDIS_SERVER names the binary (default: redis-server on PATH). When it cannot be
  * run this test FAILS, loudly: it never passes without a real server. */
@@ -17,11 +19,12 @@ typedef struct {
     char target[64];
 } redis;
 
-/* Starts redis-server on a free loopback port; waits (up to 15 s) until it accepts. */
-static int redis_start(redis *r) {
+/* Starts redis-server on loopback port `port` (0: a free one); waits (up to 15 s) until
+ * it accepts. */
+static int redis_start_on(redis *r, int want_port) {
     const char *bin = getenv("SB_REDIS_SERVER");
     if (bin == NULL || *bin == '\0') bin = "redis-server";
-    r->port = dead_port();
+    r->port = want_port > 0 ? want_port : dead_port();
     if (r->port <= 0) return -1;
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
@@ -75,6 +78,8 @@ static int redis_start(redis *r) {
     waitpid(pid, NULL, 0);
     return -1;
 }
+
+static int redis_start(redis *r) { return redis_start_on(r, 0); }
 
 static void redis_kill(redis *r) {
     if (r->pid > 0) {
@@ -168,7 +173,9 @@ static int redis_with_probe(void) {
     EXPECT(s.probe_failed_total == 0 && s.acquired_total == 2);
     EXPECT_OK(sb_lease_release(lease));
 
-    /* redis-server goes away: the next acquire fails cleanly and in bounded time. */
+    /* redis-server goes away: the next acquire fails cleanly and in bounded time,
+     * with SB_UNAVAILABLE (the probe fails, the reconnect is refused). */
+    int port = server.port;
     redis_kill(&server);
     long long t0 = now_ms();
     sb_status st = sb_pool_acquire(pool, 3000, &lease);
@@ -176,12 +183,36 @@ static int redis_with_probe(void) {
     if (st == SB_OK) FAILF("acquire succeeded after redis-server was killed");
     const char *msg = last_error();
     printf("    after kill: %s in %lld ms: %s\n", status_name(st), took, msg);
-    EXPECT(strlen(msg) > 0);
-    EXPECT(st == SB_UNAVAILABLE || st == SB_IO || st == SB_TIMEOUT);
+    EXPECT(st == SB_UNAVAILABLE);
+    EXPECT_ERROR_MENTIONS(server.target);
     EXPECT(took < 3000 + 5000); /* the deadline plus a generous margin */
     EXPECT_OK(get_stats(pool, &s));
     EXPECT(s.leased == 0);
     EXPECT(s.closed_broken_total == 1); /* the dead connection was not handed out */
+    /* Backing off now: the next acquire fails fast and says why. */
+    t0 = now_ms();
+    EXPECT_ST(sb_pool_acquire(pool, 3000, &lease), SB_UNAVAILABLE);
+    took = now_ms() - t0;
+    printf("    again: %lld ms: %s\n", took, last_error());
+    EXPECT(took < 2000); /* well before the 3 s deadline */
+    EXPECT_ERROR_MENTIONS("backing off");
+    sb_endpoint_health e;
+    memset(&e, 0, sizeof e);
+    e.struct_size = sizeof e;
+    EXPECT_OK(sb_pool_endpoint_health(pool, 0, &e));
+    EXPECT(e.state == SB_CONN_RECONNECTING && e.backoff_remaining_ns > 0);
+
+    /* redis-server comes back on the same port: after reset_backoff the next acquire
+     * connects again, and PING answers +PONG. */
+    if (redis_start_on(&server, port) != 0) FAILF("redis-server did not restart on %d", port);
+    EXPECT_OK(sb_pool_reset_backoff(pool));
+    EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
+    if (ping_by_hand(lease)) return 1;
+    EXPECT_OK(sb_lease_release(lease));
+    EXPECT_OK(sb_pool_endpoint_health(pool, 0, &e));
+    EXPECT(e.state == SB_CONN_CONNECTED && e.last_success_unix_ns > 0);
+    EXPECT_OK(get_stats(pool, &s));
+    EXPECT(s.created_total == 2);
     EXPECT_OK(sb_pool_free(pool));
     EXPECT_OK(sb_manager_close(m, 2000));
     EXPECT_OK(sb_manager_free(m));
