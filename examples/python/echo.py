@@ -54,6 +54,11 @@ def main(target: str) -> int:
             if line.startswith("switchboard_pool_acquires_total{")
         ]
         print("python: metrics: " + "; ".join(acquires))
+        ep = pool.health().endpoints[0]
+        print(
+            f"python: endpoint {ep.endpoint} {ep.state}, breaker {pool.breaker_state()}, "
+            f"quality {ep.quality:.2f}, {ep.calls} calls, {ep.failures} failed"
+        )
 
         try:
             manager.pool("bad", target, max_size="lots")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, EchoServer
@@ -30,18 +31,35 @@ def test_the_example_runs(server: EchoServer) -> None:
     assert "async acquire got connection" in proc.stdout
     assert "python: 3 leases" in proc.stdout
     assert 'switchboard_pool_acquires_total{pool="echo",result="direct"} 2' in proc.stdout
+    assert f"endpoint {server.target} connected, breaker closed" in proc.stdout
     assert server.accepted() == 1
 
 
-def _doc_snippets() -> list[tuple[str, str]]:
+# A block of README.md written before issue 4: it takes the first event for the leak,
+# but connections and endpoints now report their state changes first. The fixed block
+# is in .notes/python-readme.md, which the lead merges into README.md; until then that
+# README block is an expected failure (matched by its text, so the mark goes away with it).
+_STALE_README = (
+    "event = manager.poll_event(timeout=10)    # waits with the GIL released\n"
+    '    assert event is not None and event.kind == "leak_suspected"'
+)
+
+
+def _doc_snippets() -> list[Any]:
     """Python blocks of the docs that use a placeholder server at tcp://127.0.0.1:7000."""
-    found = []
+    found: list[Any] = []
     for doc in (ROOT / "README.md", ROOT / ".notes" / "python-readme.md"):
         if doc.exists():
             blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
             for i, code in enumerate(blocks):
                 if "import switchboard" in code and PLACEHOLDER in code:
-                    found.append((f"{doc.name}#{i}", code))
+                    marks = []
+                    if doc.name == "README.md" and _STALE_README in code:
+                        marks.append(
+                            pytest.mark.xfail(reason="README.md awaits the merge of "
+                                              ".notes/python-readme.md (events by kind)")
+                        )
+                    found.append(pytest.param(f"{doc.name}#{i}", code, marks=marks))
     return found
 
 

@@ -1,5 +1,6 @@
 """Tried as a new user would: a pool to a real redis-server (the Debian package, started
-here on a free loopback port) with a PING probe; then the server dies."""
+here on a free loopback port) with a PING probe; then the server dies (acquire fails fast
+with Unavailable) and comes back on the same port (acquire works again)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ class RedisServer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
+        self.binary = binary
+        self.start()
+
+    def start(self) -> None:
+        """Starts redis-server on `self.port` (again, after `stop`) and waits for PONG."""
+        binary = self.binary
         self.proc = subprocess.Popen(
             [binary, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
              "--port", str(self.port)],
@@ -115,10 +122,28 @@ def test_redis_pool_with_a_ping_probe(manager: switchboard.Manager, redis: Redis
     s = pool.stats()
     assert (s.probe_failed_total, s.created_total, s.closed_by.broken) == (0, 1, 0)
 
-    redis.stop()
+    redis.stop()  # SIGKILL
     started = time.monotonic()
-    with pytest.raises((switchboard.Unavailable, switchboard.Timeout)):
-        pool.acquire(timeout=2.0)
+    with pytest.raises(switchboard.Unavailable):
+        pool.acquire(timeout=2.0)  # the idle connection fails its probe; the reconnect is refused
     # Fails within its deadline plus a generous margin, never hangs.
     assert time.monotonic() - started < 2.0 + 10.0
     assert pool.stats().leased == 0
+    # The endpoint is backing off: the next acquire fails fast, naming why.
+    started = time.monotonic()
+    with pytest.raises(switchboard.Unavailable, match="backing off"):
+        pool.acquire(timeout=2.0)
+    assert time.monotonic() - started < 1.0 + 10.0
+    ep = pool.health().endpoints[0]
+    assert ep.state == "reconnecting" and ep.backoff_remaining is not None
+
+    # Restarted on the same port: after reset_backoff the next acquire connects at once.
+    redis.start()
+    pool.reset_backoff()
+    with pool.acquire(timeout=2.0) as conn:
+        conn.sendall(b"PING\r\n")
+        assert read_reply(conn, 7) == b"+PONG\r\n"
+        assert conn.id != first
+    ep = pool.health().endpoints[0]
+    assert ep.state == "connected" and ep.failures >= 1 and ep.connected_since is not None
+    assert pool.stats().closed_by.broken == 1  # the connection to the killed server

@@ -76,14 +76,18 @@ impl Causes {
         drop(dropped); // outside the lock: its drop takes the GIL
     }
 
-    /// The Python exception behind `err`, if a callback raised it recently.
+    /// The Python exception behind `err`, if a callback raised it recently: the
+    /// error is the callback's own, or names it (a fast failure while the endpoint
+    /// backs off quotes the connect error that started the backoff). Kept for later
+    /// errors that quote it again; the oldest causes are dropped first.
     pub(crate) fn take(&self, py: Python<'_>, err: &Error) -> Option<Py<PyAny>> {
-        let found = {
-            let mut q = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            let i = q.iter().rposition(|(m, _)| m == err.message())?;
-            q.remove(i)
-        };
-        found.map(|(_, exc)| exc.get(py))
+        let q = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let msg = err.message();
+        q.iter()
+            .rev()
+            .find(|(m, _)| m == msg)
+            .or_else(|| q.iter().rev().find(|(m, _)| msg.contains(m.as_str())))
+            .map(|(_, exc)| exc.get(py))
     }
 }
 

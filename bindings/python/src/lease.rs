@@ -134,6 +134,36 @@ impl PyLease {
         self.released.load(Ordering::Acquire)
     }
 
+    /// The endpoint it is connected to, as written in the pool's target
+    /// (`"tcp://127.0.0.1:6379"`; for a custom pool, the name handed to `connect`).
+    #[getter]
+    fn endpoint(&self, py: Python<'_>) -> PyResult<String> {
+        self.check(py)?;
+        match self.read().as_ref() {
+            Some(lease) => Ok(lease.endpoint().to_string()),
+            None => Err(self.released_error()),
+        }
+        .or_raise(py)
+    }
+
+    /// Reports the result of work done on this connection outside the socket helpers
+    /// (`latency` in seconds), for its endpoint's breaker, success rate and quality.
+    #[pyo3(signature = (success, latency))]
+    fn report(&self, py: Python<'_>, success: bool, latency: f64) -> PyResult<()> {
+        let latency = config::seconds(py, "latency", Some(latency))?.unwrap_or_default();
+        self.check(py)?;
+        // A report that opens the breaker evicts connections (a custom close may run),
+        // and a callback may get the event on this thread: GIL released.
+        py.detach(|| match self.read().as_ref() {
+            Some(lease) => {
+                lease.report(success, latency);
+                Ok(())
+            }
+            None => Err(self.released_error()),
+        })
+        .or_raise(py)
+    }
+
     /// The socket's file descriptor (blocking mode while leased; stays owned by the pool).
     fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
         self.check(py)?;

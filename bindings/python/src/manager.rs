@@ -5,7 +5,7 @@ use pyo3::types::PyDict;
 use switchboard_core::{Error, Event, Manager};
 
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config;
 use crate::custom::{self, Causes};
@@ -23,22 +23,31 @@ pub(crate) fn drop_detached<T: Send>(value: T) {
 }
 
 /// An event as the dict `switchboard.Event` is built from: `kind`, `pool`,
-/// `connection_id` (int or None), `age` (seconds or None), `message`, `time` (seconds
-/// since the Unix epoch).
+/// `endpoint`, `connection_id`, `session_id`, `stream`, `old_state`, `new_state`
+/// (each `None` when it does not apply), `age` (seconds or None), `message`, `time`
+/// (seconds since the Unix epoch).
 fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("kind", e.kind.as_str())?;
     d.set_item("pool", &e.pool)?;
+    d.set_item("endpoint", e.endpoint.as_deref())?;
     d.set_item("connection_id", e.connection_id)?;
+    d.set_item("session_id", e.session_id)?;
+    d.set_item("stream", e.stream.as_deref())?;
+    d.set_item("old_state", e.old_state)?;
+    d.set_item("new_state", e.new_state)?;
     d.set_item("age", e.age.map(|a| a.as_secs_f64()))?;
     d.set_item("message", &e.message)?;
-    let time = e
-        .time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    d.set_item("time", time)?;
+    d.set_item("time", epoch_seconds(e.time))?;
     Ok(d)
+}
+
+/// A wall-clock time as seconds since the Unix epoch (`time.time()` style); 0.0 for
+/// a time before the epoch.
+pub(crate) fn epoch_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The native manager. Python code uses `switchboard.Manager`, which wraps it.

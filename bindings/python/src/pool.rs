@@ -7,14 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use switchboard_core::metrics::HistogramSnapshot;
-use switchboard_core::{AcquireOptions, Code, Error, Manager, PoolStats};
+use switchboard_core::{
+    AcquireOptions, BreakerOp, Code, EndpointHealth, Error, HealthReport, Manager, PoolStats,
+};
 use tokio::task::AbortHandle;
 
 use crate::config;
 use crate::custom::{Causes, CoreLease, CorePool};
 use crate::errors::{self, OrRaise};
 use crate::lease::PyLease;
-use crate::manager::drop_detached;
+use crate::manager::{drop_detached, epoch_seconds};
 
 /// The native pool. Python code uses `switchboard.Pool`, which wraps it.
 #[pyclass(frozen, name = "Pool", module = "switchboard._native")]
@@ -218,6 +220,88 @@ impl PyPool {
         }));
     }
 
+    /// The pool's health: totals and one dict per endpoint (the package turns it into
+    /// `switchboard.HealthReport`).
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let pool = &self.pool;
+        health_dict(py, py.detach(|| pool.health()))
+    }
+
+    /// The endpoints that can take connections now, best quality first.
+    fn healthy_endpoints<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let pool = &self.pool;
+        py.detach(|| pool.healthy_endpoints())
+            .iter()
+            .map(|e| endpoint_dict(py, e))
+            .collect()
+    }
+
+    /// Of `candidates` (endpoint names as written in the target; empty: all), the one
+    /// the pool would pick now.
+    fn select_best(&self, py: Python<'_>, candidates: Vec<String>) -> PyResult<String> {
+        let pool = &self.pool;
+        py.detach(|| {
+            let names: Vec<&str> = candidates.iter().map(String::as_str).collect();
+            pool.select_best(&names)
+        })
+        .or_raise(py)
+    }
+
+    /// The breaker state of `endpoint` (`None`: the pool's only endpoint) as core's
+    /// name (`"closed"`, `"open"`, `"half_open"`, ...).
+    #[pyo3(signature = (endpoint=None))]
+    fn breaker_state(&self, py: Python<'_>, endpoint: Option<String>) -> PyResult<&'static str> {
+        let pool = &self.pool;
+        py.detach(|| pool.breaker_state(endpoint.as_deref()))
+            .map(|s| s.as_str())
+            .or_raise(py)
+    }
+
+    /// An operator's command (`"force_open"`, `"disable"`, `"metrics_only"`,
+    /// `"reset"`) to the breaker of `endpoint` (`None`: every endpoint).
+    #[pyo3(signature = (op, endpoint=None))]
+    fn breaker_op(&self, py: Python<'_>, op: String, endpoint: Option<String>) -> PyResult<()> {
+        let op: BreakerOp = op.parse().or_raise(py)?;
+        let pool = &self.pool;
+        py.detach(|| pool.breaker_op(endpoint.as_deref(), op))
+            .or_raise(py)
+    }
+
+    /// Forgets every endpoint's failed connects: the next connect may start at once.
+    fn reset_backoff(&self, py: Python<'_>) {
+        let pool = &self.pool;
+        py.detach(|| pool.reset_backoff());
+    }
+
+    /// Closes the connections of one endpoint (idle ones now, leased ones on release).
+    fn drain(&self, py: Python<'_>, endpoint: String) -> PyResult<()> {
+        let pool = &self.pool;
+        py.detach(|| pool.drain(&endpoint)).or_raise(py)
+    }
+
+    /// Runs every endpoint's health check now and waits for them, GIL released.
+    fn run_health_checks(&self, py: Python<'_>) -> PyResult<()> {
+        let pool = &self.pool;
+        py.detach(|| pool.run_health_checks_blocking())
+            .map_err(|e| self.error(py, &e))
+    }
+
+    /// Starts `run_health_checks()` on the manager's runtime; `callback(None)` or
+    /// `callback(exception)` is called once on a runtime thread with the GIL held
+    /// (with `Unavailable` if the manager closes first).
+    fn run_health_checks_async(&self, callback: Py<PyAny>) {
+        let mut reply = DoneReply {
+            callback: Some(callback),
+        };
+        let pool = self.pool.clone();
+        // If the runtime is closed the task is dropped unrun and its `DoneReply` has
+        // already reported Unavailable through the callback.
+        drop(self.pool.runtime().spawn(async move {
+            pool.run_health_checks().await;
+            reply.send(Ok(()));
+        }));
+    }
+
     /// One pass of the background upkeep now (closes idle connections past their idle
     /// timeout or lifetime, checks idle ones, opens up to `min_idle`). GIL released.
     fn _run_upkeep(&self, py: Python<'_>) -> PyResult<()> {
@@ -327,6 +411,91 @@ impl Drop for WarmReply {
     }
 }
 
+/// Delivers the end of `run_health_checks_async` to its callback, exactly once (from
+/// `Drop` with Unavailable if the runtime shuts down first).
+struct DoneReply {
+    callback: Option<Py<PyAny>>,
+}
+
+impl DoneReply {
+    fn send(&mut self, result: Result<(), Error>) {
+        let Some(callback) = self.callback.take() else {
+            return;
+        };
+        let _ = Python::try_attach(move |py| {
+            let arg = match result {
+                Ok(()) => py.None(),
+                Err(err) => errors::to_pyerr(py, &err).into_value(py).into_any(),
+            };
+            if let Err(e) = callback.call1(py, (arg,)) {
+                e.write_unraisable(py, Some(callback.bind(py)));
+            }
+        });
+    }
+}
+
+impl Drop for DoneReply {
+    fn drop(&mut self) {
+        if self.callback.is_some() {
+            self.send(Err(Error::unavailable(
+                "the manager was closed while running the health checks",
+            )));
+        }
+    }
+}
+
+/// A health report as the dict `switchboard.HealthReport` is built from (times in
+/// seconds since the Unix epoch).
+fn health_dict(py: Python<'_>, h: HealthReport) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("pool", h.pool)?;
+    d.set_item("calls", h.calls)?;
+    d.set_item("failures", h.failures)?;
+    d.set_item("success_rate", h.success_rate)?;
+    d.set_item("reconnects", h.reconnects)?;
+    d.set_item("last_success", h.last_success.map(epoch_seconds))?;
+    d.set_item("connected_since", h.connected_since.map(epoch_seconds))?;
+    d.set_item("endpoints", endpoint_list(py, &h.endpoints)?)?;
+    Ok(d)
+}
+
+fn endpoint_list<'py>(
+    py: Python<'py>,
+    eps: &[EndpointHealth],
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    eps.iter().map(|e| endpoint_dict(py, e)).collect()
+}
+
+/// One endpoint's health as the dict `switchboard.EndpointHealth` is built from
+/// (durations in seconds, times in seconds since the Unix epoch).
+fn endpoint_dict<'py>(py: Python<'py>, e: &EndpointHealth) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("endpoint", &e.endpoint)?;
+    d.set_item("state", e.state.as_str())?;
+    d.set_item("breaker", e.breaker.as_str())?;
+    d.set_item("quality", e.quality)?;
+    d.set_item("latency_ewma", e.latency_ewma.map(|l| l.as_secs_f64()))?;
+    d.set_item("success_rate", e.success_rate)?;
+    d.set_item("calls", e.calls)?;
+    d.set_item("failures", e.failures)?;
+    d.set_item("reconnects", e.reconnects)?;
+    d.set_item("checks", e.checks)?;
+    d.set_item("checks_failed", e.checks_failed)?;
+    d.set_item("breaker_opened", e.breaker_opened)?;
+    d.set_item("breaker_transitions", e.breaker_transitions)?;
+    d.set_item("breaker_rejected", e.breaker_rejected)?;
+    d.set_item("open_connections", e.open_connections)?;
+    d.set_item("in_flight", e.in_flight)?;
+    d.set_item("last_success", e.last_success.map(epoch_seconds))?;
+    d.set_item("connected_since", e.connected_since.map(epoch_seconds))?;
+    d.set_item("last_error", e.last_error.as_deref())?;
+    d.set_item(
+        "backoff_remaining",
+        e.backoff_remaining.map(|b| b.as_secs_f64()),
+    )?;
+    Ok(d)
+}
+
 /// A stats snapshot as the dict `switchboard.PoolStats` is built from.
 fn stats_dict(py: Python<'_>, s: PoolStats) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
@@ -360,6 +529,7 @@ fn stats_dict(py: Python<'_>, s: PoolStats) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("probe_failed_total", s.probe_failed_total)?;
     d.set_item("wait", latency_dict(py, &s.wait)?)?;
     d.set_item("lease", latency_dict(py, &s.lease)?)?;
+    d.set_item("endpoints", endpoint_list(py, &s.endpoints)?)?;
     Ok(d)
 }
 

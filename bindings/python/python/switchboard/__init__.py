@@ -10,7 +10,8 @@
 Pools hold built-in sockets or, with ``manager.pool(name, target, connect=...)``, the
 program's own objects (``lease.obj``), checked and closed by its ``check`` and ``close``
 callables. Blocking calls release the GIL; ``pool.acquire_async()`` never blocks the
-event loop.
+event loop. Each endpoint has a circuit breaker, a reconnect backoff and a health record:
+``pool.health()``, ``pool.breaker_state()``, ``pool.breaker_op("reset")``.
 Errors are :class:`SwitchboardError` subclasses that also extend the matching built-in
 (``switchboard.Timeout`` is a ``TimeoutError``, ``switchboard.Unavailable`` a
 ``ConnectionError``).
@@ -18,9 +19,14 @@ Errors are :class:`SwitchboardError` subclasses that also extend the matching bu
 
 from ._api import (
     AcquireContext,
+    BreakerOp,
+    BreakerState,
     ClosedBy,
     ConfigValue,
+    ConnState,
+    EndpointHealth,
     Event,
+    HealthReport,
     LatencyStats,
     Manager,
     Pool,
@@ -48,6 +54,11 @@ __all__ = [
     "ClosedBy",
     "LatencyStats",
     "Event",
+    "HealthReport",
+    "EndpointHealth",
+    "BreakerState",
+    "BreakerOp",
+    "ConnState",
     "Lease",
     "AcquireContext",
     "ConfigValue",

@@ -15,17 +15,23 @@ import inspect
 import weakref
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from types import TracebackType
-from typing import Any, Callable, Generator, Mapping, Optional, Union
+from typing import Any, Callable, Generator, Iterable, Literal, Mapping, Optional, Union
 
 from . import _native
-from ._errors import InternalError, InvalidArgument, SwitchboardError, Unavailable
+from ._errors import InternalError, InvalidArgument, NotFound, SwitchboardError, Unavailable
 from ._native import Lease
 
 __all__ = [
+    "BreakerOp",
+    "BreakerState",
     "ClosedBy",
     "ConfigValue",
+    "ConnState",
+    "EndpointHealth",
     "Event",
+    "HealthReport",
     "LatencyStats",
     "Manager",
     "Pool",
@@ -33,10 +39,41 @@ __all__ = [
     "AcquireContext",
 ]
 
+# The aliases below are Unions of one-word Literals rather than Literal["a", "b"]: the
+# same type to a checker, but mypy.stubtest only accepts a Union at runtime for them.
+
+#: A circuit breaker's state, as named in every language.
+BreakerState = Union[
+    Literal["closed"],
+    Literal["open"],
+    Literal["half_open"],
+    Literal["forced_open"],
+    Literal["disabled"],
+    Literal["metrics_only"],
+]
+
+#: An operator's command to a breaker (:meth:`Pool.breaker_op`).
+BreakerOp = Union[
+    Literal["force_open"], Literal["disable"], Literal["metrics_only"], Literal["reset"]
+]
+
+#: The state of an endpoint or a connection, as named in every language.
+ConnState = Union[
+    Literal["idle"],
+    Literal["connecting"],
+    Literal["connected"],
+    Literal["reconnecting"],
+    Literal["disconnecting"],
+    Literal["disconnected"],
+    Literal["failed"],
+]
+
 #: A configuration value. Numbers given for durations are milliseconds (as in every
 #: language); a ``timedelta`` is converted exactly; ``bool`` becomes ``"true"``/``"false"``;
-#: ``bytes`` (for ``probe_send``/``probe_expect``) becomes text with C escapes.
-ConfigValue = Union[str, int, float, bool, timedelta, bytes]
+#: ``bytes`` (for ``probe_send``/``probe_expect``) becomes text with C escapes. A mapping
+#: sets the keys of one section: ``breaker={"failure_threshold": 5}`` is
+#: ``breaker_failure_threshold=5``.
+ConfigValue = Union[str, int, float, bool, timedelta, bytes, Mapping[str, Any]]
 
 #: A count setting: an ``int`` (or its text).
 Count = Union[int, str]
@@ -71,7 +108,8 @@ def _config_value(key: str, value: object) -> str:
     if isinstance(value, int):
         return str(int(value))
     if isinstance(value, float):
-        return repr(float(value))
+        # Plain decimal notation (1e-05 -> "0.00001"): durations take no exponent.
+        return format(Decimal(repr(float(value))), "f")
     if isinstance(value, timedelta):
         us = value // timedelta(microseconds=1)
         return f"{us // 1000}ms" if us % 1000 == 0 else f"{us}us"
@@ -88,13 +126,22 @@ def _config_pairs(
 ) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for source in (config or {}, kwargs):
-        for key, value in source.items():
-            if not isinstance(key, str):
-                raise InvalidArgument(
-                    f"configuration keys must be strings, got {type(key).__name__} {key!r}"
-                )
-            pairs.append((key, _config_value(key, value)))
+        _add_pairs(pairs, "", source)
     return pairs
+
+
+def _add_pairs(pairs: list[tuple[str, str]], prefix: str, source: Mapping[Any, Any]) -> None:
+    for key, value in source.items():
+        if not isinstance(key, str):
+            raise InvalidArgument(
+                f"configuration keys must be strings, got {type(key).__name__} {key!r}"
+            )
+        key = prefix + key
+        if isinstance(value, Mapping):
+            # A section given as a mapping: breaker={"failure_threshold": 5}.
+            _add_pairs(pairs, key + ".", value)
+        else:
+            pairs.append((key, _config_value(key, value)))
 
 
 def _seconds(what: str, value: Seconds) -> Optional[float]:
@@ -241,7 +288,13 @@ class Manager:
         ``leak_detection_threshold`` (a lease held longer is reported once as an
         :class:`Event`; 0, the default, is off),
         ``probe_send="PING\\r\\n"`` (or ``b"PING\\r\\n"``), ``probe_expect="+PONG"``,
-        ``tcp_nodelay=True``. ``None`` leaves a key at its default."""
+        ``tcp_nodelay=True``. ``None`` leaves a key at its default.
+
+        Resilience keys (per endpoint) go by their section, as keywords or as one mapping
+        per section: ``breaker_failure_threshold=5`` or ``breaker={"failure_threshold": 5,
+        "open_wait": "2s"}``, ``backoff={"initial": 100, "multiplier": 1.6}``,
+        ``retry={"max_attempts": 3}``, ``health={"interval": "5s"}``. Percentages and
+        factors are plain numbers (``breaker_slow_call_rate_threshold=50``)."""
         named: dict[str, object] = {
             "max_size": max_size,
             "min_idle": min_idle,
@@ -298,12 +351,12 @@ class Manager:
 
     def metrics_text(self) -> str:
         """The metrics of every open pool as Prometheus/OpenMetrics text (the
-        ``switchboard_pool_*`` series, ending in ``# EOF``): serve it on a ``/metrics``
-        endpoint."""
+        ``switchboard_pool_*`` and per-endpoint ``switchboard_endpoint_*`` series, ending
+        in ``# EOF``): serve it on a ``/metrics`` endpoint."""
         return self._native.metrics_text()
 
     def poll_event(self, timeout: Union[float, timedelta] = 0.0) -> Optional[Event]:
-        """The next event (e.g. a suspected leak), waiting up to ``timeout`` seconds
+        """The next event (a suspected leak, a state change, a health check...), waiting up to ``timeout`` seconds
         with the GIL released (``0``: don't wait); ``None`` if none came. Events are
         queued (up to 10,000; more are dropped and counted in :meth:`events_dropped`)
         while no callback is set with :meth:`on_event`."""
@@ -405,21 +458,119 @@ class LatencyStats:
 @dataclass(frozen=True)
 class Event:
     """Something that happened in a pool, from :meth:`Manager.poll_event` or the
-    :meth:`Manager.on_event` callback."""
+    :meth:`Manager.on_event` callback. Fields that do not apply to its kind are
+    ``None``. Events of one manager arrive in the order they happened."""
 
     #: What happened: ``"leak_suspected"`` (a lease held longer than
-    #: ``pool.leak_detection_threshold``); more kinds may come.
+    #: ``pool.leak_detection_threshold``), ``"connection_state"``, ``"endpoint_state"``,
+    #: ``"breaker_state"`` (a change from ``old_state`` to ``new_state``),
+    #: ``"health_check"`` (``new_state`` ``"ok"`` or ``"failed"``, ``age`` its duration),
+    #: ``"rejected"`` (a caller turned away); more kinds may come, so ignore the ones
+    #: you don't know.
     kind: str
-    #: The pool it concerns.
+    #: The pool it concerns (``""`` when none).
     pool: str
     #: The connection (``Lease.id``) it concerns, if one.
     connection_id: Optional[int]
-    #: How long the lease had been held, in seconds (for ``leak_suspected``).
+    #: How long the lease had been held, in seconds (``leak_suspected``), or how long
+    #: the check took (``health_check``).
     age: Optional[float]
-    #: A sentence for humans.
+    #: The reason, as a sentence for humans.
     message: str
     #: When it happened, in seconds since the Unix epoch (``time.time()`` style).
     time: float
+    #: The endpoint it concerns, as written in the target (``"tcp://host:port"``).
+    endpoint: Optional[str] = None
+    #: For state changes: the state before (``"closed"``, ``"connecting"``, ...).
+    old_state: Optional[str] = None
+    #: For state changes: the state after; for ``health_check``: ``"ok"`` or ``"failed"``.
+    new_state: Optional[str] = None
+    #: The session it concerns, if one.
+    session_id: Optional[int] = None
+    #: The stream it concerns, if one.
+    stream: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    """One endpoint of a pool: its state, breaker, quality and counters
+    (:meth:`Pool.health`, :meth:`Pool.healthy_endpoints`, ``PoolStats.endpoints``).
+    Durations are seconds; times are seconds since the Unix epoch."""
+
+    #: The endpoint, as written in the target (``"tcp://127.0.0.1:6379"``).
+    endpoint: str
+    #: Its state: ``"idle"``, ``"connecting"``, ``"connected"``, ``"reconnecting"``,
+    #: ``"disconnecting"``, ``"disconnected"`` or ``"failed"``.
+    state: ConnState
+    #: Its circuit breaker's state: ``"closed"``, ``"open"``, ``"half_open"``,
+    #: ``"forced_open"``, ``"disabled"`` or ``"metrics_only"``.
+    breaker: BreakerState
+    #: Quality score in [0, 1], higher is better (0 while the breaker refuses calls).
+    quality: float
+    #: Latency EWMA of successful calls, or ``None`` before the first success.
+    latency_ewma: Optional[float]
+    #: Success rate (EWMA) in [0, 1].
+    success_rate: float
+    #: Calls recorded: connects, probes, health checks, reported calls.
+    calls: int
+    #: Of them, failed.
+    failures: int
+    #: Reconnect attempts (connects after a failure).
+    reconnects: int
+    #: Health checks run.
+    checks: int
+    #: Of them, failed.
+    checks_failed: int
+    #: Times the breaker opened.
+    breaker_opened: int
+    #: Breaker state changes.
+    breaker_transitions: int
+    #: Calls the breaker refused.
+    breaker_rejected: int
+    #: Connections open to it now.
+    open_connections: int
+    #: Of them, leased now (its in-flight load).
+    in_flight: int
+    #: The last successful call, or ``None``.
+    last_success: Optional[float]
+    #: Connected without a failure since, or ``None``.
+    connected_since: Optional[float]
+    #: The last failure's message, or ``None``.
+    last_error: Optional[str]
+    #: Seconds until the next reconnect may start, while backing off; else ``None``.
+    backoff_remaining: Optional[float]
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """A pool's health, from :meth:`Pool.health`: totals over its endpoints and each
+    endpoint. Times are seconds since the Unix epoch."""
+
+    #: The pool's name.
+    pool: str
+    #: Calls over all endpoints.
+    calls: int
+    #: Failures over all endpoints.
+    failures: int
+    #: ``1 - failures / calls`` (1.0 with no calls).
+    success_rate: float
+    #: Reconnect attempts over all endpoints.
+    reconnects: int
+    #: The latest success of any endpoint, or ``None``.
+    last_success: Optional[float]
+    #: The earliest ``connected_since`` of the endpoints that are connected, or ``None``.
+    connected_since: Optional[float]
+    #: Each endpoint, in target order.
+    endpoints: tuple[EndpointHealth, ...] = ()
+
+    def endpoint(self, name: str) -> EndpointHealth:
+        """The endpoint called ``name`` (as written in the target); raises
+        :class:`NotFound` for another name."""
+        for e in self.endpoints:
+            if e.endpoint == name:
+                return e
+        known = ", ".join(e.endpoint for e in self.endpoints)
+        raise NotFound(f"pool {self.pool!r} has no endpoint {name!r}; its endpoints: {known}")
 
 
 @dataclass(frozen=True)
@@ -467,6 +618,8 @@ class PoolStats:
     wait: LatencyStats = LatencyStats()
     #: Time connections were held by leases, one per lease given back.
     lease: LatencyStats = LatencyStats()
+    #: Each endpoint's health, breaker and load (as in :meth:`Pool.health`).
+    endpoints: tuple[EndpointHealth, ...] = ()
 
 
 class Pool:
@@ -532,7 +685,96 @@ class Pool:
         fields["closed_by"] = ClosedBy(**raw["closed_by"])
         fields["wait"] = LatencyStats(**raw["wait"])
         fields["lease"] = LatencyStats(**raw["lease"])
+        fields["endpoints"] = tuple(EndpointHealth(**e) for e in raw["endpoints"])
         return PoolStats(**fields)
+
+    def health(self) -> HealthReport:
+        """The pool's health: totals (calls, failures, success rate, reconnects, last
+        success, connected since) and an :class:`EndpointHealth` per endpoint (state,
+        breaker, quality, latency EWMA, counters, last error, backoff)."""
+        raw = self._native.health()
+        fields: dict[str, Any] = dict(raw)
+        fields["endpoints"] = tuple(EndpointHealth(**e) for e in raw["endpoints"])
+        return HealthReport(**fields)
+
+    def healthy_endpoints(self) -> list[EndpointHealth]:
+        """The endpoints that can take connections now (breaker not refusing, not
+        failed), best quality first."""
+        return [EndpointHealth(**e) for e in self._native.healthy_endpoints()]
+
+    def select_best(self, candidates: Iterable[str] = ()) -> str:
+        """Of ``candidates`` (endpoint names as written in the target; empty: all of
+        them), the one the pool would pick now: power of two choices on in-flight load
+        and quality, skipping endpoints whose breaker refuses or that are backing off.
+        Raises :class:`Unavailable` when none can take a connection, :class:`NotFound`
+        for a name that is not an endpoint of this pool."""
+        if isinstance(candidates, (str, bytes)):
+            raise InvalidArgument(
+                f"select_best takes a list of endpoint names, got the single "
+                f"{type(candidates).__name__} {candidates!r}: write select_best([{candidates!r}])"
+            )
+        names = list(candidates)
+        for name in names:
+            if not isinstance(name, str):
+                raise InvalidArgument(
+                    f"select_best: endpoint names must be str, got {type(name).__name__} {name!r}"
+                )
+        return self._native.select_best(names)
+
+    def breaker_state(self, endpoint: Optional[str] = None) -> BreakerState:
+        """The breaker state of ``endpoint`` (``None``: the pool's only endpoint;
+        :class:`InvalidArgument` if it has several): ``"closed"``, ``"open"``,
+        ``"half_open"``, ``"forced_open"``, ``"disabled"`` or ``"metrics_only"``."""
+        return self._native.breaker_state(endpoint)
+
+    def breaker_op(self, op: BreakerOp, endpoint: Optional[str] = None) -> None:
+        """An operator's command to the breaker of ``endpoint`` (``None``: every
+        endpoint): ``"force_open"`` (refuse every connect until reset; idle
+        connections are closed), ``"disable"`` (allow everything, record nothing),
+        ``"metrics_only"`` (record and report, never block) or ``"reset"`` (closed,
+        with an empty window). Another word raises :class:`InvalidArgument`."""
+        self._native.breaker_op(op, endpoint)
+
+    def reset_backoff(self) -> None:
+        """Forgets every endpoint's failed connects: the next connect may start at once
+        and later delays start from ``backoff.initial`` again (e.g. after an operator
+        brought the server back)."""
+        self._native.reset_backoff()
+
+    def drain(self, endpoint: str) -> None:
+        """Closes the connections of one endpoint: idle ones now, leased ones when they
+        come back (e.g. before taking it out of service). New connections go wherever
+        the pool chooses. Raises :class:`NotFound` for an unknown endpoint."""
+        self._native.drain(endpoint)
+
+    def run_health_checks(self) -> None:
+        """Runs every endpoint's health check now, due or not, and waits for them (the
+        GIL is released): probes an idle connection per endpoint, or reconnects an
+        endpoint that is reconnecting when its backoff and breaker allow."""
+        self._native.run_health_checks()
+
+    async def run_health_checks_async(self) -> None:
+        """:meth:`run_health_checks` for asyncio: never blocks the event loop."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def deliver(error: Optional[BaseException]) -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(None)
+
+        def on_done(error: Optional[BaseException]) -> None:
+            # Called once, on a switchboard runtime thread, with the GIL held.
+            try:
+                loop.call_soon_threadsafe(deliver, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        self._native.run_health_checks_async(on_done)
+        await fut
 
     def resize(self, max_size: int, min_idle: int = 0) -> None:
         """Changes ``max_size`` and ``min_idle`` on the live pool without dropping

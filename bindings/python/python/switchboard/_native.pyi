@@ -1,9 +1,9 @@
 # Stubs for the private native module switchboard._native (bindings/python/src).
 # Checked against the built module by mypy.stubtest in tests/python/test_example_and_stubs.py.
 
-from typing import Any, Callable, Optional, TypedDict, final, type_check_only
+from typing import Any, Callable, Literal, Optional, TypedDict, final, type_check_only
 
-from typing_extensions import Buffer, Self
+from typing_extensions import Buffer, Self, TypeAlias
 
 __all__ = ["__version__", "Manager", "Pool", "AcquireTask", "Lease"]
 
@@ -28,14 +28,60 @@ class _LatencyDict(TypedDict):
     p90: float
     p99: float
 
+_BreakerStateName: TypeAlias = Literal[
+    "closed", "open", "half_open", "forced_open", "disabled", "metrics_only"
+]
+_ConnStateName: TypeAlias = Literal[
+    "idle", "connecting", "connected", "reconnecting", "disconnecting", "disconnected", "failed"
+]
+
 @type_check_only
 class _EventDict(TypedDict):
     kind: str
     pool: str
+    endpoint: Optional[str]
     connection_id: Optional[int]
+    session_id: Optional[int]
+    stream: Optional[str]
+    old_state: Optional[str]
+    new_state: Optional[str]
     age: Optional[float]
     message: str
     time: float
+
+@type_check_only
+class _EndpointHealthDict(TypedDict):
+    endpoint: str
+    state: _ConnStateName
+    breaker: _BreakerStateName
+    quality: float
+    latency_ewma: Optional[float]
+    success_rate: float
+    calls: int
+    failures: int
+    reconnects: int
+    checks: int
+    checks_failed: int
+    breaker_opened: int
+    breaker_transitions: int
+    breaker_rejected: int
+    open_connections: int
+    in_flight: int
+    last_success: Optional[float]
+    connected_since: Optional[float]
+    last_error: Optional[str]
+    backoff_remaining: Optional[float]
+
+@type_check_only
+class _HealthReportDict(TypedDict):
+    pool: str
+    calls: int
+    failures: int
+    success_rate: float
+    reconnects: int
+    last_success: Optional[float]
+    connected_since: Optional[float]
+    endpoints: list[_EndpointHealthDict]
 
 @type_check_only
 class _PoolStatsDict(TypedDict):
@@ -60,6 +106,7 @@ class _PoolStatsDict(TypedDict):
     probe_failed_total: int
     wait: _LatencyDict
     lease: _LatencyDict
+    endpoints: list[_EndpointHealthDict]
 
 @final
 class Manager:
@@ -108,6 +155,17 @@ class Pool:
     def warm_async(
         self, callback: Callable[[Optional[int], Optional[BaseException]], object]
     ) -> None: ...
+    def health(self) -> _HealthReportDict: ...
+    def healthy_endpoints(self) -> list[_EndpointHealthDict]: ...
+    def select_best(self, candidates: list[str]) -> str: ...
+    def breaker_state(self, endpoint: Optional[str] = None) -> _BreakerStateName: ...
+    def breaker_op(self, op: str, endpoint: Optional[str] = None) -> None: ...
+    def reset_backoff(self) -> None: ...
+    def drain(self, endpoint: str) -> None: ...
+    def run_health_checks(self) -> None: ...
+    def run_health_checks_async(
+        self, callback: Callable[[Optional[BaseException]], object]
+    ) -> None: ...
     def _run_upkeep(self) -> None: ...
     @property
     def custom(self) -> bool: ...
@@ -129,6 +187,12 @@ class Lease:
     def pool_name(self) -> str: ...
     @property
     def released(self) -> bool: ...
+    @property
+    def endpoint(self) -> str:
+        """The endpoint it is connected to, as written in the pool's target."""
+    def report(self, success: bool, latency: float) -> None:
+        """Reports the result of work done on this connection (``latency`` in
+        seconds) for its endpoint's breaker, success rate and quality score."""
     def fileno(self) -> int: ...
     @property
     def obj(self) -> Any: ...
