@@ -90,7 +90,15 @@ int main(int argc, char **argv) {
     printf("c: %llu leases, held avg %.3f ms, peak %.3f ms; waited p99 %.3f ms\n",
            (unsigned long long)stats.lease.count, stats.lease.avg_ns / 1e6,
            stats.lease.peak_ns / 1e6, stats.wait.p99_ns / 1e6);
-    char metrics[16384];
+    /* The endpoint's health and breaker. */
+    sb_endpoint_health ep;
+    memset(&ep, 0, sizeof ep);
+    ep.struct_size = sizeof ep;
+    CHECK(sb_pool_endpoint_health(pool, 0, &ep));
+    printf("c: endpoint %s: %s, breaker %s, quality %.2f, %llu calls\n", ep.endpoint,
+           sb_conn_state_str(ep.state), sb_breaker_state_str(ep.breaker), ep.quality,
+           (unsigned long long)ep.calls);
+    char metrics[32768];
     size_t need = 0;
     CHECK(sb_manager_metrics(manager, metrics, sizeof metrics, &need));
     const char *line =

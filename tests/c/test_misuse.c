@@ -329,6 +329,24 @@ static int resilience_misuse(void) {
     EXPECT_ST(sb_lease_endpoint(lease, name, sizeof name, &n), SB_INVALID_HANDLE);
     EXPECT_ST(sb_lease_set_timeout(lease, 10), SB_INVALID_HANDLE);
 
+    /* The resilience keys are set like the others; floats as text; bad values name the
+     * key and what it accepts. */
+    sb_config *cfg = NULL;
+    EXPECT_OK(sb_config_new(&cfg));
+    EXPECT_OK(sb_config_set(cfg, "backoff.multiplier", "1.6"));
+    EXPECT_OK(sb_config_set(cfg, "breaker.failure_rate_threshold", "50"));
+    EXPECT_OK(sb_config_set(cfg, "breaker.slow_call_rate_threshold", "37.5"));
+    EXPECT_OK(sb_config_set(cfg, "backoff.strategy", "decorrelated"));
+    EXPECT_OK(sb_config_set(cfg, "health.interval", "0"));
+    EXPECT_ST(sb_config_set(cfg, "backoff.jitter", "2"), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("backoff.jitter");
+    EXPECT_ST(sb_config_set(cfg, "breaker.mode", "sometimes"), SB_INVALID_ARGUMENT);
+    EXPECT_ERROR_MENTIONS("forced_open");
+    sb_pool *p = NULL;
+    EXPECT_OK(sb_pool_new(manager, "resilient", server.target, cfg, &p));
+    EXPECT_OK(sb_config_free(cfg));
+    EXPECT_OK(sb_pool_free(p));
+
     /* State names. */
     EXPECT(strcmp(sb_breaker_state_str(SB_BREAKER_HALF_OPEN), "half_open") == 0);
     EXPECT(strcmp(sb_breaker_state_str(SB_BREAKER_METRICS_ONLY), "metrics_only") == 0);
