@@ -38,14 +38,19 @@ export declare const version: string;
  */
 export type Duration = number | string;
 
+/** One configuration value. */
+export type ConfigValue = number | string | boolean | bigint | Uint8Array | null | undefined;
+
 /**
  * Configuration keys in any natural spelling: the full key (`'pool.max_size'`), the
- * short key in the default section (`maxSize`, `max_size`), or section and key joined
- * (`poolMaxSize`, `pool_max_size`). Durations are milliseconds or strings such as
- * `"250ms"`; booleans become `"true"`/`"false"`. Unknown keys and bad values throw
- * SB_INVALID_ARGUMENT naming the key. `undefined`/`null` values are skipped.
+ * short key in the default section (`maxSize`, `max_size`), section and key joined
+ * (`poolMaxSize`, `pool_max_size`), or a section object
+ * (`{ breaker: { failureThreshold: 1 } }`). Durations are milliseconds or strings such
+ * as `"250ms"`; fractional numbers are fine where the key takes one (`1.6`); booleans
+ * become `"true"`/`"false"`. Unknown keys and bad values throw SB_INVALID_ARGUMENT
+ * naming the key. `undefined`/`null` values are skipped.
  */
-export type ConfigOptions = Record<string, number | string | boolean | bigint | Uint8Array | null | undefined>;
+export type ConfigOptions = { [key: string]: ConfigValue | ConfigOptions };
 
 /** Options of `new Manager()`: keys default to the `runtime` section. */
 export interface ManagerOptions extends ConfigOptions {
@@ -107,8 +112,82 @@ export interface PoolKeys {
   tcpNodelay?: boolean;
 }
 
+/** The `breaker.*` keys (`{ breaker: { ... } }`, or flat: `breakerFailureThreshold`). */
+export type BreakerKeys = {
+  /** `breaker.mode`: how each endpoint's breaker starts (default `'normal'`). */
+  mode?: 'normal' | 'disabled' | 'metrics_only' | 'forced_open';
+  /** `breaker.failure_threshold`: consecutive failures that open it; 0 off (default 5). */
+  failureThreshold?: number;
+  /** `breaker.failure_rate_threshold`: failure percent over the window that opens it (default 50). */
+  failureRateThreshold?: number;
+  /** `breaker.slow_call_rate_threshold`: slow-call percent over the window that opens it (default 100). */
+  slowCallRateThreshold?: number;
+  /** `breaker.slow_call_duration`: a call at least this long is slow (default 60 s). */
+  slowCallDuration?: Duration;
+  /** `breaker.window_type`: `'count'` (default) or `'time'`. */
+  windowType?: 'count' | 'time';
+  /** `breaker.window_size`: calls (count) or seconds (time) of the window (default 100). */
+  windowSize?: number;
+  /** `breaker.minimum_calls`: calls the window needs before a rate can open it (default 10). */
+  minimumCalls?: number;
+  /** `breaker.open_wait`: first open wait before HALF_OPEN (default 5 s). */
+  openWait?: Duration;
+  /** `breaker.open_wait_multiplier`: growth per reopening in a row (default 2). */
+  openWaitMultiplier?: number;
+  /** `breaker.max_open_wait`: cap of the open wait (default 60 s). */
+  maxOpenWait?: Duration;
+  /** `breaker.half_open_probes`: probes HALF_OPEN admits (default 3). */
+  halfOpenProbes?: number;
+  /** `breaker.probe_timeout`: a probe without a result this long failed (default 10 s). */
+  probeTimeout?: Duration;
+};
+
+/** The `backoff.*` keys (`{ backoff: { ... } }`, or flat: `backoffInitial`). */
+export type BackoffKeys = {
+  /** `backoff.strategy`: `'grpc'` (default), `'full'`, `'equal'` or `'decorrelated'`. */
+  strategy?: 'grpc' | 'full' | 'equal' | 'decorrelated';
+  /** `backoff.initial`: delay before the first reconnect (default 1 s). */
+  initial?: Duration;
+  /** `backoff.multiplier`: growth per failed attempt (default 1.6). */
+  multiplier?: number;
+  /** `backoff.jitter`: +/- fraction of each grpc delay, 0..1 (default 0.2). */
+  jitter?: number;
+  /** `backoff.max`: longest delay (default 120 s). */
+  max?: Duration;
+  /** `backoff.min_connect_timeout`: floor of a reconnect's deadline (default 20 s). */
+  minConnectTimeout?: Duration;
+  /** `backoff.max_concurrent_reconnects`: process-wide cap on reconnects in flight (default 32). */
+  maxConcurrentReconnects?: number;
+};
+
+/** The `retry.*` keys (`{ retry: { ... } }`, or flat: `retryMaxAttempts`). */
+export type RetryKeys = {
+  /** `retry.max_attempts`: 1 (default) fails fast with SB_UNAVAILABLE; more waits out the backoff. */
+  maxAttempts?: number;
+  /** `retry.max_elapsed`: longest time an acquire retries; 0 (default): the acquire timeout. */
+  maxElapsed?: Duration;
+};
+
+/** The `health.*` keys (`{ health: { ... } }`, or flat: `healthInterval`). */
+export type HealthKeys = {
+  /** `health.interval`: how often each endpoint is checked; 0 off (default 10 s). */
+  interval?: Duration;
+  /** `health.timeout`: deadline of one check (default 5 s). */
+  timeout?: Duration;
+};
+
+/** The resilience sections of `manager.pool()` options. */
+export interface ResilienceSections {
+  breaker?: BreakerKeys;
+  backoff?: BackoffKeys;
+  retry?: RetryKeys;
+  health?: HealthKeys;
+}
+
 /** Options of `manager.pool()`: keys default to the `pool` section. */
-export interface PoolOptions extends PoolKeys, ConfigOptions {}
+export interface PoolOptions extends PoolKeys, ResilienceSections {
+  [key: string]: ConfigValue | ConfigOptions;
+}
 
 /**
  * The program's callbacks for a custom pool (`manager.pool(name, target, { connect, ... })`).
@@ -137,6 +216,7 @@ export interface ConnectorCallbacks<T> {
 
 /** Options of a custom pool: the callbacks plus configuration keys. */
 export type CustomPoolOptions<T> = PoolKeys &
+  ResilienceSections &
   ConnectorCallbacks<T> & {
     [key: string]: ConfigOptions[string] | ((arg: never) => unknown);
   };
@@ -186,23 +266,134 @@ export interface LatencySummary {
   p99: number;
 }
 
-/** What an event is about. More kinds arrive with later features. */
-export type EventKind = 'leak_suspected';
+/**
+ * What an event is about. More kinds may be added: ignore kinds you don't know.
+ * - `leak_suspected`: a lease held longer than the pool's `leakDetectionThreshold`
+ * - `connection_state` / `endpoint_state`: a connection or an endpoint changed state
+ *   (`oldState` -> `newState`: `idle`, `connecting`, `connected`, `reconnecting`,
+ *   `disconnecting`, `disconnected`, `failed`)
+ * - `breaker_state`: an endpoint's breaker changed state (`closed`, `open`,
+ *   `half_open`, `forced_open`, `disabled`, `metrics_only`)
+ * - `health_check`: a health check finished (`newState` `ok` or `failed`, `ageMs` its duration)
+ * - `rejected`: a caller was turned away (breaker open, backing off, too many waiters)
+ * - `session_opened`, `session_closed`, `stream_added`, `stream_removed`, `commit_failed`: sessions
+ */
+export type EventKind =
+  | 'leak_suspected'
+  | 'connection_state'
+  | 'endpoint_state'
+  | 'breaker_state'
+  | 'health_check'
+  | 'rejected'
+  | 'session_opened'
+  | 'session_closed'
+  | 'stream_added'
+  | 'stream_removed'
+  | 'commit_failed';
 
-/** One event from `manager.pollEvent()`. */
+/** One event from `manager.pollEvent()` or the `'event'` listener. */
 export interface SwitchboardEvent {
-  /** `'leak_suspected'`: a lease held longer than the pool's `leakDetectionThreshold`. */
+  /** What happened. */
   kind: EventKind;
-  /** The pool it concerns. */
+  /** The pool it concerns (`''` when none). */
   pool: string;
+  /** The endpoint it concerns, as written in the pool's target, or `null`. */
+  endpoint: string | null;
   /** The connection (lease id) it concerns, or `null`. */
   connectionId: number | null;
-  /** How long the lease had been held, in milliseconds, or `null`. */
+  /** The session it concerns, or `null`. */
+  sessionId: number | null;
+  /** The stream it concerns, or `null`. */
+  stream: string | null;
+  /** For state changes: the state before, else `null`. */
+  oldState: string | null;
+  /** For state changes: the state after; for health checks `'ok'` or `'failed'`; else `null`. */
+  newState: string | null;
+  /** How long the lease had been held (leaks) or the check took (health checks), in milliseconds, or `null`. */
   ageMs: number | null;
-  /** A sentence for humans. */
+  /** A sentence for humans (the reason). */
   message: string;
   /** When it happened. */
   time: Date;
+}
+
+/** A connection's or an endpoint's state. */
+export type ConnState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnecting' | 'disconnected' | 'failed';
+
+/** A circuit breaker's state. */
+export type BreakerState = 'closed' | 'open' | 'half_open' | 'forced_open' | 'disabled' | 'metrics_only';
+
+/** An operator's command to a breaker (`pool.breaker(op, endpoint?)`). */
+export type BreakerOp = 'force_open' | 'disable' | 'metrics_only' | 'reset';
+
+/** One endpoint's health. Durations in milliseconds. */
+export interface EndpointHealth {
+  /** The endpoint, as written in the pool's target. */
+  endpoint: string;
+  /** Its state. */
+  state: ConnState;
+  /** Its breaker's state. */
+  breaker: BreakerState;
+  /** Quality score in [0, 1], higher is better (success rate and latency). */
+  quality: number;
+  /** Latency EWMA of successful calls (milliseconds), or `null` before the first. */
+  latencyEwma: number | null;
+  /** Success rate (EWMA) in [0, 1]. */
+  successRate: number;
+  /** Calls recorded (connects, probes, health checks, reported calls, socket errors). */
+  calls: number;
+  /** Of them, failed. */
+  failures: number;
+  /** Reconnect attempts. */
+  reconnects: number;
+  /** Health checks run. */
+  checks: number;
+  /** Health checks failed. */
+  checksFailed: number;
+  /** Times the breaker opened. */
+  breakerOpened: number;
+  /** Breaker state changes. */
+  breakerTransitions: number;
+  /** Connects the breaker refused. */
+  breakerRejected: number;
+  /** Connections open to it now. */
+  openConnections: number;
+  /** Of them, leased now. */
+  inFlight: number;
+  /** Last successful call, or `null`. */
+  lastSuccess: Date | null;
+  /** Connected without a failure since, or `null`. */
+  connectedSince: Date | null;
+  /** The last failure's message, or `null`. */
+  lastError: string | null;
+  /** Milliseconds until the next reconnect may start, if backing off, else `null`. */
+  backoffRemaining: number | null;
+}
+
+/** A pool's health: totals over its endpoints and each endpoint. */
+export interface HealthReport {
+  /** The pool's name. */
+  pool: string;
+  /** Calls over all endpoints. */
+  calls: number;
+  /** Failures over all endpoints. */
+  failures: number;
+  /** `1 - failures / calls` (1 with no calls). */
+  successRate: number;
+  /** Reconnect attempts over all endpoints. */
+  reconnects: number;
+  /** The latest success of any endpoint, or `null`. */
+  lastSuccess: Date | null;
+  /** The earliest `connectedSince` of the connected endpoints, or `null`. */
+  connectedSince: Date | null;
+  /** Each endpoint, in target order. */
+  endpoints: EndpointHealth[];
+}
+
+/** Options of one `lease.read()` / `lease.write()`. */
+export interface CallOptions {
+  /** Fail with SB_TIMEOUT past this. */
+  timeout?: Duration;
 }
 
 /** A snapshot of a pool's state and counters. */
@@ -248,6 +439,8 @@ export interface PoolStats {
   wait: LatencySummary;
   /** How long leases were held, counted when they come back (milliseconds). */
   lease: LatencySummary;
+  /** Each endpoint's health, in target order (as in `pool.health()`). */
+  endpoints: EndpointHealth[];
 }
 
 /** What a built-in socket pool's leases hold (`Lease<Socket>` has no `obj`). */
@@ -281,16 +474,29 @@ export declare class Lease<T = Socket> {
   readonly pool: Pool<T>;
   /** Whether the lease was released or discarded. */
   readonly released: boolean;
+  /** The endpoint it is connected to, as written in the pool's target. */
+  readonly endpoint: string;
+  /**
+   * Records the result of work done on this connection (`latencyMs` in milliseconds)
+   * for its endpoint's breaker, success rate and quality. A report that opens the
+   * breaker closes this connection when it comes back. Throws SB_FAILED_PRECONDITION
+   * once released or while a read or write is in flight.
+   */
+  report(success: boolean, latencyMs: number): void;
   /**
    * Writes all of `data` (strings as UTF-8). One read or write at a time per lease.
-   * Built-in sockets only; rejects with SB_FAILED_PRECONDITION on a custom lease.
+   * Past `options.timeout` it rejects with SB_TIMEOUT (part of the data may have gone:
+   * discard the lease then). A failed write (reset, broken pipe) makes the connection
+   * close when the lease ends. Built-in sockets only; rejects with
+   * SB_FAILED_PRECONDITION on a custom lease.
    */
-  write(data: Buffer | Uint8Array | string): Promise<void>;
+  write(data: Buffer | Uint8Array | string, options?: CallOptions): Promise<void>;
   /**
    * Reads up to `size` bytes (default 65536) once at least one is available. An empty
-   * Buffer means the peer closed the connection.
+   * Buffer means the peer closed the connection. Past `options.timeout` it rejects
+   * with SB_TIMEOUT (nothing consumed; the lease stays usable).
    */
-  read(size?: number): Promise<Buffer>;
+  read(size?: number | null, options?: CallOptions): Promise<Buffer>;
   /**
    * Returns the connection to the pool. Safe to call twice. A read or write in flight
    * is cancelled (it rejects with SB_CANCELLED) and the connection closed instead.
@@ -329,6 +535,29 @@ export declare class Pool<T = Socket> {
   withLease<R>(fn: (lease: Lease<T>) => R | Promise<R>, options?: AcquireOptions): Promise<R>;
   /** A snapshot of the pool's state and counters. */
   stats(): PoolStats;
+  /** The pool's health: totals and each endpoint's state, breaker, quality and counters. */
+  health(): HealthReport;
+  /** The endpoints in good standing (breaker not refusing, not failed), best quality first. */
+  healthyEndpoints(): EndpointHealth[];
+  /**
+   * Of `candidates` (endpoints as written in the target; none or empty: all), the one
+   * the pool would pick now. Throws SB_UNAVAILABLE when none can take a connection,
+   * SB_NOT_FOUND for an endpoint the pool does not have.
+   */
+  selectBest(candidates?: string[]): string;
+  /**
+   * The breaker state of `endpoint`; without one, of the pool's only endpoint
+   * (SB_INVALID_ARGUMENT when it has several).
+   */
+  breakerState(endpoint?: string): BreakerState;
+  /** An operator's command to the breaker of `endpoint` (without one: every endpoint). */
+  breaker(op: BreakerOp, endpoint?: string): void;
+  /** Forgets every endpoint's failed connects: the next connect may start at once. */
+  resetBackoff(): void;
+  /** Closes `endpoint`'s connections: idle ones now, leased ones when they come back. */
+  drain(endpoint: string): void;
+  /** Runs every endpoint's health check now on the library's runtime; resolves when done. */
+  runHealthChecks(): Promise<void>;
   /**
    * Changes `maxSize` and `minIdle` (default 0) on the live pool without dropping
    * leases. Throws SB_INVALID_ARGUMENT for sizes the pool does not accept.

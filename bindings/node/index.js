@@ -45,6 +45,7 @@ function invalid(message) {
 function describe(value) {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
+  if (isPlainObject(value) && Object.keys(value).length === 0) return 'an empty object';
   return typeof value === 'string' ? JSON.stringify(value) : typeof value;
 }
 
@@ -72,8 +73,29 @@ function configFrom(options, what) {
     throw invalid(`${what} must be an object of configuration keys, got ${describe(options)}`);
   }
   const out = {};
-  for (const [key, value] of Object.entries(options)) {
+  addConfig(out, '', options);
+  return out;
+}
+
+function isPlainObject(value) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Adds `options`' keys under `prefix` to `out`; a plain object value is a section:
+ * `{ breaker: { failureThreshold: 1 } }` is `'breaker.failureThreshold': 1`.
+ */
+function addConfig(out, prefix, options) {
+  for (const [name, value] of Object.entries(options)) {
+    const key = prefix + name;
     if (value === undefined || value === null) continue;
+    // A section of keys; an empty one is a mistake (a value given as {}), not a no-op.
+    if (isPlainObject(value) && Object.keys(value).length > 0) {
+      addConfig(out, `${key}.`, value);
+      continue;
+    }
     switch (typeof value) {
       case 'string':
         out[key] = value;
@@ -92,10 +114,9 @@ function configFrom(options, what) {
         }
       // falls through
       default:
-        throw invalid(`${key} must be a number, a string, a boolean or a Buffer, got ${describe(value)}`);
+        throw invalid(`${key} must be a number, a string, a boolean, a Buffer or an object of keys, got ${describe(value)}`);
     }
   }
-  return out;
 }
 
 /** A duration (number of milliseconds or a string such as "250ms") as the core parses it. */
@@ -104,6 +125,45 @@ function durationFrom(value, what) {
   if (typeof value === 'number') return String(value);
   if (typeof value === 'string') return value;
   throw invalid(`${what} must be a number of milliseconds or a string such as "250ms", got ${describe(value)}`);
+}
+
+/** The `timeout` of a read/write options object, as the core parses it. */
+function callTimeout(options, what) {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(`${what}() options must be an object such as { timeout: 250 }, got ${describe(options)}`);
+  }
+  return durationFrom(options.timeout, `${what} timeout`);
+}
+
+/** A native endpoint health as the program sees it (times as Dates, absent values null). */
+function endpointFrom(e) {
+  return {
+    endpoint: e.endpoint,
+    state: e.state,
+    breaker: e.breaker,
+    quality: e.quality,
+    latencyEwma: e.latencyEwma ?? null,
+    successRate: e.successRate,
+    calls: e.calls,
+    failures: e.failures,
+    reconnects: e.reconnects,
+    checks: e.checks,
+    checksFailed: e.checksFailed,
+    breakerOpened: e.breakerOpened,
+    breakerTransitions: e.breakerTransitions,
+    breakerRejected: e.breakerRejected,
+    openConnections: e.openConnections,
+    inFlight: e.inFlight,
+    lastSuccess: dateOrNull(e.lastSuccess),
+    connectedSince: dateOrNull(e.connectedSince),
+    lastError: e.lastError ?? null,
+    backoffRemaining: e.backoffRemaining ?? null,
+  };
+}
+
+function dateOrNull(ms) {
+  return ms === undefined || ms === null ? null : new Date(ms);
 }
 
 function checkString(value, what) {
@@ -296,25 +356,48 @@ class Lease {
     return this.#native.released;
   }
 
-  /** Writes all of `data` (Buffer, Uint8Array or string, as UTF-8). */
-  async write(data) {
+  /** The endpoint it is connected to, as written in the pool's target. */
+  get endpoint() {
+    return this.#native.endpoint;
+  }
+
+  /**
+   * Records the result of work done on this connection outside `read`/`write`
+   * (`latencyMs` in milliseconds) for its endpoint's breaker, success rate and quality.
+   * A report that opens the breaker closes this connection when it comes back.
+   */
+  report(success, latencyMs) {
+    if (typeof success !== 'boolean') throw invalid(`report() success must be a boolean, got ${describe(success)}`);
+    if (typeof latencyMs !== 'number' || !Number.isFinite(latencyMs) || latencyMs < 0) {
+      throw invalid(`report() latency must be a number of milliseconds >= 0, got ${typeof latencyMs === 'number' ? latencyMs : describe(latencyMs)}`);
+    }
+    this.#native.report(success, latencyMs);
+  }
+
+  /**
+   * Writes all of `data` (Buffer, Uint8Array or string, as UTF-8), within
+   * `options.timeout` if given (else SB_TIMEOUT; part of the data may have gone, so
+   * discard the lease then).
+   */
+  async write(data, options) {
     let buf;
     if (Buffer.isBuffer(data)) buf = data;
     else if (typeof data === 'string') buf = Buffer.from(data, 'utf8');
     else if (data instanceof Uint8Array) buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     else throw invalid(`write() takes a Buffer, a Uint8Array or a string, got ${describe(data)}`);
-    return this.#native.write(buf);
+    return this.#native.write(buf, callTimeout(options, 'write'));
   }
 
   /**
-   * Reads up to `size` bytes (default 65536) once at least one is available. An empty
-   * Buffer means the peer closed the connection.
+   * Reads up to `size` bytes (default 65536) once at least one is available, within
+   * `options.timeout` if given (else SB_TIMEOUT; nothing was consumed and the lease
+   * stays usable). An empty Buffer means the peer closed the connection.
    */
-  async read(size) {
-    if (size !== undefined && !(Number.isInteger(size) && size >= 1 && size <= 0xffffffff)) {
+  async read(size, options) {
+    if (size !== undefined && size !== null && !(Number.isInteger(size) && size >= 1 && size <= 0xffffffff)) {
       throw invalid(`read size must be a positive integer, got ${typeof size === 'number' ? size : describe(size)}`);
     }
-    return this.#native.read(size);
+    return this.#native.read(size ?? undefined, callTimeout(options, 'read'));
   }
 
   /**
@@ -331,7 +414,7 @@ class Lease {
   }
 
   toString() {
-    return `Lease(pool=${JSON.stringify(this.poolName)}, id=${this.id}${this.released ? ', released' : ''})`;
+    return `Lease(pool=${JSON.stringify(this.poolName)}, id=${this.id}, endpoint=${JSON.stringify(this.endpoint)}${this.released ? ', released' : ''})`;
   }
 }
 
@@ -419,9 +502,95 @@ class Pool {
     }
   }
 
-  /** A snapshot of the pool's state and counters (`closedBy` counts closes by reason). */
+  /**
+   * A snapshot of the pool's state and counters (`closedBy` counts closes by reason;
+   * `endpoints` is each endpoint's health, as in `health()`).
+   */
   stats() {
-    return this.#native.stats();
+    const s = this.#native.stats();
+    s.endpoints = s.endpoints.map(endpointFrom);
+    return s;
+  }
+
+  /**
+   * The pool's health: totals over its endpoints (calls, failures, successRate,
+   * reconnects, lastSuccess, connectedSince) and each endpoint's state, breaker,
+   * quality, latency and counters, in target order.
+   */
+  health() {
+    const h = this.#native.health();
+    return {
+      pool: h.pool,
+      calls: h.calls,
+      failures: h.failures,
+      successRate: h.successRate,
+      reconnects: h.reconnects,
+      lastSuccess: dateOrNull(h.lastSuccess),
+      connectedSince: dateOrNull(h.connectedSince),
+      endpoints: h.endpoints.map(endpointFrom),
+    };
+  }
+
+  /** The endpoints in good standing (breaker not refusing, not failed), best quality first. */
+  healthyEndpoints() {
+    return this.#native.healthyEndpoints().map(endpointFrom);
+  }
+
+  /**
+   * Of `candidates` (endpoints as written in the target; none or empty: all), the one
+   * the pool would pick now. Throws SB_UNAVAILABLE when none can take a connection,
+   * SB_NOT_FOUND for an endpoint the pool does not have.
+   */
+  selectBest(candidates) {
+    if (candidates === undefined || candidates === null) candidates = [];
+    if (!Array.isArray(candidates) || !candidates.every((c) => typeof c === 'string')) {
+      throw invalid(`selectBest() takes an array of endpoint strings, got ${describe(candidates)}`);
+    }
+    return this.#native.selectBest(candidates);
+  }
+
+  /**
+   * The breaker state of `endpoint` (`closed`, `open`, `half_open`, `forced_open`,
+   * `disabled`, `metrics_only`); without one, of the pool's only endpoint.
+   */
+  breakerState(endpoint) {
+    if (endpoint !== undefined && endpoint !== null) checkString(endpoint, 'breakerState() endpoint');
+    return this.#native.breakerState(endpoint ?? undefined);
+  }
+
+  /**
+   * An operator's command to the breaker of `endpoint` (without one: every endpoint):
+   * `'force_open'` (refuse every connect until reset), `'disable'` (allow everything,
+   * record nothing), `'metrics_only'` (record, never block) or `'reset'` (closed,
+   * with an empty window).
+   */
+  breaker(op, endpoint) {
+    checkString(op, 'breaker() operation');
+    if (endpoint !== undefined && endpoint !== null) checkString(endpoint, 'breaker() endpoint');
+    this.#native.breaker(op, endpoint ?? undefined);
+  }
+
+  /** Forgets every endpoint's failed connects: the next connect may start at once. */
+  resetBackoff() {
+    this.#native.resetBackoff();
+  }
+
+  /**
+   * Closes the connections of `endpoint` (idle ones now, leased ones when they come
+   * back), e.g. before taking it out of service.
+   */
+  drain(endpoint) {
+    checkString(endpoint, 'drain() endpoint');
+    this.#native.drain(endpoint);
+  }
+
+  /**
+   * Runs every endpoint's health check now (probe an idle connection, or reconnect an
+   * endpoint that is down when its backoff and breaker allow), on the library's
+   * runtime; resolves when they are done. They also run every `health.interval`.
+   */
+  async runHealthChecks() {
+    return this.#native.runHealthChecks();
   }
 
   /**
@@ -495,7 +664,12 @@ function eventFrom(e) {
   return {
     kind: e.kind,
     pool: e.pool,
+    endpoint: e.endpoint ?? null,
     connectionId: e.connectionId ?? null,
+    sessionId: e.sessionId ?? null,
+    stream: e.stream ?? null,
+    oldState: e.oldState ?? null,
+    newState: e.newState ?? null,
     ageMs: e.ageMs ?? null,
     message: e.message,
     time: new Date(e.time),
@@ -608,8 +782,8 @@ class Manager extends EventEmitter {
 
   /**
    * The next queued event, or `null` when there is none. Synchronous and never waits.
-   * Events (today `kind: 'leak_suspected'`, when a lease is held longer than the pool's
-   * `leakDetectionThreshold`) queue up until polled; the queue holds 10,000 and drops
+   * Events (connection, endpoint and breaker state changes, health check results,
+   * rejections, leases held past `leakDetectionThreshold`; see `kind`) queue up until polled; the queue holds 10,000 and drops
    * new ones beyond that (see `eventsDropped()`). While `'event'` has a listener,
    * events go to it instead and none is queued.
    */

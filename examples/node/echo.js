@@ -47,19 +47,31 @@ async function main(target) {
     );
 
     // Leak detection: a lease held past leakDetectionThreshold arrives as an 'event'.
+    // (Connections and endpoints report their state changes as events too: pick the kind.)
     const leaky = manager.pool('leaky', target, { maxSize: 1, leakDetectionThreshold: 50 });
-    const heard = new Promise((resolve) => manager.once('event', resolve));
-    const held = await leaky.acquire();
     let event = null;
-    heard.then((e) => {
-      event = e;
-    });
+    const onEvent = (e) => {
+      if (e.kind === 'leak_suspected') event = e;
+    };
+    manager.on('event', onEvent);
+    const held = await leaky.acquire();
     for (let i = 0; i < 200 && event === null; i++) {
       await new Promise((r) => setTimeout(r, 25));
       await leaky.runUpkeep(); // the pool's own upkeep would report it too, later
     }
     held.release();
+    manager.off('event', onEvent);
     console.log(`node: event ${event ? `${event.kind}: ${event.message}` : 'none within 5 s'}`);
+
+    // Resilience: each endpoint's health, breaker and quality; operators can force a breaker.
+    await pool.runHealthChecks(); // runs off the event loop (also every health.interval)
+    for (const e of pool.health().endpoints) {
+      console.log(`node: endpoint ${e.endpoint}: ${e.state}, breaker ${e.breaker}, quality ${e.quality.toFixed(2)}, ${e.checks} check(s)`);
+    }
+    pool.breaker('force_open');
+    const refused = await pool.acquire().then((l) => (l.release(), 'served'), (err) => err.code);
+    pool.breaker('reset');
+    console.log(`node: with the breaker forced open an acquire got ${refused}; after reset it is ${pool.breakerState()}`);
 
     // Prometheus text for a /metrics endpoint.
     const line = manager.metricsText().split('\n').find((l) => l.startsWith('switchboard_pool_acquires_total{pool="echo",result="direct"}'));

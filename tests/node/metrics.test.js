@@ -30,6 +30,26 @@ async function withManager(fn) {
   }
 }
 
+/**
+ * The next queued event of `kind`, skipping (and returning in `skipped`) the others:
+ * connections and endpoints also report their state changes. `null` when none is queued.
+ */
+function pollKind(m, kind, skipped = []) {
+  for (let i = 0; i < 10_000; i++) {
+    const e = m.pollEvent();
+    if (e === null || e.kind === kind) return e;
+    skipped.push(e);
+  }
+  throw new Error(`more than 10000 events queued without a ${kind}`);
+}
+
+/** Every queued event (bounded). */
+function drainEvents(m) {
+  const out = [];
+  for (let e = m.pollEvent(); e !== null && out.length < 10_000; e = m.pollEvent()) out.push(e);
+  return out;
+}
+
 /** The sample lines of `text` (no comments), as a Map from series to value text. */
 function samples(text) {
   const out = new Map();
@@ -90,8 +110,12 @@ test('metricsText() lists every open pool; after close it lists none and pollEve
   assert.ok(text.includes('switchboard_pool_size{pool="a"} 0'), text);
   assert.ok(text.includes('switchboard_pool_size{pool="b"} 0'), text);
   await within(15_000, m.close(2000), 'manager.close');
-  // After close: no pool is open any more.
+  // After close: no pool is open any more, and what was queued before can still be
+  // polled (state changes), then nothing.
   assert.ok(!m.metricsText().includes('pool="a"'));
+  const left = drainEvents(m);
+  assert.ok(left.length < 10_000, 'the queue drains');
+  assert.ok(left.every((e) => e.kind !== 'leak_suspected'), JSON.stringify(left));
   assert.equal(m.pollEvent(), null);
 });
 
@@ -136,13 +160,22 @@ test('pollEvent(): a lease held past leakDetectionThreshold is reported once, wi
     const lease = await pool.acquire();
     const before = Date.now();
     let event = null;
+    const skipped = [];
     for (let i = 0; i < 200 && event === null; i++) {
       await sleep(25);
       await pool.runUpkeep();
-      event = m.pollEvent();
+      event = pollKind(m, 'leak_suspected', skipped);
     }
     assert.notEqual(event, null, 'a leak_suspected event arrived');
-    assert.deepEqual(Object.keys(event).sort(), ['ageMs', 'connectionId', 'kind', 'message', 'pool', 'time']);
+    assert.ok(skipped.some((e) => e.kind === 'connection_state' && e.connectionId === lease.id),
+      `the lease's connection reported its state first: ${JSON.stringify(skipped.map((e) => e.kind))}`);
+    assert.deepEqual(Object.keys(event).sort(), [
+      'ageMs', 'connectionId', 'endpoint', 'kind', 'message', 'newState', 'oldState', 'pool', 'sessionId', 'stream', 'time',
+    ]);
+    // A leak concerns a connection; its endpoint may be given (core leaves it out today).
+    assert.ok(event.endpoint === null || event.endpoint === server.target, `endpoint ${event.endpoint}`);
+    assert.equal(event.sessionId, null);
+    assert.equal(event.stream, null);
     assert.equal(event.kind, 'leak_suspected');
     assert.equal(event.pool, 'leaky');
     assert.equal(event.connectionId, lease.id);
@@ -156,7 +189,7 @@ test('pollEvent(): a lease held past leakDetectionThreshold is reported once, wi
     // Once: further upkeep passes report nothing new for the same lease.
     await pool.runUpkeep();
     await pool.runUpkeep();
-    assert.equal(m.pollEvent(), null, 'reported once');
+    assert.equal(pollKind(m, 'leak_suspected'), null, 'reported once');
     assert.equal(m.eventsDropped(), 0);
     lease.release();
   });
@@ -174,7 +207,9 @@ test('pollEvent(): no event without leakDetectionThreshold, nor for a lease rele
     a.release();
     b.release();
     await quick.runUpkeep();
-    assert.equal(m.pollEvent(), null);
+    const all = drainEvents(m);
+    assert.ok(all.length > 0, 'connections reported their state');
+    assert.deepEqual(all.filter((e) => e.kind === 'leak_suspected'), []);
   });
 });
 
@@ -191,7 +226,11 @@ async function upkeepUntil(pool, done) {
 test("on('event'): leak events reach the listener on the JS thread instead of the queue", T, async () => {
   await withManager(async (m) => {
     const seen = [];
-    const listener = (e) => seen.push({ e, sync: true });
+    let heardOthers = 0;
+    const listener = (e) => {
+      if (e.kind === 'leak_suspected') seen.push({ e, sync: true });
+      else heardOthers += 1;
+    };
     m.on('event', listener);
     const pool = m.pool('heard', server.target, { maxSize: 2, leakDetectionThreshold: 100 });
     const lease = await pool.acquire();
@@ -203,13 +242,14 @@ test("on('event'): leak events reach the listener on the JS thread instead of th
     assert.ok(e.ageMs >= 100, `age ${e.ageMs}`);
     assert.ok(e.time instanceof Date);
     assert.match(e.message, /heard/);
+    assert.ok(heardOthers > 0, 'state changes reached the listener too');
     assert.equal(m.pollEvent(), null, 'nothing queued while listening');
 
     // Without listeners events queue again.
     m.off('event', listener);
     const second = await pool.acquire();
     assert.ok(await upkeepUntil(pool, () => {
-      const ev = m.pollEvent();
+      const ev = pollKind(m, 'leak_suspected');
       if (ev !== null) seen.push({ e: ev, sync: false });
       return seen.length > 1;
     }), 'a later event was queued');
@@ -258,7 +298,9 @@ test("close() stops delivery: on('event') afterwards gets nothing and throws not
 test("close() with a bad timeout rejects and leaves 'event' listening", T, async () => {
   await withManager(async (m) => {
     const seen = [];
-    m.on('event', (e) => seen.push(e));
+    m.on('event', (e) => {
+      if (e.kind === 'leak_suspected') seen.push(e);
+    });
     await rejectsWithCode(m.close('soon'), ErrorCode.InvalidArgument);
     assert.equal(m.closed, false);
     const pool = m.pool('still', server.target, { maxSize: 1, leakDetectionThreshold: 50 });
@@ -270,7 +312,7 @@ test("close() with a bad timeout rejects and leaves 'event' listening", T, async
     // Without listeners the next event is queued again (the native listener was let go).
     const next = await pool.acquire();
     let queued = null;
-    assert.ok(await upkeepUntil(pool, () => (queued ??= m.pollEvent()) !== null), 'queued after the listeners left');
+    assert.ok(await upkeepUntil(pool, () => (queued ??= pollKind(m, 'leak_suspected')) !== null), 'queued after the listeners left');
     assert.equal(queued.connectionId, next.id);
     assert.equal(seen.length, 1);
     next.release();

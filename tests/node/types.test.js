@@ -116,16 +116,38 @@ test('SwitchboardEvent: declared fields match pollEvent()', async () => {
       for (let i = 0; i < 200 && event === null; i++) {
         await new Promise((r) => setTimeout(r, 25));
         await pool.runUpkeep();
-        event = m.pollEvent();
+        // Connections report state changes too: wait for the leak (every kind has the same fields).
+        for (let e = m.pollEvent(); e !== null && event === null; e = m.pollEvent()) {
+          if (e.kind === 'leak_suspected') event = e;
+        }
       }
       lease.release();
       assert.notEqual(event, null);
       const declared = members(block('export interface SwitchboardEvent'));
       assert.deepEqual(Object.keys(event).sort(), [...declared].sort());
-      assert.match(dts, new RegExp(`export type EventKind = [^;]*'${event.kind}'`));
+      assert.match(dts, new RegExp(`export type EventKind =[^;]*'${event.kind}'`));
     } finally {
       server.stop();
     }
+  } finally {
+    await m.close();
+  }
+});
+
+test('HealthReport and EndpointHealth: declared fields match health(), healthyEndpoints() and stats().endpoints', async () => {
+  const m = new sb.Manager({ workerThreads: 1 });
+  try {
+    const pool = m.pool('types-health', 'tcp://127.0.0.1:9,tcp://127.0.0.1:10');
+    const h = pool.health();
+    assert.deepEqual(Object.keys(h).sort(), [...members(block('export interface HealthReport'))].sort());
+    const fields = [...members(block('export interface EndpointHealth'))].sort();
+    assert.equal(h.endpoints.length, 2);
+    for (const e of [...h.endpoints, ...pool.stats().endpoints, ...pool.healthyEndpoints()]) {
+      assert.deepEqual(Object.keys(e).sort(), fields);
+    }
+    // The state names are the declared ones.
+    assert.match(dts, new RegExp(`export type ConnState = [^;]*'${h.endpoints[0].state}'`));
+    assert.match(dts, new RegExp(`export type BreakerState = [^;]*'${h.endpoints[0].breaker}'`));
   } finally {
     await m.close();
   }

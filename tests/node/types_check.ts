@@ -5,6 +5,7 @@
 //   cp tests/node/types_check.ts /tmp/tscheck/ && cd /tmp/tscheck && ./node_modules/.bin/tsc --noEmit --strict \
 //     --target es2022 --module commonjs --moduleResolution node --lib es2022,esnext.disposable types_check.ts
 import { Manager, Pool, Lease, ErrorCode, isSwitchboardError } from 'switchboard';
+import type { EventKind, EndpointHealth, HealthReport, BreakerState, BreakerOp, ConnState } from 'switchboard';
 
 interface Client { endpoint: string; n: number }
 
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   if (ev !== null) {
     const id: number | null = ev.connectionId;
     const age: number | null = ev.ageMs;
-    const k: 'leak_suspected' = ev.kind;
+    const k: EventKind = ev.kind;
     console.log(id, age, k, ev.pool, ev.message, ev.time.toISOString());
   }
   const dropped: number = m.eventsDropped();
@@ -47,6 +48,47 @@ async function main(): Promise<void> {
   m.removeAllListeners('event');
   m.pool('leaky', 'tcp://127.0.0.1:1', { leakDetectionThreshold: '30s' });
   console.log(p99, text, dropped);
+  const r2 = m.pool('r', 'tcp://127.0.0.1:1,tcp://127.0.0.1:2', {
+    breaker: { failureThreshold: 1, openWait: 200, openWaitMultiplier: 1.6, mode: 'normal', windowType: 'count' },
+    backoff: { initial: '10ms', multiplier: 1.6, jitter: 0.2, strategy: 'full' },
+    retry: { maxAttempts: 1 },
+    health: { interval: 50 },
+    breakerSlowCallRateThreshold: 50,
+    'breaker.minimum_calls': 4,
+  });
+  const h = r2.health();
+  const eh: EndpointHealth = h.endpoints[0];
+  const since: Date | null = eh.connectedSince;
+  const lat: number | null = eh.latencyEwma;
+  const bs: BreakerState = r2.breakerState('tcp://127.0.0.1:1');
+  const st: ConnState = eh.state;
+  const best: string = r2.selectBest(['tcp://127.0.0.1:1']);
+  const all: string = r2.selectBest();
+  const healthy: EndpointHealth[] = r2.healthyEndpoints();
+  const op: BreakerOp = 'force_open';
+  r2.breaker(op);
+  r2.breaker('reset', 'tcp://127.0.0.1:2');
+  r2.resetBackoff();
+  r2.drain('tcp://127.0.0.1:1');
+  await r2.runHealthChecks();
+  const sl = await sockets.acquire();
+  const ep: string = sl.endpoint;
+  sl.report(true, 12.5);
+  await sl.write('x', { timeout: 100 });
+  const got: Buffer = await sl.read(16, { timeout: '1s' });
+  await sl.read(undefined, { timeout: 5 });
+  sl.release();
+  const report: HealthReport = h;
+  const eps: EndpointHealth[] = p.stats().endpoints;
+  m.on('event', (e) => {
+    const o: string | null = e.oldState;
+    const nw: string | null = e.newState;
+    const en: string | null = e.endpoint;
+    const sid: number | null = e.sessionId;
+    const sn: string | null = e.stream;
+    if (e.kind === 'breaker_state') console.log(o, nw, en, sid, sn);
+  });
+  console.log(since, lat, bs, st, best, all, healthy, ep, got, report, eps);
   const t = p.tryAcquire();
   if (t) t.release();
   console.log(fd, n, r, opened, b, ErrorCode.Timeout, isSwitchboardError(null));

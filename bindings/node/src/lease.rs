@@ -18,6 +18,7 @@
 //! (after any call in flight ends).
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use napi::Env;
 use napi::bindgen_prelude::{Buffer, Object};
@@ -146,6 +147,33 @@ fn cancelled_error(what: &str) -> Error {
     )
 }
 
+/// A read or write timeout from JS (a duration string), if given.
+fn call_timeout(what: &str, timeout: Option<String>) -> Result<Option<Duration>> {
+    timeout
+        .map(|t| crate::manager::duration(what, &t))
+        .transpose()
+}
+
+/// Runs `fut` within `deadline` (none: unbounded); past it, fails with Timeout. The
+/// connection stays leased: after a read timeout nothing was consumed, after a write
+/// timeout part of the data may have gone (discard the lease then).
+async fn with_deadline<T>(
+    deadline: Option<Duration>,
+    what: &str,
+    fut: impl Future<Output = std::result::Result<T, Error>>,
+) -> std::result::Result<T, Error> {
+    let Some(d) = deadline else {
+        return fut.await;
+    };
+    match tokio::time::timeout(d, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::new(
+            Code::Timeout,
+            format!("{what} timed out after {} ms", d.as_millis()),
+        )),
+    }
+}
+
 /// The native lease.
 #[napi]
 pub struct NativeLease {
@@ -154,6 +182,7 @@ pub struct NativeLease {
     id: u64,
     kind: Kind,
     pool_name: String,
+    endpoint: String,
 }
 
 impl NativeLease {
@@ -164,6 +193,7 @@ impl NativeLease {
             Err(_) => Kind::Socket(lease.socket().map_or(-1, |s| s.fd())),
         };
         let pool_name = lease.pool_name().to_string();
+        let endpoint = lease.endpoint().to_string();
         NativeLease {
             state: Arc::new(Mutex::new(State {
                 lease: Some(lease),
@@ -173,6 +203,7 @@ impl NativeLease {
             id,
             kind,
             pool_name,
+            endpoint,
         }
     }
 
@@ -257,6 +288,42 @@ impl NativeLease {
         self.pool_name.clone()
     }
 
+    /// The endpoint it is connected to, as written in the pool's target.
+    #[napi(getter)]
+    pub fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    /// Records the result of work done on this connection (`latency_ms` in
+    /// milliseconds) for its endpoint's breaker, success rate and quality.
+    #[napi]
+    pub fn report(&self, success: bool, latency_ms: f64) -> Result<()> {
+        guard(|| {
+            if !(latency_ms.is_finite() && (0.0..=1e12).contains(&latency_ms)) {
+                return Err(sb_error(
+                    Code::InvalidArgument,
+                    format!(
+                        "report() latency must be a number of milliseconds >= 0, got {latency_ms}"
+                    ),
+                ));
+            }
+            let s = lock(&self.state);
+            if let Some(g) = s.gone {
+                return Err(g.error());
+            }
+            let Some(lease) = s.lease.as_ref() else {
+                return Err(sb_error(
+                    Code::FailedPrecondition,
+                    "a read or write is in progress on this lease; await it before report()",
+                ));
+            };
+            // Nothing here waits: a breaker that opens emits events and closes idle
+            // connections, both queued for the JS thread.
+            lease.report(success, Duration::from_secs_f64(latency_ms / 1000.0));
+            Ok(())
+        })
+    }
+
     /// The raw file descriptor; throws SB_FAILED_PRECONDITION once released, or for
     /// a custom connection.
     #[napi(getter)]
@@ -301,10 +368,16 @@ impl NativeLease {
 
     /// Writes all of `data`; resolves with undefined.
     #[napi]
-    pub fn write<'env>(&self, env: &'env Env, data: Buffer) -> Result<Object<'env>> {
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        data: Buffer,
+        timeout: Option<String>,
+    ) -> Result<Object<'env>> {
         guard(|| {
             let bytes: Vec<u8> = data.as_ref().to_vec();
             drop(data);
+            let deadline = call_timeout("write timeout", timeout)?;
             let (mut op, mut cancel) = self.begin()?;
             let (settle, promise) = match Settle::<()>::new(env) {
                 Ok(p) => p,
@@ -319,7 +392,7 @@ impl NativeLease {
                 let r = match op.lease.as_deref().map(|c| c.socket()) {
                     Some(Err(e)) => Some(Err(e)),
                     Some(Ok(sock)) => tokio::select! {
-                        r = sock.write_all_async(&bytes) => Some(r),
+                        r = with_deadline(deadline, "write", sock.write_all_async(&bytes)) => Some(r),
                         () = cancelled(&mut cancel) => None,
                     },
                     None => Some(Err(Error::internal("write without a connection"))),
@@ -337,9 +410,15 @@ impl NativeLease {
     /// Reads up to `max` bytes (default 64 KiB) once at least one is available;
     /// resolves with a Buffer, empty when the peer closed the connection.
     #[napi]
-    pub fn read<'env>(&self, env: &'env Env, max: Option<u32>) -> Result<Object<'env>> {
+    pub fn read<'env>(
+        &self,
+        env: &'env Env,
+        max: Option<u32>,
+        timeout: Option<String>,
+    ) -> Result<Object<'env>> {
         guard(|| {
             let max = max.unwrap_or(DEFAULT_READ);
+            let deadline = call_timeout("read timeout", timeout)?;
             if max == 0 || max > MAX_READ {
                 return Err(sb_error(
                     Code::InvalidArgument,
@@ -358,7 +437,7 @@ impl NativeLease {
                 let r = match op.lease.as_deref().map(|c| c.socket()) {
                     Some(Err(e)) => Some(Err(e)),
                     Some(Ok(sock)) => tokio::select! {
-                        r = sock.read_async(max as usize) => Some(r),
+                        r = with_deadline(deadline, "read", sock.read_async(max as usize)) => Some(r),
                         () = cancelled(&mut cancel) => None,
                     },
                     None => Some(Err(Error::internal("read without a connection"))),

@@ -11,6 +11,7 @@
 mod custom;
 mod error;
 mod events;
+mod health;
 mod lease;
 mod manager;
 mod pool;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use napi::Env;
 use napi::bindgen_prelude::{Function, Object};
@@ -51,13 +51,24 @@ pub fn duration(what: &str, value: &str) -> Result<Duration> {
 /// and absent fields `null`).
 #[napi(object)]
 pub struct NativeEvent {
-    /// `leak_suspected`, ...
+    /// `leak_suspected`, `connection_state`, `breaker_state`, ... (core's names).
     pub kind: String,
-    /// The pool it concerns.
+    /// The pool it concerns ("" when none).
     pub pool: String,
+    /// The endpoint it concerns, as written in the pool's target.
+    pub endpoint: Option<String>,
     /// The connection it concerns, if one.
     pub connection_id: Option<f64>,
-    /// How long the lease had been held, in milliseconds (leak events).
+    /// The session it concerns, if one.
+    pub session_id: Option<f64>,
+    /// The stream it concerns, if one.
+    pub stream: Option<String>,
+    /// For state changes: the state before.
+    pub old_state: Option<String>,
+    /// For state changes: the state after (health checks: `ok` or `failed`).
+    pub new_state: Option<String>,
+    /// How long the lease had been held (leak events) or the check took (health
+    /// checks), in milliseconds.
     pub age_ms: Option<f64>,
     /// A sentence for humans.
     pub message: String,
@@ -70,14 +81,15 @@ impl From<Event> for NativeEvent {
         NativeEvent {
             kind: e.kind.as_str().to_string(),
             pool: e.pool,
+            endpoint: e.endpoint,
             connection_id: e.connection_id.map(|id| id as f64),
+            session_id: e.session_id.map(|id| id as f64),
+            stream: e.stream,
+            old_state: e.old_state.map(str::to_string),
+            new_state: e.new_state.map(str::to_string),
             age_ms: e.age.map(|a| a.as_secs_f64() * 1000.0),
             message: e.message,
-            time: e
-                .time
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64() * 1000.0)
-                .unwrap_or(0.0),
+            time: crate::health::epoch_ms(e.time),
         }
     }
 }

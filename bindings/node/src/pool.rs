@@ -6,10 +6,11 @@ use napi::Env;
 use napi::bindgen_prelude::{Either, Object};
 use napi_derive::napi;
 use switchboard_core::metrics::HistogramSnapshot;
-use switchboard_core::{AcquireOptions, AnyConnector, Pool};
+use switchboard_core::{AcquireOptions, AnyConnector, BreakerOp, Pool};
 
 use crate::custom::Bridge;
 use crate::error::{Result, guard, sb_error, to_napi};
+use crate::health::{NativeEndpointHealth, NativeHealthReport, endpoint_list};
 use crate::lease::NativeLease;
 use crate::manager::duration;
 use crate::settle::Settle;
@@ -115,6 +116,8 @@ pub struct PoolStats {
     pub wait: LatencySummary,
     /// How long leases were held (recorded when they come back).
     pub lease: LatencySummary,
+    /// Each endpoint's health, in target order (same as `health().endpoints`).
+    pub endpoints: Vec<NativeEndpointHealth>,
 }
 
 fn n32(n: usize) -> u32 {
@@ -242,6 +245,7 @@ impl NativePool {
             probe_failed_total: s.probe_failed_total as f64,
             wait: LatencySummary::from(&s.wait),
             lease: LatencySummary::from(&s.lease),
+            endpoints: endpoint_list(&s.endpoints),
         }
     }
 
@@ -286,6 +290,81 @@ impl NativePool {
             let pool = self.pool.clone();
             let _ = self.pool.runtime().spawn(async move {
                 pool.run_upkeep().await;
+                settle.resolve(|_| ());
+            });
+            Ok(promise)
+        })
+    }
+
+    /// The pool's health: totals and each endpoint.
+    #[napi]
+    pub fn health(&self) -> Result<NativeHealthReport> {
+        guard(|| Ok(NativeHealthReport::from(self.pool.health())))
+    }
+
+    /// The endpoints in good standing, best quality first.
+    #[napi]
+    pub fn healthy_endpoints(&self) -> Result<Vec<NativeEndpointHealth>> {
+        guard(|| Ok(endpoint_list(&self.pool.healthy_endpoints())))
+    }
+
+    /// Of `candidates` (empty: every endpoint), the one the pool would pick now.
+    #[napi]
+    pub fn select_best(&self, candidates: Vec<String>) -> Result<String> {
+        guard(|| {
+            let names: Vec<&str> = candidates.iter().map(String::as_str).collect();
+            self.pool.select_best(&names).map_err(to_napi)
+        })
+    }
+
+    /// The breaker state of `endpoint` (`None`: the pool's only endpoint).
+    #[napi]
+    pub fn breaker_state(&self, endpoint: Option<String>) -> Result<String> {
+        guard(|| {
+            self.pool
+                .breaker_state(endpoint.as_deref())
+                .map(|s| s.as_str().to_string())
+                .map_err(to_napi)
+        })
+    }
+
+    /// An operator's command (`force_open`, `disable`, `metrics_only`, `reset`) to the
+    /// breaker of `endpoint` (`None`: every endpoint).
+    #[napi]
+    pub fn breaker(&self, op: String, endpoint: Option<String>) -> Result<()> {
+        guard(|| {
+            let op: BreakerOp = op.parse().map_err(to_napi)?;
+            self.pool
+                .breaker_op(endpoint.as_deref(), op)
+                .map_err(to_napi)
+        })
+    }
+
+    /// Forgets every endpoint's failed connects: the next connect may start at once.
+    #[napi]
+    pub fn reset_backoff(&self) -> Result<()> {
+        guard(|| {
+            self.pool.reset_backoff();
+            Ok(())
+        })
+    }
+
+    /// Closes `endpoint`'s connections: idle ones now, leased ones when they come back.
+    #[napi]
+    pub fn drain(&self, endpoint: String) -> Result<()> {
+        guard(|| self.pool.drain(&endpoint).map_err(to_napi))
+    }
+
+    /// Runs every endpoint's health check now on the manager's runtime; resolves when
+    /// they are done (rejects with SB_UNAVAILABLE if the manager closes first).
+    #[napi]
+    pub fn run_health_checks<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        guard(|| {
+            let (settle, promise) = Settle::<()>::new(env)?;
+            let pool = self.pool.clone();
+            // Not spawned (manager closed): the settling half rejects when dropped.
+            let _ = self.pool.runtime().spawn(async move {
+                pool.run_health_checks().await;
                 settle.resolve(|_| ());
             });
             Ok(promise)
