@@ -52,7 +52,10 @@ def _doc_snippets() -> list[Any]:
         if doc.exists():
             blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
             for i, code in enumerate(blocks):
-                if "import switchboard" in code and PLACEHOLDER in code:
+                # Blocks that need a server use the placeholder; session blocks need none.
+                if "import switchboard" in code and (
+                    PLACEHOLDER in code or "manager.sessions" in code
+                ):
                     marks = []
                     if doc.name == "README.md" and _STALE_README in code:
                         marks.append(

@@ -20,6 +20,7 @@ mod errors;
 mod lease;
 mod manager;
 mod pool;
+mod sessions;
 
 /// The native module. Its classes are re-exported (or wrapped) by `switchboard`.
 #[pymodule]
@@ -29,5 +30,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::PyPool>()?;
     m.add_class::<pool::PyAcquireTask>()?;
     m.add_class::<lease::PyLease>()?;
+    m.add_class::<sessions::PySessions>()?;
     Ok(())
 }

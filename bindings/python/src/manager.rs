@@ -11,6 +11,7 @@ use crate::config;
 use crate::custom::{self, Causes};
 use crate::errors::OrRaise;
 use crate::pool::PyPool;
+use crate::sessions::PySessions;
 
 /// Drops `value` with the GIL released. Needed for anything that may hold the last
 /// clone of a core `Manager`: its drop closes the manager, which joins runtime
@@ -130,6 +131,11 @@ impl PyManager {
             closed
         })
         .or_raise(py)
+    }
+
+    /// The manager's sessions and stream offsets.
+    fn sessions(&self, py: Python<'_>) -> PyResult<PySessions> {
+        Ok(PySessions::new(self.manager(py)?.clone()))
     }
 
     /// The metrics of every open pool as Prometheus/OpenMetrics text.

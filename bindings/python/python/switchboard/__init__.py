@@ -12,6 +12,8 @@ program's own objects (``lease.obj``), checked and closed by its ``check`` and `
 callables. Blocking calls release the GIL; ``pool.acquire_async()`` never blocks the
 event loop. Each endpoint has a circuit breaker, a reconnect backoff and a health record:
 ``pool.health()``, ``pool.breaker_state()``, ``pool.breaker_op("reset")``.
+``manager.sessions`` holds streaming sessions with Kafka-style per-stream offsets,
+committed in memory or durably on disk (``Manager(offsets_path=...)``).
 Errors are :class:`SwitchboardError` subclasses that also extend the matching built-in
 (``switchboard.Timeout`` is a ``TimeoutError``, ``switchboard.Unavailable`` a
 ``ConnectionError``).
@@ -45,6 +47,7 @@ from ._errors import (
     Unavailable,
 )
 from ._native import Lease, __version__
+from ._sessions import Session, SessionInfo, Sessions, StoreKind, StreamInfo
 
 __all__ = [
     "__version__",
@@ -60,6 +63,11 @@ __all__ = [
     "BreakerOp",
     "ConnState",
     "Lease",
+    "Sessions",
+    "Session",
+    "SessionInfo",
+    "StreamInfo",
+    "StoreKind",
     "AcquireContext",
     "ConfigValue",
     "SwitchboardError",

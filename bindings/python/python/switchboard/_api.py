@@ -22,6 +22,7 @@ from typing import Any, Callable, Generator, Iterable, Literal, Mapping, Optiona
 from . import _native
 from ._errors import InternalError, InvalidArgument, NotFound, SwitchboardError, Unavailable
 from ._native import Lease
+from ._sessions import Sessions
 
 __all__ = [
     "BreakerOp",
@@ -241,7 +242,17 @@ class Manager:
         self, config: Optional[Mapping[str, ConfigValue]] = None, /, **kwargs: ConfigValue
     ) -> None:
         self._native = _native.Manager(_config_pairs(config, kwargs))
+        self._sessions: Optional[Sessions] = None
         _live.add(self)
+
+    @property
+    def sessions(self) -> Sessions:
+        """The manager's sessions and stream offsets (see :class:`Sessions`). The
+        ``sessions.*`` and ``offsets.*`` keys of the manager configure them:
+        ``Manager(offsets_path="/var/lib/app/offsets.redb", sessions_max_per_key=1)``."""
+        if self._sessions is None:
+            self._sessions = Sessions(self._native.sessions())
+        return self._sessions
 
     def pool(
         self,
