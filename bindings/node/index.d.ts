@@ -68,6 +68,16 @@ export interface ManagerOptions extends ConfigOptions {
   tcpKeepalive?: Duration;
   /** `tcp.nodelay` default. */
   tcpNodelay?: boolean;
+  /** `sessions.max_total`: most open sessions; 0 = no limit (default 1,000,000). */
+  sessionsMaxTotal?: number;
+  /** `sessions.max_per_key`: most open sessions per data source and key; 0 = no limit (default). */
+  sessionsMaxPerKey?: number;
+  /** `offsets.path`: the durable offset store's file; empty (default): in memory. */
+  offsetsPath?: string;
+  /** `offsets.sync`: `'every_commit'` (default: on disk when `commit()` resolves) or `'interval'`. */
+  offsetsSync?: 'every_commit' | 'interval';
+  /** `offsets.sync_interval`: how often `'interval'` mode writes (default 1 s). */
+  offsetsSyncInterval?: Duration;
 }
 
 /** The documented keys of `manager.pool()` options (`pool` section by default). */
@@ -573,6 +583,118 @@ export declare class Pool<T = Socket> {
   close(): void;
 }
 
+/** What `sessions.open()` takes. */
+export interface SessionDetails {
+  /** A registered data source (non-empty). */
+  dataSource: string;
+  /** A registered session key of it (non-empty). */
+  sessionKey: string;
+  /** Stream names, unique within the session (default none). */
+  streams?: string[];
+  /** One start offset (>= 0) per stream, or none to start every stream at 0. */
+  streamOffsets?: number[];
+  /** Stored and reported only (default false). */
+  excludeMainStream?: boolean;
+}
+
+/** One stream of a session. Offsets and counters are numbers (exact up to 2^53). */
+export interface StreamInfo {
+  /** The stream's name. */
+  name: string;
+  /** The next offset to deliver. */
+  position: number;
+  /**
+   * Safe to resume from: the last offset this session committed, else what the store
+   * held when the stream was opened, else `null`.
+   */
+  committed: number | null;
+  /** Data packets read from the source. */
+  dataPacketsRead: number;
+  /** Bytes of those packets. */
+  dataBytesRead: number;
+  /** Data packets delivered to the client. */
+  dataPacketsDelivered: number;
+  /** Bytes of those packets. */
+  dataBytesDelivered: number;
+  /** Essential packets read. */
+  essentialPacketsRead: number;
+  /** Essential packets delivered. */
+  essentialPacketsDelivered: number;
+}
+
+/** A session, from `sessions.get()` or `sessions.list()`. */
+export interface SessionInfo {
+  /** Unique in the process, never reused. */
+  id: number;
+  dataSource: string;
+  sessionKey: string;
+  excludeMainStream: boolean;
+  /** In the order opened or added. */
+  streams: StreamInfo[];
+  /** Router (control) messages received. */
+  routerMessagesReceived: number;
+  /** Bytes of those messages. */
+  routerBytesReceived: number;
+}
+
+/**
+ * The streaming sessions of a manager (`manager.sessions`). Calls that may touch the
+ * offset store's disk return promises and run off the event loop; the others are
+ * synchronous. Errors: SB_INVALID_ARGUMENT (bad details, naming the field),
+ * SB_FAILED_PRECONDITION (key not registered, a commit going backwards),
+ * SB_RESOURCE_EXHAUSTED (`sessions.max_total` / `max_per_key`), SB_NOT_FOUND (no such
+ * session or stream), SB_UNAVAILABLE (manager closed), SB_IO (store failure).
+ */
+export declare class Sessions {
+  private constructor();
+  /** The manager they belong to. */
+  readonly manager: Manager;
+  /** Registers `sessionKey` of `dataSource`; true if it was new. */
+  register(dataSource: string, sessionKey: string): boolean;
+  /** Unregisters it; true if it was there. SB_FAILED_PRECONDITION while sessions are open on it. */
+  unregister(dataSource: string, sessionKey: string): boolean;
+  /** Whether it is registered. */
+  isRegistered(dataSource: string, sessionKey: string): boolean;
+  /** Every registered `[dataSource, sessionKey]`, sorted. */
+  catalog(): [string, string][];
+  /** Opens a session; resolves with its id. */
+  open(details: SessionDetails): Promise<number>;
+  /** Opens a session whose streams start at their committed offsets (0 if none). */
+  resume(dataSource: string, sessionKey: string, streams?: string[], excludeMainStream?: boolean): Promise<number>;
+  /** The session's details, streams and counters. */
+  get(id: number): SessionInfo;
+  /** Closes the session; its commits stay in the store. */
+  close(id: number): void;
+  /** Open sessions sorted by id, optionally filtered. */
+  list(filter?: { dataSource?: string; sessionKey?: string }): SessionInfo[];
+  /** Adds a stream to a live session at `offset` (default 0). */
+  addStream(id: number, stream: string, offset?: number): Promise<void>;
+  /** Removes a stream from a live session. */
+  removeStream(id: number, stream: string): void;
+  /** Counts packets read from the source (default 1 packet, 0 bytes, 0 essential). */
+  recordRead(id: number, stream: string, packets?: number, bytes?: number, essential?: number): void;
+  /** Counts packets delivered and advances the position by `packets`; returns the new position. */
+  deliver(id: number, stream: string, packets?: number, bytes?: number, essential?: number): number;
+  /** Counts router (control) messages received (default 1 message, 0 bytes). */
+  recordRouter(id: number, messages?: number, bytes?: number): void;
+  /** The next offset to deliver on `stream`. */
+  position(id: number, stream: string): number;
+  /** Commits `offset` (never backwards unless `seek()` rewound); durable once it resolves with `offsets.sync = every_commit`. */
+  commit(id: number, stream: string, offset: number): Promise<void>;
+  /** Sets the position and lets the next commit go down to `offset`; stores nothing. */
+  seek(id: number, stream: string, offset: number): void;
+  /** The offset committed in the store for this stream of this key, or `null`. */
+  committed(dataSource: string, sessionKey: string, stream: string): Promise<number | null>;
+  /** Writes commits buffered by `offsets.sync = interval` now. */
+  flush(): Promise<void>;
+  /** Sessions open now. */
+  readonly openCount: number;
+  /** `'memory'` or `'durable'`. */
+  readonly storeKind: 'memory' | 'durable';
+  /** Commits accepted but not yet on disk (interval mode; else 0). */
+  readonly bufferedCommits: number;
+}
+
 /**
  * The root object: owns the library's runtime (its own threads) and the pools. After
  * `await manager.close()` nothing of it keeps the process alive.
@@ -586,14 +708,17 @@ export declare class Manager extends EventEmitter {
   constructor(options?: ManagerOptions);
   /** Creates a pool named `name` (unique in this manager) to `target` (`tcp://host:port`). */
   pool(name: string, target: string, options?: PoolOptions): Pool<Socket>;
+  /** The streaming sessions, their catalog and the offset store. */
+  readonly sessions: Sessions;
   /**
    * Creates a custom pool: its connections are the objects `connect` makes for
    * `target` (any string, given to `connect`); see `ConnectorCallbacks`.
    */
   pool<T>(name: string, target: string, options: CustomPoolOptions<T>): Pool<T>;
   /**
-   * The metrics of every open pool as Prometheus/OpenMetrics text
-   * (`switchboard_pool_*` series, ending with `# EOF`).
+   * The metrics of every open pool and session as Prometheus/OpenMetrics text
+   * (`switchboard_pool_*`, `switchboard_endpoint_*` and `stream_api_*` series, ending
+   * with `# EOF`).
    */
   metricsText(): string;
   /** The next queued event, or `null`. Synchronous; never waits. */

@@ -62,7 +62,7 @@ test('every runtime export is declared, and every declaration exported', () => {
   assert.deepEqual([...exported].sort(), [...declared].sort());
 });
 
-for (const name of ['Manager', 'Pool', 'Lease']) {
+for (const name of ['Manager', 'Pool', 'Lease', 'Sessions']) {
   test(`class ${name}: declared members match the runtime`, () => {
     const declared = members(block(`export declare class ${name}`));
     const runtime = runtimeMembers(sb[name]);
@@ -148,6 +148,22 @@ test('HealthReport and EndpointHealth: declared fields match health(), healthyEn
     // The state names are the declared ones.
     assert.match(dts, new RegExp(`export type ConnState = [^;]*'${h.endpoints[0].state}'`));
     assert.match(dts, new RegExp(`export type BreakerState = [^;]*'${h.endpoints[0].breaker}'`));
+  } finally {
+    await m.close();
+  }
+});
+
+test('SessionInfo and StreamInfo: declared fields match sessions.get() and list()', async () => {
+  const m = new sb.Manager({ workerThreads: 1 });
+  try {
+    const s = m.sessions;
+    s.register('types-ds', 'k');
+    const id = await s.open({ dataSource: 'types-ds', sessionKey: 'k', streams: ['a'] });
+    const info = s.get(id);
+    assert.deepEqual(Object.keys(info).sort(), [...members(block('export interface SessionInfo'))].sort());
+    assert.deepEqual(Object.keys(info.streams[0]).sort(), [...members(block('export interface StreamInfo'))].sort());
+    assert.deepEqual(s.list(), [info]);
+    assert.match(dts, new RegExp(`readonly storeKind: [^;]*'${s.storeKind}'`));
   } finally {
     await m.close();
   }

@@ -5,7 +5,7 @@
 //   cp tests/node/types_check.ts /tmp/tscheck/ && cd /tmp/tscheck && ./node_modules/.bin/tsc --noEmit --strict \
 //     --target es2022 --module commonjs --moduleResolution node --lib es2022,esnext.disposable types_check.ts
 import { Manager, Pool, Lease, ErrorCode, isSwitchboardError } from 'switchboard';
-import type { EventKind, EndpointHealth, HealthReport, BreakerState, BreakerOp, ConnState } from 'switchboard';
+import type { Sessions, SessionInfo, StreamInfo, SessionDetails, EventKind, EndpointHealth, HealthReport, BreakerState, BreakerOp, ConnState } from 'switchboard';
 
 interface Client { endpoint: string; n: number }
 
@@ -89,6 +89,30 @@ async function main(): Promise<void> {
     if (e.kind === 'breaker_state') console.log(o, nw, en, sid, sn);
   });
   console.log(since, lat, bs, st, best, all, healthy, ep, got, report, eps);
+  const sessions: Sessions = m.sessions;
+  const added: boolean = sessions.register('feed', 'k1');
+  const sid: number = await sessions.open({ dataSource: 'feed', sessionKey: 'k1', streams: ['x'], streamOffsets: [4] });
+  const info: SessionInfo = sessions.get(sid);
+  const si: StreamInfo = info.streams[0];
+  const committed: number | null = si.committed;
+  const pos: number = sessions.deliver(sid, 'x', 2, 200) + sessions.position(sid, 'x');
+  sessions.recordRead(sid, 'x', 3, 300, 1);
+  sessions.recordRouter(sid);
+  await sessions.commit(sid, 'x', 6);
+  sessions.seek(sid, 'x', 5);
+  await sessions.addStream(sid, 'y');
+  sessions.removeStream(sid, 'y');
+  const c: number | null = await sessions.committed('feed', 'k1', 'x');
+  const listed: SessionInfo[] = sessions.list({ dataSource: 'feed' });
+  const cat: [string, string][] = sessions.catalog();
+  sessions.close(sid);
+  const again: number = await sessions.resume('feed', 'k1', ['x']);
+  await sessions.flush();
+  const kind: 'memory' | 'durable' = sessions.storeKind;
+  const counts: number = sessions.openCount + sessions.bufferedCommits;
+  const details: SessionDetails = { dataSource: 'a', sessionKey: 'b' };
+  new Manager({ sessionsMaxTotal: 10, sessionsMaxPerKey: 1, offsetsPath: '/tmp/x.redb', offsetsSync: 'interval', offsetsSyncInterval: 500 });
+  console.log(added, committed, pos, c, listed, cat, again, kind, counts, details);
   const t = p.tryAcquire();
   if (t) t.release();
   console.log(fd, n, r, opened, b, ErrorCode.Timeout, isSwitchboardError(null));

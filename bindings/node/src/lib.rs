@@ -15,6 +15,7 @@ mod health;
 mod lease;
 mod manager;
 mod pool;
+mod sessions;
 mod settle;
 
 use napi_derive::napi;

@@ -105,7 +105,7 @@ pub struct NativeManager {
 }
 
 impl NativeManager {
-    fn manager(&self) -> Result<&Manager> {
+    pub(crate) fn manager(&self) -> Result<&Manager> {
         self.inner
             .as_ref()
             .ok_or_else(|| to_napi(Error::unavailable("the manager is closed")))
