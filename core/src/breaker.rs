@@ -384,6 +384,12 @@ impl Breaker {
         }
     }
 
+    /// Counts a call refused without asking for a permit (the pool failed a caller
+    /// fast because this breaker would not admit it).
+    pub fn count_rejection(&mut self) {
+        self.counts.rejected_total += 1;
+    }
+
     /// Gives back a permit whose call never happened (nothing is recorded).
     pub fn cancel(&mut self, permit: Permit) {
         if permit.probe && permit.generation == self.generation {

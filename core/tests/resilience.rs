@@ -428,8 +428,17 @@ fn operators_force_open_disable_and_reset_the_breaker() {
     let err = pool.acquire_blocking(within(2000)).unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("forced_open"), "{err}");
+    assert_eq!(pool.health().endpoints[0].breaker_rejected, 1);
     pool.breaker_op(None, BreakerOp::Reset).unwrap();
-    echo_once(&pool.acquire_blocking(within(2000)).unwrap());
+    let lease = pool.acquire_blocking(within(2000)).unwrap();
+    echo_once(&lease);
+    assert_eq!(
+        pool.health().endpoints[0].in_flight,
+        1,
+        "a pool of one counts its lease"
+    );
+    drop(lease);
+    assert_eq!(pool.health().endpoints[0].in_flight, 0);
     pool.breaker_op(Some(&server.target()), BreakerOp::Disable)
         .unwrap();
     assert_eq!(pool.breaker_state(None).unwrap(), BreakerState::Disabled);

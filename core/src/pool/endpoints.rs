@@ -29,7 +29,8 @@ pub(crate) struct Slot {
     pub(crate) epoch: AtomicU32,
     /// Connections open to it.
     pub(crate) open: AtomicUsize,
-    /// Of them, leased (kept only for pools of several endpoints).
+    /// Of them, leased (counted only for pools of several endpoints; a pool of one
+    /// reports its `leased` instead).
     pub(crate) leased: AtomicUsize,
     /// Connects in flight to it.
     pub(crate) connecting: AtomicUsize,
@@ -220,6 +221,13 @@ impl Endpoints {
         let now = self.clock.now();
         if (0..self.slots.len()).any(|i| self.admits(i, now)) {
             return None;
+        }
+        // The caller is refused: count it against each breaker that refused.
+        for i in 0..self.slots.len() {
+            let mut g = self.lock(i);
+            if g.breaker.state().blocks() || g.breaker.state() == BreakerState::HalfOpen {
+                g.breaker.count_rejection();
+            }
         }
         Some(self.no_endpoint(&[], now))
     }

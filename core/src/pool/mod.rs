@@ -1672,10 +1672,22 @@ impl<C: Connector> PoolInner<C> {
     }
 
     fn health(&self) -> HealthReport {
-        let eps = (0..self.endpoints.slots.len())
+        HealthReport::from_endpoints(self.name.clone(), self.endpoint_health())
+    }
+
+    /// Each endpoint's health; a pool of one endpoint takes its in-flight load from
+    /// the pool's own count (the fast path keeps per-endpoint counts only for several).
+    fn endpoint_health(&self) -> Vec<EndpointHealth> {
+        let mut eps: Vec<EndpointHealth> = (0..self.endpoints.slots.len())
             .map(|i| self.endpoints.snapshot(i))
             .collect();
-        HealthReport::from_endpoints(self.name.clone(), eps)
+        if let [only] = eps.as_mut_slice() {
+            let size = self.size.load(Ordering::SeqCst);
+            let idle = self.idle.len();
+            let connecting = self.connecting.load(Ordering::SeqCst);
+            only.in_flight = size.saturating_sub(idle + connecting);
+        }
+        eps
     }
 
     fn drain_idle(self: &Arc<Self>, reason: CloseReason) {
@@ -1800,9 +1812,7 @@ impl<C: Connector> PoolInner<C> {
             probe_failed_total: c.probe_failed.load(Ordering::Relaxed),
             wait: c.wait.snapshot(direct),
             lease: c.lease.snapshot(0),
-            endpoints: (0..self.endpoints.slots.len())
-                .map(|i| self.endpoints.snapshot(i))
-                .collect(),
+            endpoints: self.endpoint_health(),
         }
     }
 }
