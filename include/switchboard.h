@@ -22,6 +22,8 @@
  *     sb_pool_new, sb_pool_new_custom -> sb_pool_free
  *     sb_pool_acquire, sb_pool_acquire_prio, sb_pool_try_acquire
  *                    -> sb_lease_release or sb_lease_discard
+ *     sb_session_get -> sb_session_info_free   (a snapshot the library allocated)
+ *     sb_session_catalog -> sb_catalog_free
  *   The _free and _release functions accept NULL (SB_OK); a second call on the same
  *   handle returns SB_INVALID_HANDLE. Configs are copied when passed to _new.
  *   Closing or freeing a manager closes its pools; their handles and leases then fail
@@ -64,6 +66,15 @@
  *   sb_pool_endpoint_health, sb_pool_healthy_endpoints, sb_pool_select_best,
  *   sb_pool_breaker_state, sb_pool_breaker_op, sb_pool_reset_backoff, sb_pool_drain,
  *   sb_pool_run_health_checks, sb_lease_endpoint and sb_lease_report.
+ *
+ * Sessions
+ *   Streaming sessions (sb_session_*) live in a manager and are named by uint64_t ids,
+ *   not handles: an unknown or closed id is SB_NOT_FOUND. Offsets are int64_t (a
+ *   negative one is SB_INVALID_ARGUMENT, never converted). With offsets.path set,
+ *   sb_session_commit blocks until the commit is on disk (offsets.sync =
+ *   every_commit, the default); open, resume, committed and flush may read or write
+ *   the disk too. Session calls never wait on the runtime, so they work inside
+ *   callbacks too.
  *
  * Events
  *   Events (a lease held past pool.leak_detection_threshold, a connection, endpoint
@@ -888,6 +899,116 @@ typedef struct {
 typedef void (*sb_event_fn)(void *userdata,
                             const sb_event *event);
 
+/**
+ * One stream of an `sb_session_info` (see `sb_session_get`). Its strings belong to the
+ * snapshot. This struct is never extended (new per-stream data would come as a new
+ * array at the end of `sb_session_info`), so `streams[i]` indexing stays valid.
+ */
+typedef struct {
+    /**
+     * The stream's name (NUL-terminated).
+     */
+    const char *name;
+    /**
+     * The next offset to deliver.
+     */
+    int64_t position;
+    /**
+     * The committed offset (safe to resume from): the last one this session committed,
+     * else the one in the store when the stream was opened; -1 when none.
+     */
+    int64_t committed;
+    /**
+     * Data packets read from the source.
+     */
+    uint64_t data_packets_read;
+    /**
+     * Bytes of those packets.
+     */
+    uint64_t data_bytes_read;
+    /**
+     * Data packets delivered to the client.
+     */
+    uint64_t data_packets_delivered;
+    /**
+     * Bytes of those packets.
+     */
+    uint64_t data_bytes_delivered;
+    /**
+     * Essential packets read.
+     */
+    uint64_t essential_packets_read;
+    /**
+     * Essential packets delivered.
+     */
+    uint64_t essential_packets_delivered;
+} sb_stream_info;
+
+/**
+ * A snapshot of one session, made by `sb_session_get` and freed (once) by
+ * `sb_session_info_free`; its strings and `streams` array live as long as it does.
+ * Fields may be added at the end in later versions (the library allocates it, so a
+ * program built against this header keeps working); `struct_size` says how large the
+ * library's struct is.
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * The session's id.
+     */
+    uint64_t id;
+    /**
+     * The data source (NUL-terminated).
+     */
+    const char *data_source;
+    /**
+     * The session key (NUL-terminated).
+     */
+    const char *session_key;
+    /**
+     * Whether the main stream is left out.
+     */
+    bool exclude_main_stream;
+    /**
+     * Router (control) messages received on the session.
+     */
+    uint64_t router_messages_received;
+    /**
+     * Bytes of those messages.
+     */
+    uint64_t router_bytes_received;
+    /**
+     * How many streams `streams` holds.
+     */
+    size_t streams_len;
+    /**
+     * The streams, in the order they were opened or added (NULL when there are none).
+     */
+    const sb_stream_info *streams;
+} sb_session_info;
+
+/**
+ * The session keys in the manager's catalog, made by `sb_session_catalog` and freed
+ * (once) by `sb_catalog_free`. Sorted by data source, then key.
+ */
+typedef struct {
+    /**
+     * How many entries there are.
+     */
+    size_t len;
+    /**
+     * `len` data source names (NUL-terminated; NULL when `len` is 0).
+     */
+    const char *const *data_sources;
+    /**
+     * `len` session keys, `session_keys[i]` belonging to `data_sources[i]`.
+     */
+    const char *const *session_keys;
+} sb_catalog;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1589,6 +1710,340 @@ sb_status sb_manager_set_event_callback(sb_manager *manager,
                                         sb_event_fn cb,
                                         void *userdata,
                                         sb_free_fn free_userdata);
+
+/**
+ * Registers session key `session_key` of data source `data_source` in the manager's
+ * catalog, so that sessions may be opened on it. `*added` (if not NULL) receives
+ * true when it is new, false when it was there already.
+ *
+ * Returns `SB_INVALID_ARGUMENT` for an empty or NULL name, `SB_UNAVAILABLE` once the
+ * manager is closed.
+ *
+ * # Safety
+ *
+ * `data_source` and `session_key` must be NULL (rejected) or NUL-terminated strings;
+ * `added` must be NULL or point to a writable `bool`.
+ */
+sb_status sb_session_register(sb_manager *manager,
+                              const char *data_source,
+                              const char *session_key,
+                              bool *added);
+
+/**
+ * Removes a session key from the catalog. `*removed` (if not NULL) receives true when
+ * it was there. Committed offsets stay in the offset store.
+ *
+ * Returns `SB_FAILED_PRECONDITION` while sessions are open on it,
+ * `SB_INVALID_ARGUMENT` for an empty or NULL name.
+ *
+ * # Safety
+ *
+ * As `sb_session_register`.
+ */
+sb_status sb_session_unregister(sb_manager *manager,
+                                const char *data_source,
+                                const char *session_key,
+                                bool *removed);
+
+/**
+ * Stores in `*out` whether the session key is in the catalog.
+ *
+ * # Safety
+ *
+ * `data_source` and `session_key` must be NULL (rejected) or NUL-terminated strings;
+ * `out` must be NULL (rejected) or point to a writable `bool`.
+ */
+sb_status sb_session_is_registered(const sb_manager *manager,
+                                   const char *data_source,
+                                   const char *session_key,
+                                   bool *out);
+
+/**
+ * Opens a session on `data_source` / `session_key` (registered first with
+ * `sb_session_register`) reading `streams_len` streams named in `streams`, each from
+ * its offset in `offsets` (`offsets_len` must then equal `streams_len`; 0 and NULL:
+ * every stream from 0), and stores its id (unique in the process, never reused) in
+ * `*id_out`. `exclude_main_stream` is stored and reported. Emits `session_opened`.
+ *
+ * Returns `SB_INVALID_ARGUMENT` naming the field (empty data source or key, an empty
+ * or repeated stream name, an offsets count that does not match, a negative offset),
+ * `SB_FAILED_PRECONDITION` for a key that is not registered,
+ * `SB_RESOURCE_EXHAUSTED` beyond `sessions.max_total` or `sessions.max_per_key`,
+ * `SB_IO` when the durable store cannot be read, `SB_UNAVAILABLE` once the manager is
+ * closed. May read the offset store (disk, with `offsets.path`).
+ *
+ * # Safety
+ *
+ * `data_source` and `session_key` must be NULL (rejected) or NUL-terminated strings;
+ * `streams` must point to `streams_len` such strings (or be NULL with 0); `offsets`
+ * must point to `offsets_len` readable `int64_t` (or be NULL with 0); `id_out` must
+ * be NULL (rejected) or point to a writable `uint64_t`.
+ */
+sb_status sb_session_open(sb_manager *manager,
+                          const char *data_source,
+                          const char *session_key,
+                          const char *const *streams,
+                          size_t streams_len,
+                          const int64_t *offsets,
+                          size_t offsets_len,
+                          bool exclude_main_stream,
+                          uint64_t *id_out);
+
+/**
+ * Opens a session like `sb_session_open` with each stream at its committed offset in
+ * the offset store (0 for a stream never committed), e.g. after a restart. Same
+ * errors; emits `session_opened` (its message says "resumed").
+ *
+ * # Safety
+ *
+ * As `sb_session_open`.
+ */
+sb_status sb_session_resume(sb_manager *manager,
+                            const char *data_source,
+                            const char *session_key,
+                            const char *const *streams,
+                            size_t streams_len,
+                            bool exclude_main_stream,
+                            uint64_t *id_out);
+
+/**
+ * Closes session `id`; its committed offsets stay in the store. Emits
+ * `session_closed`. Returns `SB_NOT_FOUND` for an id that is not open.
+ */
+sb_status sb_session_close(sb_manager *manager,
+                           uint64_t id);
+
+/**
+ * Adds stream `stream` to live session `id`, starting at `offset`. Emits
+ * `stream_added`. Returns `SB_INVALID_ARGUMENT` for an empty name, a negative offset
+ * or a name already in the session, `SB_NOT_FOUND` for an unknown id.
+ *
+ * # Safety
+ *
+ * `stream` must be NULL (rejected) or a NUL-terminated string.
+ */
+sb_status sb_session_add_stream(sb_manager *manager,
+                                uint64_t id,
+                                const char *stream,
+                                int64_t offset);
+
+/**
+ * Removes stream `stream` from session `id`. Emits `stream_removed`. Returns
+ * `SB_NOT_FOUND` for an unknown id or stream.
+ *
+ * # Safety
+ *
+ * `stream` must be NULL (rejected) or a NUL-terminated string.
+ */
+sb_status sb_session_remove_stream(sb_manager *manager,
+                                   uint64_t id,
+                                   const char *stream);
+
+/**
+ * Counts `packets` data packets of `bytes` bytes read from the source for `stream`
+ * of session `id`, `essential` of them essential. Does not move the position.
+ * Returns `SB_NOT_FOUND` for an unknown id or stream.
+ *
+ * # Safety
+ *
+ * `stream` must be NULL (rejected) or a NUL-terminated string.
+ */
+sb_status sb_session_record_read(sb_manager *manager,
+                                 uint64_t id,
+                                 const char *stream,
+                                 uint64_t packets,
+                                 uint64_t bytes,
+                                 uint64_t essential);
+
+/**
+ * Counts `packets` data packets of `bytes` bytes delivered to the client on `stream`
+ * (`essential` of them essential) and advances the stream's position by `packets`;
+ * `*position_out` (if not NULL) receives the new position. Returns `SB_NOT_FOUND` for
+ * an unknown id or stream.
+ *
+ * # Safety
+ *
+ * `stream` must be NULL (rejected) or a NUL-terminated string; `position_out` must
+ * be NULL or point to a writable `int64_t`.
+ */
+sb_status sb_session_deliver(sb_manager *manager,
+                             uint64_t id,
+                             const char *stream,
+                             uint64_t packets,
+                             uint64_t bytes,
+                             uint64_t essential,
+                             int64_t *position_out);
+
+/**
+ * Counts `messages` router (control) messages of `bytes` bytes received on session
+ * `id`. Returns `SB_NOT_FOUND` for an unknown id.
+ */
+sb_status sb_session_record_router(sb_manager *manager,
+                                   uint64_t id,
+                                   uint64_t messages,
+                                   uint64_t bytes);
+
+/**
+ * Stores the position (next offset to deliver) of `stream` of session `id` in
+ * `*out`. Returns `SB_NOT_FOUND` for an unknown id or stream.
+ *
+ * # Safety
+ *
+ * `stream` must be NULL (rejected) or a NUL-terminated string; `out` must be NULL
+ * (rejected) or point to a writable `int64_t`.
+ */
+sb_status sb_session_position(const sb_manager *manager,
+                              uint64_t id,
+                              const char *stream,
+                              int64_t *out);
+
+/**
+ * Commits `offset` for `stream` of session `id`: the offset a resumed session starts
+ * from, written to the offset store (keyed by data source, session key and stream).
+ * With a durable store (`offsets.path`) and `offsets.sync = every_commit` (the
+ * default) it is on disk when this returns `SB_OK`: it blocks on a write and fsync.
+ *
+ * Commits never go backwards: an offset below the stream's last commit in this
+ * session (or, before the first, below where it started or was last
+ * `sb_session_seek`ed to) returns `SB_FAILED_PRECONDITION` and emits
+ * `commit_failed`. Returns `SB_INVALID_ARGUMENT` for a negative offset,
+ * `SB_NOT_FOUND` for an unknown id or stream, `SB_IO` when the store fails (also a
+ * `commit_failed` event).
+ *
+ * # Safety
+ *
+ * `stream` must be NULL (rejected) or a NUL-terminated string.
+ */
+sb_status sb_session_commit(sb_manager *manager,
+                            uint64_t id,
+                            const char *stream,
+                            int64_t offset);
+
+/**
+ * Moves the position of `stream` of session `id` to `offset` and lets the next
+ * commit go down to it (rewinding on purpose). Stores nothing. Returns
+ * `SB_INVALID_ARGUMENT` for a negative offset, `SB_NOT_FOUND` for an unknown id or
+ * stream.
+ *
+ * # Safety
+ *
+ * `stream` must be NULL (rejected) or a NUL-terminated string.
+ */
+sb_status sb_session_seek(sb_manager *manager,
+                          uint64_t id,
+                          const char *stream,
+                          int64_t offset);
+
+/**
+ * Stores in `*out` the offset committed in the store for `stream` of `data_source` /
+ * `session_key`, whether or not a session is open on it; -1 when it was never
+ * committed. May read the disk. Returns `SB_IO` when the store cannot be read.
+ *
+ * # Safety
+ *
+ * The strings must be NULL (rejected) or NUL-terminated; `out` must be NULL
+ * (rejected) or point to a writable `int64_t`.
+ */
+sb_status sb_session_committed(const sb_manager *manager,
+                               const char *data_source,
+                               const char *session_key,
+                               const char *stream,
+                               int64_t *out);
+
+/**
+ * Writes commits buffered by `offsets.sync = interval` to disk now (a no-op
+ * otherwise). Blocks on the write. Returns `SB_IO` when the store fails.
+ */
+sb_status sb_session_flush(sb_manager *manager);
+
+/**
+ * Stores how many sessions are open now in `*out` (0 after the manager closed).
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `size_t`.
+ */
+sb_status sb_session_open_count(const sb_manager *manager,
+                                size_t *out);
+
+/**
+ * Stores how many commits were accepted but are not on disk yet (`offsets.sync =
+ * interval`; else 0) in `*out`.
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `size_t`.
+ */
+sb_status sb_session_buffered_commits(const sb_manager *manager,
+                                      size_t *out);
+
+/**
+ * Stores the kind of offset store in `*out`: the static string `"memory"` or
+ * `"durable"` (never free it).
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `const char *`.
+ */
+sb_status sb_session_store_kind(const sb_manager *manager,
+                                const char **out);
+
+/**
+ * Stores in `ids[0..*count]` the ids of the open sessions, sorted, only those of
+ * `data_source` and/or `session_key` when not NULL. `*count` always receives how
+ * many there are; when more than `len`, returns `SB_RESOURCE_EXHAUSTED` and writes
+ * no id (ask again with a larger array; `ids` may be NULL with `len` 0 to ask for
+ * the count). Details of each come from `sb_session_get`.
+ *
+ * # Safety
+ *
+ * `data_source` and `session_key` must be NULL or NUL-terminated strings; `ids` must
+ * point to `len` writable `uint64_t` (or be NULL with 0); `count` must be NULL
+ * (rejected) or point to a writable `size_t`.
+ */
+sb_status sb_session_list(const sb_manager *manager,
+                          const char *data_source,
+                          const char *session_key,
+                          uint64_t *ids,
+                          size_t len,
+                          size_t *count);
+
+/**
+ * Stores in `*out` a snapshot of session `id`: its data source, key, streams with
+ * their positions, committed offsets and counters, and router counters. Free it with
+ * `sb_session_info_free` (once). Returns `SB_NOT_FOUND` for an id that is not open.
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `sb_session_info *`.
+ */
+sb_status sb_session_get(const sb_manager *manager,
+                         uint64_t id,
+                         sb_session_info **out);
+
+/**
+ * Frees a snapshot made by `sb_session_get`. NULL is a no-op (`SB_OK`); a pointer
+ * that is not a live snapshot (freed already, or never one) returns
+ * `SB_INVALID_HANDLE` and frees nothing.
+ */
+sb_status sb_session_info_free(sb_session_info *info);
+
+/**
+ * Stores in `*out` the catalog's registered (data source, session key) pairs. Free it
+ * with `sb_catalog_free` (once).
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `sb_catalog *`.
+ */
+sb_status sb_session_catalog(const sb_manager *manager,
+                             sb_catalog **out);
+
+/**
+ * Frees a catalog made by `sb_session_catalog`. NULL is a no-op (`SB_OK`); a pointer
+ * that is not a live catalog returns `SB_INVALID_HANDLE` and frees nothing.
+ */
+sb_status sb_catalog_free(sb_catalog *catalog);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,7 +1,8 @@
 //! switchboard's C ABI: translation only, all behaviour lives in `switchboard-core`.
 //!
 //! One module per C object ([`config`], [`manager`], [`connector`], [`pool`], [`lease`], [`events`]) and
-//! [`resilience`] (endpoint breakers, backoff and health of a pool), plus
+//! [`resilience`] (endpoint breakers, backoff and health of a pool) and [`sessions`]
+//! (streaming sessions and their offsets, by id on a manager), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
 //! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
@@ -26,6 +27,8 @@ pub mod resilience;
 pub mod lease;
 
 pub mod events;
+
+pub mod sessions;
 
 mod args;
 mod handles;
@@ -56,5 +59,14 @@ pub use resilience::{
     sb_pool_breaker_state, sb_pool_drain, sb_pool_endpoint_health, sb_pool_get_health,
     sb_pool_health, sb_pool_healthy_endpoints, sb_pool_reset_backoff, sb_pool_run_health_checks,
     sb_pool_select_best,
+};
+pub use sessions::{
+    sb_catalog, sb_catalog_free, sb_session_add_stream, sb_session_buffered_commits,
+    sb_session_catalog, sb_session_close, sb_session_commit, sb_session_committed,
+    sb_session_deliver, sb_session_flush, sb_session_get, sb_session_info, sb_session_info_free,
+    sb_session_is_registered, sb_session_list, sb_session_open, sb_session_open_count,
+    sb_session_position, sb_session_record_read, sb_session_record_router, sb_session_register,
+    sb_session_remove_stream, sb_session_resume, sb_session_seek, sb_session_store_kind,
+    sb_session_unregister, sb_stream_info,
 };
 pub use version::{SB_VERSION_MAJOR, SB_VERSION_MINOR, SB_VERSION_PATCH, sb_version};

@@ -1,0 +1,942 @@
+//! `sb_session_*`: streaming sessions with per-stream offsets (issue 5), on a manager.
+//! Sessions are named by `uint64_t` ids, not handles: an unknown or closed id is
+//! `SB_NOT_FOUND`. Every check, message and error code comes from core's `Sessions`;
+//! this module only translates arguments and the `sb_session_info` / `sb_catalog`
+//! snapshots (the only things here the library allocates for the caller).
+
+use std::collections::HashMap;
+use std::ffi::{CString, c_char};
+use std::sync::Mutex;
+
+use switchboard_core::sessions::SessionInfo;
+use switchboard_core::{Error, SessionDetails};
+
+use crate::args::{check_out, str_arg, write_out};
+use crate::error::{guard, null_arg, sb_status};
+use crate::handles::addr;
+use crate::manager::{MANAGERS, sb_manager};
+
+/// Writes `value` through an optional out-pointer (NULL: not wanted).
+///
+/// # Safety
+///
+/// `out` must be NULL or aligned and writable.
+unsafe fn write_opt<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { write_out(out, value) };
+    }
+}
+
+/// `n` strings at `p` (named `what[i]` in messages); `p` may be NULL when `n` is 0.
+///
+/// # Safety
+///
+/// `p` must be NULL with `n` 0, or point to `n` pointers that are NULL (rejected) or
+/// NUL-terminated strings valid for `'a`.
+unsafe fn str_array<'a>(
+    p: *const *const c_char,
+    n: usize,
+    what: &str,
+) -> Result<Vec<&'a str>, Error> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(null_arg(what));
+    }
+    let mut out = Vec::with_capacity(n.min(4096));
+    for i in 0..n {
+        // SAFETY: `n` readable pointers by the caller's contract.
+        let s = unsafe { *p.add(i) };
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        out.push(unsafe { str_arg(s, &format!("{what}[{i}]")) }?);
+    }
+    Ok(out)
+}
+
+/// An optional string argument: NULL is `None`.
+///
+/// # Safety
+///
+/// `p` must be NULL or a NUL-terminated string valid for `'a`.
+unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Error> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded caller's contract.
+        unsafe { str_arg(p, what) }.map(Some)
+    }
+}
+
+/// `n` offsets at `p`; `p` may be NULL when `n` is 0.
+///
+/// # Safety
+///
+/// `p` must be NULL with `n` 0, or point to `n` readable `int64_t`.
+unsafe fn i64_array(p: *const i64, n: usize, what: &str) -> Result<Vec<i64>, Error> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(null_arg(what));
+    }
+    if n > isize::MAX as usize / 8 {
+        return Err(Error::invalid_argument(format!(
+            "{what} length {n} is too large"
+        )));
+    }
+    // SAFETY: non-NULL, `n` readable values by the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, n) }.to_vec())
+}
+
+/// Registers session key `session_key` of data source `data_source` in the manager's
+/// catalog, so that sessions may be opened on it. `*added` (if not NULL) receives
+/// true when it is new, false when it was there already.
+///
+/// Returns `SB_INVALID_ARGUMENT` for an empty or NULL name, `SB_UNAVAILABLE` once the
+/// manager is closed.
+///
+/// # Safety
+///
+/// `data_source` and `session_key` must be NULL (rejected) or NUL-terminated strings;
+/// `added` must be NULL or point to a writable `bool`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_register(
+    manager: *mut sb_manager,
+    data_source: *const c_char,
+    session_key: *const c_char,
+    added: *mut bool,
+) -> sb_status {
+    guard("sb_session_register", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated strings by the caller's contract.
+        let (ds, key) = unsafe {
+            (
+                str_arg(data_source, "data_source")?,
+                str_arg(session_key, "session_key")?,
+            )
+        };
+        let new = m.sessions().register(ds, key)?;
+        // SAFETY: NULL or writable by the caller's contract.
+        unsafe { write_opt(added, new) };
+        Ok(())
+    })
+}
+
+/// Removes a session key from the catalog. `*removed` (if not NULL) receives true when
+/// it was there. Committed offsets stay in the offset store.
+///
+/// Returns `SB_FAILED_PRECONDITION` while sessions are open on it,
+/// `SB_INVALID_ARGUMENT` for an empty or NULL name.
+///
+/// # Safety
+///
+/// As `sb_session_register`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_unregister(
+    manager: *mut sb_manager,
+    data_source: *const c_char,
+    session_key: *const c_char,
+    removed: *mut bool,
+) -> sb_status {
+    guard("sb_session_unregister", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated strings by the caller's contract.
+        let (ds, key) = unsafe {
+            (
+                str_arg(data_source, "data_source")?,
+                str_arg(session_key, "session_key")?,
+            )
+        };
+        let gone = m.sessions().unregister(ds, key)?;
+        // SAFETY: NULL or writable by the caller's contract.
+        unsafe { write_opt(removed, gone) };
+        Ok(())
+    })
+}
+
+/// Stores in `*out` whether the session key is in the catalog.
+///
+/// # Safety
+///
+/// `data_source` and `session_key` must be NULL (rejected) or NUL-terminated strings;
+/// `out` must be NULL (rejected) or point to a writable `bool`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_is_registered(
+    manager: *const sb_manager,
+    data_source: *const c_char,
+    session_key: *const c_char,
+    out: *mut bool,
+) -> sb_status {
+    guard("sb_session_is_registered", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated strings by the caller's contract.
+        let (ds, key) = unsafe {
+            (
+                str_arg(data_source, "data_source")?,
+                str_arg(session_key, "session_key")?,
+            )
+        };
+        check_out(out, "out")?;
+        let yes = m.sessions().is_registered(ds, key)?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(out, yes) };
+        Ok(())
+    })
+}
+
+/// Opens a session on `data_source` / `session_key` (registered first with
+/// `sb_session_register`) reading `streams_len` streams named in `streams`, each from
+/// its offset in `offsets` (`offsets_len` must then equal `streams_len`; 0 and NULL:
+/// every stream from 0), and stores its id (unique in the process, never reused) in
+/// `*id_out`. `exclude_main_stream` is stored and reported. Emits `session_opened`.
+///
+/// Returns `SB_INVALID_ARGUMENT` naming the field (empty data source or key, an empty
+/// or repeated stream name, an offsets count that does not match, a negative offset),
+/// `SB_FAILED_PRECONDITION` for a key that is not registered,
+/// `SB_RESOURCE_EXHAUSTED` beyond `sessions.max_total` or `sessions.max_per_key`,
+/// `SB_IO` when the durable store cannot be read, `SB_UNAVAILABLE` once the manager is
+/// closed. May read the offset store (disk, with `offsets.path`).
+///
+/// # Safety
+///
+/// `data_source` and `session_key` must be NULL (rejected) or NUL-terminated strings;
+/// `streams` must point to `streams_len` such strings (or be NULL with 0); `offsets`
+/// must point to `offsets_len` readable `int64_t` (or be NULL with 0); `id_out` must
+/// be NULL (rejected) or point to a writable `uint64_t`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sb_session_open(
+    manager: *mut sb_manager,
+    data_source: *const c_char,
+    session_key: *const c_char,
+    streams: *const *const c_char,
+    streams_len: usize,
+    offsets: *const i64,
+    offsets_len: usize,
+    exclude_main_stream: bool,
+    id_out: *mut u64,
+) -> sb_status {
+    guard("sb_session_open", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: forwarded caller's contract for every pointer argument.
+        let (ds, key, names, offs) = unsafe {
+            (
+                str_arg(data_source, "data_source")?,
+                str_arg(session_key, "session_key")?,
+                str_array(streams, streams_len, "streams")?,
+                i64_array(offsets, offsets_len, "stream_offsets")?,
+            )
+        };
+        check_out(id_out, "id_out")?;
+        let details = SessionDetails::new(ds, key)
+            .streams(names)
+            .offsets(offs)
+            .exclude_main_stream(exclude_main_stream);
+        let id = m.sessions().open(&details)?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(id_out, id) };
+        Ok(())
+    })
+}
+
+/// Opens a session like `sb_session_open` with each stream at its committed offset in
+/// the offset store (0 for a stream never committed), e.g. after a restart. Same
+/// errors; emits `session_opened` (its message says "resumed").
+///
+/// # Safety
+///
+/// As `sb_session_open`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_resume(
+    manager: *mut sb_manager,
+    data_source: *const c_char,
+    session_key: *const c_char,
+    streams: *const *const c_char,
+    streams_len: usize,
+    exclude_main_stream: bool,
+    id_out: *mut u64,
+) -> sb_status {
+    guard("sb_session_resume", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: forwarded caller's contract for every pointer argument.
+        let (ds, key, names) = unsafe {
+            (
+                str_arg(data_source, "data_source")?,
+                str_arg(session_key, "session_key")?,
+                str_array(streams, streams_len, "streams")?,
+            )
+        };
+        check_out(id_out, "id_out")?;
+        let id = m.sessions().resume(ds, key, &names, exclude_main_stream)?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(id_out, id) };
+        Ok(())
+    })
+}
+
+/// Closes session `id`; its committed offsets stay in the store. Emits
+/// `session_closed`. Returns `SB_NOT_FOUND` for an id that is not open.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_session_close(manager: *mut sb_manager, id: u64) -> sb_status {
+    guard("sb_session_close", || {
+        MANAGERS.get(addr(manager))?.sessions().close(id)
+    })
+}
+
+/// Adds stream `stream` to live session `id`, starting at `offset`. Emits
+/// `stream_added`. Returns `SB_INVALID_ARGUMENT` for an empty name, a negative offset
+/// or a name already in the session, `SB_NOT_FOUND` for an unknown id.
+///
+/// # Safety
+///
+/// `stream` must be NULL (rejected) or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_add_stream(
+    manager: *mut sb_manager,
+    id: u64,
+    stream: *const c_char,
+    offset: i64,
+) -> sb_status {
+    guard("sb_session_add_stream", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated by the caller's contract.
+        let stream = unsafe { str_arg(stream, "stream") }?;
+        m.sessions().add_stream(id, stream, offset)
+    })
+}
+
+/// Removes stream `stream` from session `id`. Emits `stream_removed`. Returns
+/// `SB_NOT_FOUND` for an unknown id or stream.
+///
+/// # Safety
+///
+/// `stream` must be NULL (rejected) or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_remove_stream(
+    manager: *mut sb_manager,
+    id: u64,
+    stream: *const c_char,
+) -> sb_status {
+    guard("sb_session_remove_stream", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated by the caller's contract.
+        let stream = unsafe { str_arg(stream, "stream") }?;
+        m.sessions().remove_stream(id, stream)
+    })
+}
+
+/// Counts `packets` data packets of `bytes` bytes read from the source for `stream`
+/// of session `id`, `essential` of them essential. Does not move the position.
+/// Returns `SB_NOT_FOUND` for an unknown id or stream.
+///
+/// # Safety
+///
+/// `stream` must be NULL (rejected) or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_record_read(
+    manager: *mut sb_manager,
+    id: u64,
+    stream: *const c_char,
+    packets: u64,
+    bytes: u64,
+    essential: u64,
+) -> sb_status {
+    guard("sb_session_record_read", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated by the caller's contract.
+        let stream = unsafe { str_arg(stream, "stream") }?;
+        m.sessions()
+            .record_read(id, stream, packets, bytes, essential)
+    })
+}
+
+/// Counts `packets` data packets of `bytes` bytes delivered to the client on `stream`
+/// (`essential` of them essential) and advances the stream's position by `packets`;
+/// `*position_out` (if not NULL) receives the new position. Returns `SB_NOT_FOUND` for
+/// an unknown id or stream.
+///
+/// # Safety
+///
+/// `stream` must be NULL (rejected) or a NUL-terminated string; `position_out` must
+/// be NULL or point to a writable `int64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_deliver(
+    manager: *mut sb_manager,
+    id: u64,
+    stream: *const c_char,
+    packets: u64,
+    bytes: u64,
+    essential: u64,
+    position_out: *mut i64,
+) -> sb_status {
+    guard("sb_session_deliver", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated by the caller's contract.
+        let stream = unsafe { str_arg(stream, "stream") }?;
+        let pos = m
+            .sessions()
+            .deliver(id, stream, packets, bytes, essential)?;
+        // SAFETY: NULL or writable by the caller's contract.
+        unsafe { write_opt(position_out, pos) };
+        Ok(())
+    })
+}
+
+/// Counts `messages` router (control) messages of `bytes` bytes received on session
+/// `id`. Returns `SB_NOT_FOUND` for an unknown id.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_session_record_router(
+    manager: *mut sb_manager,
+    id: u64,
+    messages: u64,
+    bytes: u64,
+) -> sb_status {
+    guard("sb_session_record_router", || {
+        MANAGERS
+            .get(addr(manager))?
+            .sessions()
+            .record_router(id, messages, bytes)
+    })
+}
+
+/// Stores the position (next offset to deliver) of `stream` of session `id` in
+/// `*out`. Returns `SB_NOT_FOUND` for an unknown id or stream.
+///
+/// # Safety
+///
+/// `stream` must be NULL (rejected) or a NUL-terminated string; `out` must be NULL
+/// (rejected) or point to a writable `int64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_position(
+    manager: *const sb_manager,
+    id: u64,
+    stream: *const c_char,
+    out: *mut i64,
+) -> sb_status {
+    guard("sb_session_position", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated by the caller's contract.
+        let stream = unsafe { str_arg(stream, "stream") }?;
+        check_out(out, "out")?;
+        let pos = m.sessions().position(id, stream)?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(out, pos) };
+        Ok(())
+    })
+}
+
+/// Commits `offset` for `stream` of session `id`: the offset a resumed session starts
+/// from, written to the offset store (keyed by data source, session key and stream).
+/// With a durable store (`offsets.path`) and `offsets.sync = every_commit` (the
+/// default) it is on disk when this returns `SB_OK`: it blocks on a write and fsync.
+///
+/// Commits never go backwards: an offset below the stream's last commit in this
+/// session (or, before the first, below where it started or was last
+/// `sb_session_seek`ed to) returns `SB_FAILED_PRECONDITION` and emits
+/// `commit_failed`. Returns `SB_INVALID_ARGUMENT` for a negative offset,
+/// `SB_NOT_FOUND` for an unknown id or stream, `SB_IO` when the store fails (also a
+/// `commit_failed` event).
+///
+/// # Safety
+///
+/// `stream` must be NULL (rejected) or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_commit(
+    manager: *mut sb_manager,
+    id: u64,
+    stream: *const c_char,
+    offset: i64,
+) -> sb_status {
+    guard("sb_session_commit", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated by the caller's contract.
+        let stream = unsafe { str_arg(stream, "stream") }?;
+        m.sessions().commit(id, stream, offset)
+    })
+}
+
+/// Moves the position of `stream` of session `id` to `offset` and lets the next
+/// commit go down to it (rewinding on purpose). Stores nothing. Returns
+/// `SB_INVALID_ARGUMENT` for a negative offset, `SB_NOT_FOUND` for an unknown id or
+/// stream.
+///
+/// # Safety
+///
+/// `stream` must be NULL (rejected) or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_seek(
+    manager: *mut sb_manager,
+    id: u64,
+    stream: *const c_char,
+    offset: i64,
+) -> sb_status {
+    guard("sb_session_seek", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated by the caller's contract.
+        let stream = unsafe { str_arg(stream, "stream") }?;
+        m.sessions().seek(id, stream, offset)
+    })
+}
+
+/// Stores in `*out` the offset committed in the store for `stream` of `data_source` /
+/// `session_key`, whether or not a session is open on it; -1 when it was never
+/// committed. May read the disk. Returns `SB_IO` when the store cannot be read.
+///
+/// # Safety
+///
+/// The strings must be NULL (rejected) or NUL-terminated; `out` must be NULL
+/// (rejected) or point to a writable `int64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_committed(
+    manager: *const sb_manager,
+    data_source: *const c_char,
+    session_key: *const c_char,
+    stream: *const c_char,
+    out: *mut i64,
+) -> sb_status {
+    guard("sb_session_committed", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NUL-terminated strings by the caller's contract.
+        let (ds, key, stream) = unsafe {
+            (
+                str_arg(data_source, "data_source")?,
+                str_arg(session_key, "session_key")?,
+                str_arg(stream, "stream")?,
+            )
+        };
+        check_out(out, "out")?;
+        let v = m.sessions().committed(ds, key, stream)?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(out, v.unwrap_or(-1)) };
+        Ok(())
+    })
+}
+
+/// Writes commits buffered by `offsets.sync = interval` to disk now (a no-op
+/// otherwise). Blocks on the write. Returns `SB_IO` when the store fails.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_session_flush(manager: *mut sb_manager) -> sb_status {
+    guard("sb_session_flush", || {
+        MANAGERS.get(addr(manager))?.sessions().flush()
+    })
+}
+
+/// Stores how many sessions are open now in `*out` (0 after the manager closed).
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_open_count(
+    manager: *const sb_manager,
+    out: *mut usize,
+) -> sb_status {
+    guard("sb_session_open_count", || {
+        let m = MANAGERS.get(addr(manager))?;
+        check_out(out, "out")?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(out, m.sessions().open_count()) };
+        Ok(())
+    })
+}
+
+/// Stores how many commits were accepted but are not on disk yet (`offsets.sync =
+/// interval`; else 0) in `*out`.
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_buffered_commits(
+    manager: *const sb_manager,
+    out: *mut usize,
+) -> sb_status {
+    guard("sb_session_buffered_commits", || {
+        let m = MANAGERS.get(addr(manager))?;
+        check_out(out, "out")?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(out, m.sessions().buffered_commits()) };
+        Ok(())
+    })
+}
+
+/// Stores the kind of offset store in `*out`: the static string `"memory"` or
+/// `"durable"` (never free it).
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `const char *`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_store_kind(
+    manager: *const sb_manager,
+    out: *mut *const c_char,
+) -> sb_status {
+    guard("sb_session_store_kind", || {
+        let m = MANAGERS.get(addr(manager))?;
+        check_out(out, "out")?;
+        let s: &'static [u8] = match m.sessions().store_kind() {
+            "durable" => b"durable\0",
+            "memory" => b"memory\0",
+            other => {
+                return Err(Error::internal(format!(
+                    "unknown offset store kind {other}"
+                )));
+            }
+        };
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(out, s.as_ptr().cast()) };
+        Ok(())
+    })
+}
+
+/// Stores in `ids[0..*count]` the ids of the open sessions, sorted, only those of
+/// `data_source` and/or `session_key` when not NULL. `*count` always receives how
+/// many there are; when more than `len`, returns `SB_RESOURCE_EXHAUSTED` and writes
+/// no id (ask again with a larger array; `ids` may be NULL with `len` 0 to ask for
+/// the count). Details of each come from `sb_session_get`.
+///
+/// # Safety
+///
+/// `data_source` and `session_key` must be NULL or NUL-terminated strings; `ids` must
+/// point to `len` writable `uint64_t` (or be NULL with 0); `count` must be NULL
+/// (rejected) or point to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_list(
+    manager: *const sb_manager,
+    data_source: *const c_char,
+    session_key: *const c_char,
+    ids: *mut u64,
+    len: usize,
+    count: *mut usize,
+) -> sb_status {
+    guard("sb_session_list", || {
+        let m = MANAGERS.get(addr(manager))?;
+        // SAFETY: NULL or NUL-terminated strings by the caller's contract.
+        let (ds, key) = unsafe {
+            (
+                opt_str(data_source, "data_source")?,
+                opt_str(session_key, "session_key")?,
+            )
+        };
+        check_out(count, "count")?;
+        if ids.is_null() && len > 0 {
+            return Err(null_arg("ids"));
+        }
+        let found: Vec<u64> = m.sessions().list(ds, key)?.iter().map(|s| s.id).collect();
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(count, found.len()) };
+        if found.len() > len {
+            return Err(Error::new(
+                switchboard_core::Code::ResourceExhausted,
+                format!("{} sessions match; ids has room for {len}", found.len()),
+            ));
+        }
+        for (i, id) in found.into_iter().enumerate() {
+            // SAFETY: i < len writable values by the caller's contract.
+            unsafe { ids.add(i).write(id) };
+        }
+        Ok(())
+    })
+}
+
+/// One stream of an `sb_session_info` (see `sb_session_get`). Its strings belong to the
+/// snapshot. This struct is never extended (new per-stream data would come as a new
+/// array at the end of `sb_session_info`), so `streams[i]` indexing stays valid.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sb_stream_info {
+    /// The stream's name (NUL-terminated).
+    pub name: *const c_char,
+    /// The next offset to deliver.
+    pub position: i64,
+    /// The committed offset (safe to resume from): the last one this session committed,
+    /// else the one in the store when the stream was opened; -1 when none.
+    pub committed: i64,
+    /// Data packets read from the source.
+    pub data_packets_read: u64,
+    /// Bytes of those packets.
+    pub data_bytes_read: u64,
+    /// Data packets delivered to the client.
+    pub data_packets_delivered: u64,
+    /// Bytes of those packets.
+    pub data_bytes_delivered: u64,
+    /// Essential packets read.
+    pub essential_packets_read: u64,
+    /// Essential packets delivered.
+    pub essential_packets_delivered: u64,
+}
+
+/// A snapshot of one session, made by `sb_session_get` and freed (once) by
+/// `sb_session_info_free`; its strings and `streams` array live as long as it does.
+/// Fields may be added at the end in later versions (the library allocates it, so a
+/// program built against this header keeps working); `struct_size` says how large the
+/// library's struct is.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug)]
+pub struct sb_session_info {
+    /// The size of this struct as allocated by the library.
+    pub struct_size: usize,
+    /// The session's id.
+    pub id: u64,
+    /// The data source (NUL-terminated).
+    pub data_source: *const c_char,
+    /// The session key (NUL-terminated).
+    pub session_key: *const c_char,
+    /// Whether the main stream is left out.
+    pub exclude_main_stream: bool,
+    /// Router (control) messages received on the session.
+    pub router_messages_received: u64,
+    /// Bytes of those messages.
+    pub router_bytes_received: u64,
+    /// How many streams `streams` holds.
+    pub streams_len: usize,
+    /// The streams, in the order they were opened or added (NULL when there are none).
+    pub streams: *const sb_stream_info,
+}
+
+/// The allocation behind an `sb_session_info *`: the C struct first, then what its
+/// pointers point into.
+#[repr(C)]
+struct InfoBox {
+    info: sb_session_info,
+    _strings: Vec<CString>,
+    _streams: Vec<sb_stream_info>,
+}
+
+// SAFETY: the raw pointers in the snapshot point into the box's own, immutable
+// strings and vector; nothing is shared with other objects.
+unsafe impl Send for InfoBox {}
+
+/// What a snapshot pointer handed to C is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Snapshot {
+    Session,
+    Catalog,
+}
+
+/// Addresses of the snapshots handed out and not yet freed, with their kind, so that a
+/// double free, a made-up pointer or one of the other kind is reported instead of being
+/// undefined behaviour.
+static LIVE_SNAPSHOTS: Mutex<Option<HashMap<usize, Snapshot>>> = Mutex::new(None);
+
+fn remember(p: usize, kind: Snapshot) {
+    let mut live = LIVE_SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
+    live.get_or_insert_with(HashMap::new).insert(p, kind);
+}
+
+/// Takes `p` out of the registry if it is a live snapshot of `kind`.
+fn forget(p: usize, kind: Snapshot) -> bool {
+    let mut live = LIVE_SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
+    let found = match live.as_mut() {
+        Some(l) if l.get(&p) == Some(&kind) => l.remove(&p).is_some(),
+        _ => false,
+    };
+    // With nothing live, let go of the table too: a program that freed everything
+    // leaves no allocation of ours behind.
+    if live.as_ref().is_some_and(|l| l.is_empty()) {
+        *live = None;
+    }
+    found
+}
+
+/// A C string of `s`; a name with a NUL inside (core accepts any Rust string) is cut
+/// at the NUL.
+fn c_string(s: &str) -> CString {
+    let cut = s.split('\0').next().unwrap_or("");
+    CString::new(cut).unwrap_or_default()
+}
+
+fn snapshot(s: &SessionInfo) -> *mut sb_session_info {
+    let mut strings = Vec::with_capacity(2 + s.streams.len());
+    let ds = c_string(&s.data_source);
+    let key = c_string(&s.session_key);
+    let (ds_p, key_p) = (ds.as_ptr(), key.as_ptr());
+    strings.push(ds);
+    strings.push(key);
+    let mut streams = Vec::with_capacity(s.streams.len());
+    for st in &s.streams {
+        let name = c_string(&st.name);
+        // The CString's heap buffer does not move when the CString is moved into the
+        // vector.
+        let name_p = name.as_ptr();
+        strings.push(name);
+        let c = &st.counters;
+        streams.push(sb_stream_info {
+            name: name_p,
+            position: st.position,
+            committed: st.committed.unwrap_or(-1),
+            data_packets_read: c.data_packets_read,
+            data_bytes_read: c.data_bytes_read,
+            data_packets_delivered: c.data_packets_delivered,
+            data_bytes_delivered: c.data_bytes_delivered,
+            essential_packets_read: c.essential_packets_read,
+            essential_packets_delivered: c.essential_packets_delivered,
+        });
+    }
+    let b = Box::new(InfoBox {
+        info: sb_session_info {
+            struct_size: std::mem::size_of::<sb_session_info>(),
+            id: s.id,
+            data_source: ds_p,
+            session_key: key_p,
+            exclude_main_stream: s.exclude_main_stream,
+            router_messages_received: s.router_messages_received,
+            router_bytes_received: s.router_bytes_received,
+            streams_len: streams.len(),
+            streams: if streams.is_empty() {
+                std::ptr::null()
+            } else {
+                streams.as_ptr()
+            },
+        },
+        _strings: strings,
+        // The vector's buffer does not move when the vector is moved into the box.
+        _streams: streams,
+    });
+    let p = Box::into_raw(b).cast::<sb_session_info>();
+    remember(p as usize, Snapshot::Session);
+    p
+}
+
+/// Stores in `*out` a snapshot of session `id`: its data source, key, streams with
+/// their positions, committed offsets and counters, and router counters. Free it with
+/// `sb_session_info_free` (once). Returns `SB_NOT_FOUND` for an id that is not open.
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `sb_session_info *`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_get(
+    manager: *const sb_manager,
+    id: u64,
+    out: *mut *mut sb_session_info,
+) -> sb_status {
+    guard("sb_session_get", || {
+        let m = MANAGERS.get(addr(manager))?;
+        check_out(out, "out")?;
+        let info = m.sessions().get(id)?;
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(out, snapshot(&info)) };
+        Ok(())
+    })
+}
+
+/// Frees a snapshot made by `sb_session_get`. NULL is a no-op (`SB_OK`); a pointer
+/// that is not a live snapshot (freed already, or never one) returns
+/// `SB_INVALID_HANDLE` and frees nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_session_info_free(info: *mut sb_session_info) -> sb_status {
+    guard("sb_session_info_free", || {
+        if info.is_null() {
+            return Ok(());
+        }
+        if !forget(info as usize, Snapshot::Session) {
+            return Err(Error::new(
+                switchboard_core::Code::InvalidHandle,
+                "not a live sb_session_info (freed already, or not made by sb_session_get)",
+            ));
+        }
+        // SAFETY: a pointer made by Box::into_raw in `snapshot` (the registry says so)
+        // and not freed since (it was still registered); `info` is the first field of
+        // the repr(C) InfoBox.
+        drop(unsafe { Box::from_raw(info.cast::<InfoBox>()) });
+        Ok(())
+    })
+}
+
+/// The session keys in the manager's catalog, made by `sb_session_catalog` and freed
+/// (once) by `sb_catalog_free`. Sorted by data source, then key.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug)]
+pub struct sb_catalog {
+    /// How many entries there are.
+    pub len: usize,
+    /// `len` data source names (NUL-terminated; NULL when `len` is 0).
+    pub data_sources: *const *const c_char,
+    /// `len` session keys, `session_keys[i]` belonging to `data_sources[i]`.
+    pub session_keys: *const *const c_char,
+}
+
+#[repr(C)]
+struct CatalogBox {
+    cat: sb_catalog,
+    _strings: Vec<CString>,
+    _ds: Vec<*const c_char>,
+    _keys: Vec<*const c_char>,
+}
+
+/// Stores in `*out` the catalog's registered (data source, session key) pairs. Free it
+/// with `sb_catalog_free` (once).
+///
+/// # Safety
+///
+/// `out` must be NULL (rejected) or point to a writable `sb_catalog *`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sb_session_catalog(
+    manager: *const sb_manager,
+    out: *mut *mut sb_catalog,
+) -> sb_status {
+    guard("sb_session_catalog", || {
+        let m = MANAGERS.get(addr(manager))?;
+        check_out(out, "out")?;
+        let pairs = m.sessions().catalog()?;
+        let mut strings = Vec::with_capacity(pairs.len() * 2);
+        let mut ds = Vec::with_capacity(pairs.len());
+        let mut keys = Vec::with_capacity(pairs.len());
+        for (d, k) in &pairs {
+            let (d, k) = (c_string(d), c_string(k));
+            ds.push(d.as_ptr());
+            keys.push(k.as_ptr());
+            strings.push(d);
+            strings.push(k);
+        }
+        let ptr = |v: &Vec<*const c_char>| {
+            if v.is_empty() {
+                std::ptr::null()
+            } else {
+                v.as_ptr()
+            }
+        };
+        let b = Box::new(CatalogBox {
+            cat: sb_catalog {
+                len: pairs.len(),
+                data_sources: ptr(&ds),
+                session_keys: ptr(&keys),
+            },
+            _strings: strings,
+            _ds: ds,
+            _keys: keys,
+        });
+        let p = Box::into_raw(b).cast::<sb_catalog>();
+        remember(p as usize, Snapshot::Catalog);
+        // SAFETY: checked non-NULL; writable by the caller's contract.
+        unsafe { write_out(out, p) };
+        Ok(())
+    })
+}
+
+/// Frees a catalog made by `sb_session_catalog`. NULL is a no-op (`SB_OK`); a pointer
+/// that is not a live catalog returns `SB_INVALID_HANDLE` and frees nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_catalog_free(catalog: *mut sb_catalog) -> sb_status {
+    guard("sb_catalog_free", || {
+        if catalog.is_null() {
+            return Ok(());
+        }
+        if !forget(catalog as usize, Snapshot::Catalog) {
+            return Err(Error::new(
+                switchboard_core::Code::InvalidHandle,
+                "not a live sb_catalog (freed already, or not made by sb_session_catalog)",
+            ));
+        }
+        // SAFETY: made by Box::into_raw in sb_session_catalog and not freed since (it
+        // was registered); `cat` is the first field of the repr(C) CatalogBox.
+        drop(unsafe { Box::from_raw(catalog.cast::<CatalogBox>()) });
+        Ok(())
+    })
+}
