@@ -7,7 +7,7 @@
 #   of your own: `npm install /path/to/bindings/node`).
 # test-node:  node --test over tests/node (each test starts its own echo server).
 # demo-node:  examples/node/echo.js against $(DEMO_TARGET), then examples/node/custom.js
-#   (a custom connector; needs no server).
+#   (a custom connector; needs no server) and examples/node/sessions.js (durable offsets).
 
 .PHONY: build-node test-node demo-node node-tools
 
@@ -49,3 +49,4 @@ demo-node: build-node ## Run the Node example against DEMO_TARGET=tcp://host:por
 	@test -n "$(DEMO_TARGET)" || { echo "demo-node: set DEMO_TARGET=tcp://host:port" >&2; exit 2; }
 	NODE_PATH=$(NODE_PATH_DIR) $(NODE) $(ROOT)/examples/node/echo.js $(DEMO_TARGET)
 	NODE_PATH=$(NODE_PATH_DIR) $(NODE) $(ROOT)/examples/node/custom.js
+	NODE_PATH=$(NODE_PATH_DIR) $(NODE) $(ROOT)/examples/node/sessions.js

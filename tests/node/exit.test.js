@@ -50,7 +50,7 @@ function runChild(mode) {
   });
 }
 
-for (const mode of ['close', 'no-close', 'pending-read', 'custom', 'custom-no-close', 'events', 'events-no-close']) {
+for (const mode of ['close', 'no-close', 'pending-read', 'custom', 'custom-no-close', 'events', 'events-no-close', 'health-no-close', 'sessions-no-close']) {
   test(`a script exits on its own (${mode})`, { timeout: LIMIT_MS + 5000 }, async () => {
     const r = await runChild(mode);
     assert.equal(r.signal, null, `killed by ${r.signal}; stderr: ${r.stderr}`);
