@@ -35,20 +35,10 @@ def test_the_example_runs(server: EchoServer) -> None:
     assert server.accepted() == 1
 
 
-# A block of README.md written before issue 4: it takes the first event for the leak,
-# but connections and endpoints now report their state changes first. The fixed block
-# is in .notes/python-readme.md, which the lead merges into README.md; until then that
-# README block is an expected failure (matched by its text, so the mark goes away with it).
-_STALE_README = (
-    "event = manager.poll_event(timeout=10)    # waits with the GIL released\n"
-    '    assert event is not None and event.kind == "leak_suspected"'
-)
-
-
 def _doc_snippets() -> list[Any]:
     """Python blocks of the docs that use a placeholder server at tcp://127.0.0.1:7000."""
     found: list[Any] = []
-    for doc in (ROOT / "README.md", ROOT / ".notes" / "python-readme.md"):
+    for doc in (ROOT / "README.md", ROOT / "docs" / "python.md"):
         if doc.exists():
             blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
             for i, code in enumerate(blocks):
@@ -56,13 +46,7 @@ def _doc_snippets() -> list[Any]:
                 if "import switchboard" in code and (
                     PLACEHOLDER in code or "manager.sessions" in code
                 ):
-                    marks = []
-                    if doc.name == "README.md" and _STALE_README in code:
-                        marks.append(
-                            pytest.mark.xfail(reason="README.md awaits the merge of "
-                                              ".notes/python-readme.md (events by kind)")
-                        )
-                    found.append(pytest.param(f"{doc.name}#{i}", code, marks=marks))
+                    found.append(pytest.param(f"{doc.name}#{i}", code))
     return found
 
 
