@@ -265,7 +265,7 @@ impl Manager {
     }
 
     /// The manager's metrics as Prometheus/OpenMetrics text (`switchboard_pool_*` and
-    /// `stream_api_*`; the README lists every name). Serve it on your `/metrics`
+    /// `stream_api_*`; docs/metrics.md lists every name). Serve it on your `/metrics`
     /// endpoint.
     pub fn metrics_text(&self) -> String {
         let sessions = Box::new(self.inner.sessions.collector());

@@ -1,7 +1,7 @@
 //! Metrics: latency histograms kept with atomics on the hot path, and the
 //! Prometheus/OpenMetrics text of a manager, rendered by the `prometheus-client` crate.
 //!
-//! Metric names are stable; the README lists them.
+//! Metric names are stable; docs/metrics.md lists them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -1,10 +1,10 @@
-//! The README documents every configuration key with its default.
+//! docs/configuration.md documents every configuration key with its default.
 
 use switchboard_core::config::KEYS;
 
 #[test]
-fn every_key_is_in_the_readme_with_its_default() {
-    let readme = include_str!("../../README.md");
+fn every_key_is_documented_with_its_default() {
+    let readme = include_str!("../../docs/configuration.md");
     let mut missing = Vec::new();
     for k in KEYS {
         let row = readme
@@ -24,6 +24,6 @@ fn every_key_is_in_the_readme_with_its_default() {
     }
     assert!(
         missing.is_empty(),
-        "README lacks (or has the wrong default for): {missing:?}"
+        "docs/configuration.md lacks (or has the wrong default for): {missing:?}"
     );
 }
