@@ -348,9 +348,7 @@ static int slow_calls_trip_the_breaker_body(fault_proxy *fp) {
     sb_endpoint_health e;
     if (endpoint_health(pool, 0, &e)) return 1;
     EXPECT(e.breaker == SB_BREAKER_OPEN && e.breaker_opened == 1);
-    /* (e.breaker_rejected stays 0 here: core counts refusals only in the breaker's
-     * try_acquire, which the fail-fast path never reaches; see
-     * .notes/c-core-requests.md, issue 4, request 8.) */
+    EXPECT(e.breaker_rejected >= 1); /* the acquire it refused */
     EXPECT(e.latency_ewma_ns >= 50ull * 1000000);
     size_t healthy = 99;
     EXPECT_OK(sb_pool_healthy_endpoints(pool, NULL, 0, &healthy));
