@@ -551,3 +551,30 @@ fn a_thousand_waiters_on_an_endpoint_that_comes_back_open_at_most_max_size() {
         "1000 waiters opened {accepted} connections"
     );
 }
+
+#[test]
+fn health_checks_run_on_their_own_at_their_interval() {
+    let server = EchoServer::start_with(common::Ping::Pong);
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool(
+            "auto",
+            &server.target(),
+            &cfg(&[
+                ("probe.send", "PING\\r\\n"),
+                ("probe.expect", "+PONG"),
+                ("health.interval", "50ms"),
+            ]),
+        )
+        .unwrap();
+    drop(pool.acquire_blocking(within(2000)).unwrap());
+    // Ten checks take ~0.5 s at 50 ms; at the upkeep's default 1 s period they would
+    // take 10 s, past this bound.
+    assert!(
+        wait_until(Duration::from_secs(5), || pool.health().endpoints[0].checks
+            >= 10),
+        "{:?}",
+        pool.health().endpoints[0]
+    );
+    assert_eq!(pool.health().endpoints[0].checks_failed, 0);
+}

@@ -253,7 +253,11 @@ impl<C: Connector> Pool<C> {
         });
         // The upkeep holds only a weak reference, so it ends with the pool.
         let weak = Arc::downgrade(&inner);
-        let every = inner.settings.upkeep_interval();
+        let mut every = inner.settings.upkeep_interval();
+        if let Some(h) = inner.endpoints.health.interval {
+            // Often enough that health checks keep their interval.
+            every = every.min((h / 2).max(Duration::from_millis(10)));
+        }
         drop(inner.rt.handle().spawn(upkeep_task(weak, every)));
         Pool { inner }
     }
