@@ -33,9 +33,9 @@ VALGRIND   := valgrind -q --error-exitcode=1 --leak-check=full \
               --errors-for-leak-kinds=definite,indirect --track-fds=no
 C_HARNESS  := $(ROOT)/tests/c/harness.h
 # The README's C example (the first ```c block that uses sb_manager_new), compiled and
-# run so that the documentation stays true; taken from .notes/c-readme.md until the
+# run so that the documentation stays true; taken from README.md (or docs/c.md) until the
 # README has it.
-C_README   := $(firstword $(shell grep -l 'sb_manager_new' $(ROOT)/README.md $(ROOT)/.notes/c-readme.md 2>/dev/null))
+C_README   := $(firstword $(shell grep -l 'sb_manager_new' $(ROOT)/README.md $(ROOT)/docs/c.md 2>/dev/null))
 
 build-c: ## Build libswitchboard (.so and .a) and check include/switchboard.h is up to date
 	$(CARGO) build $(CARGO_PROFILE_FLAG) -p switchboard-ffi
@@ -70,7 +70,7 @@ $(C_OUT)/cpp_include: $(ROOT)/tests/c/cpp_include.cpp $(C_HEADER) $(C_SO)
 
 $(C_OUT)/readme_example.c: $(C_README)
 	@mkdir -p $(C_OUT)
-	@test -n "$(C_README)" || { echo "no C example found in README.md or .notes/c-readme.md" >&2; exit 1; }
+	@test -n "$(C_README)" || { echo "no C example found in README.md or docs/c.md" >&2; exit 1; }
 	awk '/^```c$$/ {inb=1; buf=""; next} \
 	     /^```$$/ {if (inb && buf ~ /sb_manager_new/) {printf "%s", buf; found=1; exit} inb=0; next} \
 	     inb {buf = buf $$0 "\n"} \
