@@ -242,6 +242,23 @@ impl PoolCollector {
         Ok(())
     }
 
+    fn ep_int_gauge(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        rows: impl Fn(EndpointRow<'_>, Labels) -> Vec<(Labels, i64)>,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (p, e) in self.endpoints() {
+            let labels = vec![("pool", p.name.clone()), ("endpoint", e.endpoint.clone())];
+            for (l, v) in rows((p, e), labels) {
+                ConstGauge::new(v).encode(m.encode_family(&l)?)?;
+            }
+        }
+        Ok(())
+    }
+
     fn ep_counter(
         &self,
         enc: &mut DescriptorEncoder,
@@ -264,7 +281,7 @@ impl PoolCollector {
             l.push((k, v.to_string()));
             l
         }
-        self.ep_gauge(
+        self.ep_int_gauge(
             e,
             "switchboard_endpoint_breaker_state",
             "1 for the breaker's current state, 0 for the others.",
@@ -272,7 +289,7 @@ impl PoolCollector {
                 BreakerState::ALL
                     .iter()
                     .map(|s| {
-                        let on = if *s == h.breaker { 1.0 } else { 0.0 };
+                        let on = i64::from(*s == h.breaker);
                         (with(l.clone(), "state", s.as_str()), on)
                     })
                     .collect()
@@ -336,13 +353,13 @@ impl PoolCollector {
             "Quality score in [0, 1]: success rate times latency factor; 0 while the breaker refuses.",
             |(_, h), l| vec![(l, h.quality)],
         )?;
-        self.ep_gauge(
+        self.ep_int_gauge(
             e,
             "switchboard_endpoint_connections",
             "Connections open to the endpoint.",
-            |(_, h), l| vec![(l, h.open_connections as f64)],
+            |(_, h), l| vec![(l, n(h.open_connections))],
         )?;
-        self.ep_gauge(
+        self.ep_int_gauge(
             e,
             "switchboard_endpoint_up",
             "1 while the endpoint is connected or idle and its breaker admits calls, else 0.",
@@ -352,7 +369,7 @@ impl PoolCollector {
                         h.state,
                         ConnState::Connected | ConnState::Idle | ConnState::Connecting
                     );
-                vec![(l, if up { 1.0 } else { 0.0 })]
+                vec![(l, i64::from(up))]
             },
         )?;
         Ok(())

@@ -381,6 +381,7 @@ fn a_lease_held_too_long_is_reported_once_with_its_age() {
     let ev = leak_event(&m, Duration::from_secs(1)).expect("a leak event");
     assert_eq!(ev.kind, switchboard_core::EventKind::LeakSuspected);
     assert_eq!(ev.pool, "leaky");
+    assert_eq!(ev.endpoint.as_deref(), Some(server.target().as_str()));
     assert_eq!(ev.connection_id, Some(held.id()));
     assert_eq!(ev.age, Some(Duration::from_secs(3)));
     assert!(ev.message.contains("leased for 3s"), "{}", ev.message);

@@ -183,37 +183,52 @@ impl Endpoints {
     /// endpoints already tried by this connect.
     pub(crate) fn choose(&self, exclude: &[usize]) -> std::result::Result<Choice, NoEndpoint> {
         let now = self.clock.now();
-        let n = self.slots.len();
-        let mut candidates: Vec<usize> = Vec::with_capacity(n);
-        for i in 0..n {
-            if !exclude.contains(&i) && self.admits(i, now) {
-                candidates.push(i);
-            }
-        }
-        // Two random candidates; the one with less load per unit of quality wins.
+        let mut candidates = self.candidates(exclude, now);
         while !candidates.is_empty() {
-            let pick = if candidates.len() == 1 {
-                0
-            } else {
-                let a = (crate::random::unit() * candidates.len() as f64) as usize;
-                let a = a.min(candidates.len() - 1);
-                let mut b = (crate::random::unit() * (candidates.len() - 1) as f64) as usize;
-                b = b.min(candidates.len() - 2);
-                if b >= a {
-                    b += 1;
-                }
-                if self.cost(candidates[b]) < self.cost(candidates[a]) {
-                    b
-                } else {
-                    a
-                }
-            };
+            let pick = self.two_choices(&candidates);
             let i = candidates.swap_remove(pick);
             if let Some(choice) = self.take_permit(i, now) {
                 return Ok(choice);
             }
         }
         Err(self.no_endpoint(exclude, now))
+    }
+
+    /// The endpoint [`Endpoints::choose`] would pick now, without taking anything
+    /// (no permit, no state change).
+    pub(crate) fn peek(&self, exclude: &[usize]) -> std::result::Result<usize, NoEndpoint> {
+        let now = self.clock.now();
+        let candidates = self.candidates(exclude, now);
+        if candidates.is_empty() {
+            return Err(self.no_endpoint(exclude, now));
+        }
+        Ok(candidates[self.two_choices(&candidates)])
+    }
+
+    /// The endpoints not in `exclude` whose breaker and backoff admit a connect now.
+    fn candidates(&self, exclude: &[usize], now: Instant) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|i| !exclude.contains(i) && self.admits(*i, now))
+            .collect()
+    }
+
+    /// Power of two choices: of two random candidates, the position of the one with
+    /// less in-flight load per unit of quality. `candidates` is not empty.
+    fn two_choices(&self, candidates: &[usize]) -> usize {
+        if candidates.len() < 2 {
+            return 0;
+        }
+        let n = candidates.len();
+        let a = ((crate::random::unit() * n as f64) as usize).min(n - 1);
+        let mut b = ((crate::random::unit() * (n - 1) as f64) as usize).min(n - 2);
+        if b >= a {
+            b += 1;
+        }
+        if self.cost(candidates[b]) < self.cost(candidates[a]) {
+            b
+        } else {
+            a
+        }
     }
 
     /// `None` if some endpoint can take a connect now; else why none can.

@@ -145,6 +145,9 @@ impl<C: Connector> Drop for ChoiceGuard<'_, C> {
     }
 }
 
+/// A lease for leak detection: when it began, whether a leak was reported, its endpoint.
+type LeaseRecord = (Instant, bool, u32);
+
 pub(crate) struct PoolInner<C: Connector> {
     name: String,
     endpoint_list: Vec<Endpoint>,
@@ -173,7 +176,7 @@ pub(crate) struct PoolInner<C: Connector> {
     events: Arc<EventBus>,
     /// Leases out, by connection id: when they began and whether a leak was reported.
     /// Only kept when `pool.leak_detection_threshold` is set.
-    leases: Option<Mutex<HashMap<u64, (Instant, bool)>>>,
+    leases: Option<Mutex<HashMap<u64, LeaseRecord>>>,
     /// Run once when the pool closes (the manager forgets it).
     on_close: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
@@ -487,11 +490,8 @@ impl<C: Connector> Pool<C> {
                 .collect::<Result<_>>()?
         };
         let exclude: Vec<usize> = all.into_iter().filter(|i| !chosen.contains(i)).collect();
-        match eps.choose(&exclude) {
-            Ok(choice) => {
-                eps.cancel(&choice);
-                Ok(eps.slots[choice.index].name.clone())
-            }
+        match eps.peek(&exclude) {
+            Ok(i) => Ok(eps.slots[i].name.clone()),
             Err(no) => Err(no.error),
         }
     }
@@ -852,7 +852,7 @@ impl<C: Connector> PoolInner<C> {
         if let Some(t) = &self.leases {
             t.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(e.id, (e.leased_at, false));
+                .insert(e.id, (e.leased_at, false, e.ep));
         }
     }
 
@@ -868,21 +868,22 @@ impl<C: Connector> PoolInner<C> {
         let (Some(t), Some(limit)) = (&self.leases, self.settings.leak_detection) else {
             return;
         };
-        let found: Vec<(u64, Duration)> = {
+        let found: Vec<(u64, Duration, u32)> = {
             let mut map = t.lock().unwrap_or_else(|p| p.into_inner());
             map.iter_mut()
-                .filter_map(|(id, (since, reported))| {
+                .filter_map(|(id, (since, reported, ep))| {
                     let age = now.saturating_duration_since(*since);
                     (!*reported && age >= limit).then(|| {
                         *reported = true;
-                        (*id, age)
+                        (*id, age, *ep)
                     })
                 })
                 .collect()
         };
-        for (id, age) in found {
+        for (id, age, ep) in found {
             self.events.emit(Event {
                 pool: self.name.clone(),
+                endpoint: Some(self.endpoints.slots[ep as usize].name.clone()),
                 connection_id: Some(id),
                 age: Some(age),
                 ..Event::new(
