@@ -333,7 +333,7 @@ export type ConnState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | '
 /** A circuit breaker's state. */
 export type BreakerState = 'closed' | 'open' | 'half_open' | 'forced_open' | 'disabled' | 'metrics_only';
 
-/** An operator's command to a breaker (`pool.breaker(op, endpoint?)`). */
+/** An operator's command to a breaker (`pool.breakerOp(op, endpoint?)`). */
 export type BreakerOp = 'force_open' | 'disable' | 'metrics_only' | 'reset';
 
 /** One endpoint's health. Durations in milliseconds. */
@@ -561,7 +561,7 @@ export declare class Pool<T = Socket> {
    */
   breakerState(endpoint?: string): BreakerState;
   /** An operator's command to the breaker of `endpoint` (without one: every endpoint). */
-  breaker(op: BreakerOp, endpoint?: string): void;
+  breakerOp(op: BreakerOp, endpoint?: string): void;
   /** Forgets every endpoint's failed connects: the next connect may start at once. */
   resetBackoff(): void;
   /** Closes `endpoint`'s connections: idle ones now, leased ones when they come back. */

@@ -564,9 +564,9 @@ class Pool {
    * record nothing), `'metrics_only'` (record, never block) or `'reset'` (closed,
    * with an empty window).
    */
-  breaker(op, endpoint) {
-    checkString(op, 'breaker() operation');
-    if (endpoint !== undefined && endpoint !== null) checkString(endpoint, 'breaker() endpoint');
+  breakerOp(op, endpoint) {
+    checkString(op, 'breakerOp() operation');
+    if (endpoint !== undefined && endpoint !== null) checkString(endpoint, 'breakerOp() endpoint');
     this.#native.breaker(op, endpoint ?? undefined);
   }
 

@@ -68,9 +68,9 @@ async function main(target) {
     for (const e of pool.health().endpoints) {
       console.log(`node: endpoint ${e.endpoint}: ${e.state}, breaker ${e.breaker}, quality ${e.quality.toFixed(2)}, ${e.checks} check(s)`);
     }
-    pool.breaker('force_open');
+    pool.breakerOp('force_open');
     const refused = await pool.acquire().then((l) => (l.release(), 'served'), (err) => err.code);
-    pool.breaker('reset');
+    pool.breakerOp('reset');
     console.log(`node: with the breaker forced open an acquire got ${refused}; after reset it is ${pool.breakerState()}`);
 
     // Prometheus text for a /metrics endpoint.

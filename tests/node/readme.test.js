@@ -1,6 +1,6 @@
 'use strict';
 // The Node examples in the docs run: every ```js block that requires 'switchboard' in
-// README.md and in .notes/node-readme.md is run as a script against the echo server
+// README.md and in docs/node.md is run as a script against the echo server
 // and must exit 0 on its own.
 
 const { test, before, after } = require('node:test');
@@ -12,10 +12,10 @@ const path = require('node:path');
 
 const { ROOT, startEchoServer } = require('./helpers');
 
-/** Every such block of README.md and of .notes/node-readme.md, as { file, code }. */
+/** Every such block of README.md and of docs/node.md, as { file, code }. */
 function snippets() {
   const out = [];
-  for (const file of [path.join(ROOT, 'README.md'), path.join(ROOT, '.notes', 'node-readme.md')]) {
+  for (const file of [path.join(ROOT, 'README.md'), path.join(ROOT, 'docs', 'node.md')]) {
     if (!fs.existsSync(file)) continue;
     const text = fs.readFileSync(file, 'utf8');
     for (const m of text.matchAll(/```js\n([\s\S]*?)```/g)) {

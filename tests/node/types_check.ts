@@ -1,9 +1,5 @@
-// Compiles against index.d.ts with tsc --strict (not run by `node --test`; TypeScript is
-// not a dependency of the package). To check by hand:
-//   npm install --prefix /tmp/tscheck typescript@5 @types/node@20
-//   mkdir -p /tmp/tscheck/node_modules/switchboard && cp bindings/node/index.d.ts bindings/node/package.json /tmp/tscheck/node_modules/switchboard/
-//   cp tests/node/types_check.ts /tmp/tscheck/ && cd /tmp/tscheck && ./node_modules/.bin/tsc --noEmit --strict \
-//     --target es2022 --module commonjs --moduleResolution node --lib es2022,esnext.disposable types_check.ts
+// Compiled against index.d.ts with tsc --strict by tests/node/tsc.test.js (part of
+// make test-node; typescript is a devDependency of bindings/node).
 import { Manager, Pool, Lease, ErrorCode, isSwitchboardError } from 'switchboard';
 import type { Sessions, SessionInfo, StreamInfo, SessionDetails, EventKind, EndpointHealth, HealthReport, BreakerState, BreakerOp, ConnState } from 'switchboard';
 
@@ -66,8 +62,8 @@ async function main(): Promise<void> {
   const all: string = r2.selectBest();
   const healthy: EndpointHealth[] = r2.healthyEndpoints();
   const op: BreakerOp = 'force_open';
-  r2.breaker(op);
-  r2.breaker('reset', 'tcp://127.0.0.1:2');
+  r2.breakerOp(op);
+  r2.breakerOp('reset', 'tcp://127.0.0.1:2');
   r2.resetBackoff();
   r2.drain('tcp://127.0.0.1:1');
   await r2.runHealthChecks();
