@@ -203,6 +203,27 @@ impl Socket {
         Ok(buf)
     }
 
+    /// [`Socket::write_all_async`] within `timeout` (`None`: unbounded). Past it, fails
+    /// with Timeout; part of the data may have gone, so discard the lease then. A
+    /// timeout does not mark the socket broken.
+    pub async fn write_all_async_within(
+        &self,
+        buf: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        within(timeout, "write", self.write_all_async(buf)).await
+    }
+
+    /// [`Socket::read_async`] within `timeout` (`None`: unbounded). Past it, fails with
+    /// Timeout and nothing was consumed; the socket stays usable.
+    pub async fn read_async_within(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>> {
+        within(timeout, "read", self.read_async(max)).await
+    }
+
     /// Runs `op` in non-blocking mode whenever the socket is ready, until it returns
     /// `Some`; puts the socket back into blocking mode afterwards.
     async fn with_async<T>(
@@ -246,6 +267,24 @@ impl Socket {
             SocketKind::Unix(s) => s.set_nonblocking(on),
         };
         r.map_err(|e| Error::from_io("set socket mode", &e))
+    }
+}
+
+/// Runs `fut` within `timeout`; past it, a Timeout error naming `what` and the limit.
+async fn within<T>(
+    timeout: Option<Duration>,
+    what: &str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some(d) = timeout else {
+        return fut.await;
+    };
+    match tokio::time::timeout(d, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::timeout(format!(
+            "{what} timed out after {} ms",
+            d.as_millis()
+        ))),
     }
 }
 

@@ -586,3 +586,39 @@ fn health_checks_run_on_their_own_at_their_interval() {
     );
     assert_eq!(pool.health().endpoints[0].checks_failed, 0);
 }
+
+#[test]
+fn async_reads_and_writes_honour_their_deadline_and_leave_the_socket_usable() {
+    let server = EchoServer::start();
+    let proxy = FaultProxy::start(server.port);
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m.pool("async", &proxy.target(), &Config::new()).unwrap();
+    let lease = pool.acquire_blocking(within(2000)).unwrap();
+    let rt = m.runtime().clone();
+    let r = rt
+        .block_on(async {
+            // Nothing to read: the deadline passes.
+            let t = Instant::now();
+            let err = lease
+                .read_async_within(16, Some(Duration::from_millis(100)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::Timeout, "{err}");
+            assert!(
+                err.message().contains("read timed out after 100 ms"),
+                "{err}"
+            );
+            assert!(t.elapsed() < Duration::from_secs(3));
+            // Still usable: a round trip works.
+            lease
+                .write_all_async_within(b"hi\n", Some(Duration::from_secs(2)))
+                .await?;
+            lease
+                .read_async_within(16, Some(Duration::from_secs(2)))
+                .await
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(r, b"hi\n");
+    assert!(!lease.is_broken(), "a timeout does not break the socket");
+}

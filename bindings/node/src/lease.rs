@@ -154,26 +154,6 @@ fn call_timeout(what: &str, timeout: Option<String>) -> Result<Option<Duration>>
         .transpose()
 }
 
-/// Runs `fut` within `deadline` (none: unbounded); past it, fails with Timeout. The
-/// connection stays leased: after a read timeout nothing was consumed, after a write
-/// timeout part of the data may have gone (discard the lease then).
-async fn with_deadline<T>(
-    deadline: Option<Duration>,
-    what: &str,
-    fut: impl Future<Output = std::result::Result<T, Error>>,
-) -> std::result::Result<T, Error> {
-    let Some(d) = deadline else {
-        return fut.await;
-    };
-    match tokio::time::timeout(d, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::new(
-            Code::Timeout,
-            format!("{what} timed out after {} ms", d.as_millis()),
-        )),
-    }
-}
-
 /// The native lease.
 #[napi]
 pub struct NativeLease {
@@ -392,7 +372,7 @@ impl NativeLease {
                 let r = match op.lease.as_deref().map(|c| c.socket()) {
                     Some(Err(e)) => Some(Err(e)),
                     Some(Ok(sock)) => tokio::select! {
-                        r = with_deadline(deadline, "write", sock.write_all_async(&bytes)) => Some(r),
+                        r = sock.write_all_async_within(&bytes, deadline) => Some(r),
                         () = cancelled(&mut cancel) => None,
                     },
                     None => Some(Err(Error::internal("write without a connection"))),
@@ -437,7 +417,7 @@ impl NativeLease {
                 let r = match op.lease.as_deref().map(|c| c.socket()) {
                     Some(Err(e)) => Some(Err(e)),
                     Some(Ok(sock)) => tokio::select! {
-                        r = with_deadline(deadline, "read", sock.read_async(max as usize)) => Some(r),
+                        r = sock.read_async_within(max as usize, deadline) => Some(r),
                         () = cancelled(&mut cancel) => None,
                     },
                     None => Some(Err(Error::internal("read without a connection"))),

@@ -154,6 +154,9 @@ pub struct DurableStore {
     mode: SyncMode,
     /// Commits not yet written, in [`SyncMode::Interval`].
     pending: Mutex<HashMap<OwnedKey, i64>>,
+    /// `pending.len()`, kept under its lock and read without it, so that asking how
+    /// many commits wait never waits for a flush in progress (an fsync).
+    pending_len: std::sync::atomic::AtomicUsize,
     /// The process that opened it: a forked child (which inherits the file and its
     /// lock) must never write to it, not even from a destructor.
     pid: u32,
@@ -174,6 +177,7 @@ impl DurableStore {
             db: RwLock::new(Some(db)),
             mode,
             pending: Mutex::new(HashMap::new()),
+            pending_len: std::sync::atomic::AtomicUsize::new(0),
             pid: std::process::id(),
         })
     }
@@ -260,6 +264,8 @@ impl OffsetStore for DurableStore {
                 for (k, v) in entries {
                     pending.insert(owned(k), *v);
                 }
+                self.pending_len
+                    .store(pending.len(), std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
         }
@@ -283,6 +289,8 @@ impl OffsetStore for DurableStore {
             )
         }))?;
         pending.clear();
+        self.pending_len
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -299,7 +307,7 @@ impl OffsetStore for DurableStore {
     }
 
     fn buffered(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.pending_len.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
