@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -225,38 +225,43 @@ impl PoolCollector {
             .flat_map(|p| p.endpoints.iter().map(move |e| (p, e)))
     }
 
-    fn ep_gauge(
+    /// One family of per-endpoint series: `rows` gives, for an endpoint and its
+    /// `pool`/`endpoint` labels, each series' labels and value (a `ConstGauge` or a
+    /// `ConstCounter`, matching `ty`).
+    fn ep_series<M: EncodeMetric>(
         &self,
         enc: &mut DescriptorEncoder,
         name: &str,
         help: &str,
-        rows: impl Fn(EndpointRow<'_>, Labels) -> Vec<(Labels, f64)>,
+        ty: MetricType,
+        rows: impl Fn(EndpointRow<'_>, Labels) -> Vec<(Labels, M)>,
     ) -> Result<(), std::fmt::Error> {
-        let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        let mut m = enc.encode_descriptor(name, help, None, ty)?;
         for (p, e) in self.endpoints() {
             let labels = vec![("pool", p.name.clone()), ("endpoint", e.endpoint.clone())];
             for (l, v) in rows((p, e), labels) {
-                ConstGauge::new(v).encode(m.encode_family(&l)?)?;
+                v.encode(m.encode_family(&l)?)?;
             }
         }
         Ok(())
     }
 
-    fn ep_int_gauge(
+    fn ep_gauge<N: EncodeGaugeValue + 'static>(
         &self,
         enc: &mut DescriptorEncoder,
         name: &str,
         help: &str,
-        rows: impl Fn(EndpointRow<'_>, Labels) -> Vec<(Labels, i64)>,
-    ) -> Result<(), std::fmt::Error> {
-        let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (p, e) in self.endpoints() {
-            let labels = vec![("pool", p.name.clone()), ("endpoint", e.endpoint.clone())];
-            for (l, v) in rows((p, e), labels) {
-                ConstGauge::new(v).encode(m.encode_family(&l)?)?;
-            }
-        }
-        Ok(())
+        rows: impl Fn(EndpointRow<'_>, Labels) -> Vec<(Labels, N)>,
+    ) -> Result<(), std::fmt::Error>
+    where
+        ConstGauge<N>: EncodeMetric,
+    {
+        self.ep_series(enc, name, help, MetricType::Gauge, |r, l| {
+            rows(r, l)
+                .into_iter()
+                .map(|(l, v)| (l, ConstGauge::new(v)))
+                .collect()
+        })
     }
 
     fn ep_counter(
@@ -266,14 +271,12 @@ impl PoolCollector {
         help: &str,
         rows: impl Fn(EndpointRow<'_>, Labels) -> Vec<(Labels, u64)>,
     ) -> Result<(), std::fmt::Error> {
-        let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-        for (p, e) in self.endpoints() {
-            let labels = vec![("pool", p.name.clone()), ("endpoint", e.endpoint.clone())];
-            for (l, v) in rows((p, e), labels) {
-                ConstCounter::new(v).encode(m.encode_family(&l)?)?;
-            }
-        }
-        Ok(())
+        self.ep_series(enc, name, help, MetricType::Counter, |r, l| {
+            rows(r, l)
+                .into_iter()
+                .map(|(l, v)| (l, ConstCounter::new(v)))
+                .collect()
+        })
     }
 
     fn endpoint_series(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -281,7 +284,7 @@ impl PoolCollector {
             l.push((k, v.to_string()));
             l
         }
-        self.ep_int_gauge(
+        self.ep_gauge(
             e,
             "switchboard_endpoint_breaker_state",
             "1 for the breaker's current state, 0 for the others.",
@@ -353,13 +356,13 @@ impl PoolCollector {
             "Quality score in [0, 1]: success rate times latency factor; 0 while the breaker refuses.",
             |(_, h), l| vec![(l, h.quality)],
         )?;
-        self.ep_int_gauge(
+        self.ep_gauge(
             e,
             "switchboard_endpoint_connections",
             "Connections open to the endpoint.",
             |(_, h), l| vec![(l, n(h.open_connections))],
         )?;
-        self.ep_int_gauge(
+        self.ep_gauge(
             e,
             "switchboard_endpoint_up",
             "1 while the endpoint is connected or idle and its breaker admits calls, else 0.",
