@@ -309,4 +309,44 @@ static inline sb_status lease_round_trip(sb_lease *lease, const char *msg, char 
     return SB_OK;
 }
 
+
+/* A manager with default settings and one pool named `name` to `target`, configured
+ * with `settings` (key, value, ..., NULL; NULL for none). */
+static inline int open_pool_to(const char *name, const char *target, const char *const *settings,
+                               sb_manager **manager, sb_pool **pool) {
+    sb_config *cfg = NULL;
+    EXPECT_OK(sb_config_new(&cfg));
+    for (size_t i = 0; settings != NULL && settings[i] != NULL; i += 2) {
+        EXPECT_OK(sb_config_set(cfg, settings[i], settings[i + 1]));
+    }
+    EXPECT_OK(sb_manager_new(NULL, manager));
+    EXPECT_OK(sb_pool_new(*manager, name, target, cfg, pool));
+    EXPECT_OK(sb_config_free(cfg));
+    return 0;
+}
+
+/* Frees the pool, then closes (2 s) and frees the manager. */
+static inline int close_pool(sb_manager *manager, sb_pool *pool) {
+    EXPECT_OK(sb_pool_free(pool));
+    EXPECT_OK(sb_manager_close(manager, 2000));
+    EXPECT_OK(sb_manager_free(manager));
+    return 0;
+}
+
+/* The manager's metrics text in a malloc'd buffer (sized by a first call), or NULL. */
+static inline char *metrics_text(sb_manager *m) {
+    size_t need = 0;
+    if (sb_manager_metrics(m, NULL, 0, &need) != SB_RESOURCE_EXHAUSTED || need < 2) return NULL;
+    for (int tries = 0; tries < 5; tries++) {
+        size_t len = need + 1024;
+        char *buf = malloc(len);
+        if (buf == NULL) return NULL;
+        sb_status st = sb_manager_metrics(m, buf, len, &need);
+        if (st == SB_OK) return buf;
+        free(buf);
+        if (st != SB_RESOURCE_EXHAUSTED) return NULL;
+    }
+    return NULL;
+}
+
 #endif /* SB_TEST_HARNESS_H */

@@ -12,41 +12,13 @@
 
 static echo_server server;
 
+/* A manager and one pool named `name` to the echo server. */
 static int open_pool(const char *name, const char *const *settings, sb_manager **manager,
                      sb_pool **pool) {
-    sb_config *cfg = NULL;
-    EXPECT_OK(sb_config_new(&cfg));
-    for (size_t i = 0; settings != NULL && settings[i] != NULL; i += 2) {
-        EXPECT_OK(sb_config_set(cfg, settings[i], settings[i + 1]));
-    }
-    EXPECT_OK(sb_manager_new(NULL, manager));
-    EXPECT_OK(sb_pool_new(*manager, name, server.target, cfg, pool));
-    EXPECT_OK(sb_config_free(cfg));
-    return 0;
+    return open_pool_to(name, server.target, settings, manager, pool);
 }
 
-static int close_pool(sb_manager *manager, sb_pool *pool) {
-    EXPECT_OK(sb_pool_free(pool));
-    EXPECT_OK(sb_manager_close(manager, 2000));
-    EXPECT_OK(sb_manager_free(manager));
-    return 0;
-}
 
-/* The metrics text in a malloc'd buffer (sized with a first call), or NULL. */
-static char *metrics_text(sb_manager *m) {
-    size_t need = 0;
-    if (sb_manager_metrics(m, NULL, 0, &need) != SB_RESOURCE_EXHAUSTED || need < 2) return NULL;
-    for (int tries = 0; tries < 5; tries++) {
-        size_t len = need + 256;
-        char *buf = malloc(len);
-        if (buf == NULL) return NULL;
-        sb_status st = sb_manager_metrics(m, buf, len, &need);
-        if (st == SB_OK) return buf;
-        free(buf);
-        if (st != SB_RESOURCE_EXHAUSTED) return NULL;
-    }
-    return NULL;
-}
 
 /* True when `text` has `line` as a whole line. */
 static int has_line(const char *text, const char *line) {

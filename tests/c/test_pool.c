@@ -8,26 +8,7 @@
 
 static echo_server server;
 
-/* A manager and one pool to the echo server; settings are key/value pairs. */
-static int open_pool(const char *name, const char *target, const char *const *settings,
-                     sb_manager **manager, sb_pool **pool) {
-    sb_config *cfg = NULL;
-    EXPECT_OK(sb_config_new(&cfg));
-    for (size_t i = 0; settings != NULL && settings[i] != NULL; i += 2) {
-        EXPECT_OK(sb_config_set(cfg, settings[i], settings[i + 1]));
-    }
-    EXPECT_OK(sb_manager_new(NULL, manager));
-    EXPECT_OK(sb_pool_new(*manager, name, target, cfg, pool));
-    EXPECT_OK(sb_config_free(cfg));
-    return 0;
-}
 
-static int close_pool(sb_manager *manager, sb_pool *pool) {
-    EXPECT_OK(sb_pool_free(pool));
-    EXPECT_OK(sb_manager_close(manager, 2000));
-    EXPECT_OK(sb_manager_free(manager));
-    return 0;
-}
 
 static int version_matches_header(void) {
     char want[64];
@@ -43,7 +24,7 @@ static int version_matches_header(void) {
 static int round_trip_release_and_reuse(void) {
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("echo", server.target, NULL, &m, &pool)) return 1;
+    if (open_pool_to("echo", server.target, NULL, &m, &pool)) return 1;
 
     sb_lease *lease = NULL;
     EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
@@ -88,7 +69,7 @@ static int round_trip_release_and_reuse(void) {
 static int try_acquire_returns_null_when_none_idle(void) {
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("try", server.target, NULL, &m, &pool)) return 1;
+    if (open_pool_to("try", server.target, NULL, &m, &pool)) return 1;
     sb_lease *lease = (sb_lease *)&lease; /* any non-NULL value */
     EXPECT_OK(sb_pool_try_acquire(pool, &lease));
     EXPECT(lease == NULL);
@@ -108,7 +89,7 @@ static int full_pool_times_out(void) {
     static const char *const settings[] = {"pool.max_size", "1", NULL};
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("tiny", server.target, settings, &m, &pool)) return 1;
+    if (open_pool_to("tiny", server.target, settings, &m, &pool)) return 1;
     sb_lease *held = NULL;
     EXPECT_OK(sb_pool_acquire(pool, 5000, &held));
 
@@ -151,7 +132,7 @@ static int server_down_is_unavailable(void) {
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("down", target, NULL, &m, &pool)) return 1;
+    if (open_pool_to("down", target, NULL, &m, &pool)) return 1;
     sb_lease *lease = NULL;
     sb_status st = sb_pool_acquire(pool, 5000, &lease);
     if (st != SB_UNAVAILABLE && st != SB_IO)
@@ -191,7 +172,7 @@ static int bad_config_names_the_key(void) {
 static int closed_manager_fails_cleanly(void) {
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("closing", server.target, NULL, &m, &pool)) return 1;
+    if (open_pool_to("closing", server.target, NULL, &m, &pool)) return 1;
     sb_lease *lease = NULL;
     EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
     EXPECT_OK(sb_lease_release(lease));
@@ -220,7 +201,7 @@ static int closed_manager_fails_cleanly(void) {
 static int free_without_close(void) {
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("unclosed", server.target, NULL, &m, &pool)) return 1;
+    if (open_pool_to("unclosed", server.target, NULL, &m, &pool)) return 1;
     sb_lease *lease = NULL;
     EXPECT_OK(sb_pool_acquire(pool, 5000, &lease));
     EXPECT_OK(sb_manager_free(m));
@@ -271,7 +252,7 @@ static int threads_share_a_pool(void) {
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
     int before = echo_accepted(&server);
-    if (open_pool("shared", server.target, settings, &m, &pool)) return 1;
+    if (open_pool_to("shared", server.target, settings, &m, &pool)) return 1;
     pthread_t threads[THREADS];
     struct worker workers[THREADS];
     for (int i = 0; i < THREADS; i++) {

@@ -13,23 +13,9 @@ static echo_server server;
 
 /* A manager and one pool to the echo server; settings are key/value pairs. */
 static int open_pool(const char *const *settings, sb_manager **manager, sb_pool **pool) {
-    sb_config *cfg = NULL;
-    EXPECT_OK(sb_config_new(&cfg));
-    for (size_t i = 0; settings != NULL && settings[i] != NULL; i += 2) {
-        EXPECT_OK(sb_config_set(cfg, settings[i], settings[i + 1]));
-    }
-    EXPECT_OK(sb_manager_new(NULL, manager));
-    EXPECT_OK(sb_pool_new(*manager, "ops", server.target, cfg, pool));
-    EXPECT_OK(sb_config_free(cfg));
-    return 0;
+    return open_pool_to("ops", server.target, settings, manager, pool);
 }
 
-static int close_pool(sb_manager *manager, sb_pool *pool) {
-    EXPECT_OK(sb_pool_free(pool));
-    EXPECT_OK(sb_manager_close(manager, 2000));
-    EXPECT_OK(sb_manager_free(manager));
-    return 0;
-}
 
 /* Every field of the snapshot after a known sequence of calls. */
 static int stats_fields(void) {

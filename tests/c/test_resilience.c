@@ -18,26 +18,7 @@
 
 static echo_server server;
 
-/* Opens a manager and a pool to `target` with `settings` (key, value, ..., NULL). */
-static int open_pool(const char *name, const char *target, const char *const *settings,
-                     sb_manager **manager, sb_pool **pool) {
-    sb_config *cfg = NULL;
-    EXPECT_OK(sb_config_new(&cfg));
-    for (size_t i = 0; settings != NULL && settings[i] != NULL; i += 2) {
-        EXPECT_OK(sb_config_set(cfg, settings[i], settings[i + 1]));
-    }
-    EXPECT_OK(sb_manager_new(NULL, manager));
-    EXPECT_OK(sb_pool_new(*manager, name, target, cfg, pool));
-    EXPECT_OK(sb_config_free(cfg));
-    return 0;
-}
 
-static int close_pool(sb_manager *manager, sb_pool *pool) {
-    EXPECT_OK(sb_pool_free(pool));
-    EXPECT_OK(sb_manager_close(manager, 2000));
-    EXPECT_OK(sb_manager_free(manager));
-    return 0;
-}
 
 static sb_breaker_state breaker_of(sb_pool *pool, const char *endpoint) {
     sb_breaker_state s = -1;
@@ -85,21 +66,6 @@ static sb_status echo_once(sb_lease *lease, long long *took_ms) {
     return st;
 }
 
-/* The metrics text in a malloc'd buffer, or NULL. */
-static char *metrics_text(sb_manager *m) {
-    size_t need = 0;
-    if (sb_manager_metrics(m, NULL, 0, &need) != SB_RESOURCE_EXHAUSTED || need < 2) return NULL;
-    for (int tries = 0; tries < 5; tries++) {
-        size_t len = need + 1024;
-        char *buf = malloc(len);
-        if (buf == NULL) return NULL;
-        sb_status st = sb_manager_metrics(m, buf, len, &need);
-        if (st == SB_OK) return buf;
-        free(buf);
-        if (st != SB_RESOURCE_EXHAUSTED) return NULL;
-    }
-    return NULL;
-}
 
 #define START_PROXY(fp)                                                                \
     do {                                                                               \
@@ -120,7 +86,7 @@ static int endpoint_down_at_start_body(fault_proxy *fp) {
     const char *settings[] = {"pool.acquire_timeout", "2s", NULL};
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("down", fp->target, settings, &m, &pool)) return 1; /* builds */
+    if (open_pool_to("down", fp->target, settings, &m, &pool)) return 1; /* builds */
 
     sb_lease *lease = NULL;
     long long t0 = now_ms();
@@ -194,7 +160,7 @@ static int blackhole_body(fault_proxy *fp) {
     const char *settings[] = {"pool.max_size", "1", "pool.connect_timeout", "300ms", NULL};
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("bh", fp->target, settings, &m, &pool)) return 1;
+    if (open_pool_to("bh", fp->target, settings, &m, &pool)) return 1;
     sb_lease *lease = NULL;
     EXPECT_OK(sb_pool_acquire(pool, 2000, &lease));
     EXPECT_OK(echo_once(lease, NULL));
@@ -242,7 +208,7 @@ static int blackhole(void) {
 static int reset_mid_lease_body(fault_proxy *fp) {
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("rst", fp->target, NULL, &m, &pool)) return 1;
+    if (open_pool_to("rst", fp->target, NULL, &m, &pool)) return 1;
     sb_lease *lease = NULL;
     uint64_t id = 0, fresh_id = 0;
     EXPECT_OK(sb_pool_acquire(pool, 2000, &lease));
@@ -310,7 +276,7 @@ static int slow_calls_trip_the_breaker_body(fault_proxy *fp) {
                               NULL};
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("slow", fp->target, settings, &m, &pool)) return 1;
+    if (open_pool_to("slow", fp->target, settings, &m, &pool)) return 1;
     PROXY(*fp, "latency 150");
     /* The window holds the (fast) connect and the slow round trips, reported by the
      * program: with a minimum of four calls it opens on the third slow one. */
@@ -555,7 +521,7 @@ static int flap_body(fault_proxy *fp) {
                               "pool.connect_timeout",      "1s",    NULL};
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("flap", fp->target, settings, &m, &pool)) return 1;
+    if (open_pool_to("flap", fp->target, settings, &m, &pool)) return 1;
     PROXY(*fp, "flap 150 150");
     int saw_open = 0, rounds = 0;
     long long end = now_ms() + 20000;
@@ -628,7 +594,7 @@ static int two_endpoints_one_down(void) {
     const char *settings[] = {"pool.max_size", "20", NULL};
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("two", target, settings, &m, &pool)) return 1;
+    if (open_pool_to("two", target, settings, &m, &pool)) return 1;
     sb_lease *leases[20];
     char ep[256];
     for (int i = 0; i < 20; i++) {
@@ -695,7 +661,7 @@ static int two_endpoints_one_down(void) {
 static int operator_commands(void) {
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("ops", server.target, NULL, &m, &pool)) return 1;
+    if (open_pool_to("ops", server.target, NULL, &m, &pool)) return 1;
     sb_lease *lease = NULL;
     EXPECT_OK(sb_pool_acquire(pool, 2000, &lease));
     EXPECT_OK(sb_lease_release(lease));
@@ -749,7 +715,7 @@ static int health_checks(void) {
                               "0", NULL};
     sb_manager *m = NULL;
     sb_pool *pool = NULL;
-    if (open_pool("hc", server.target, settings, &m, &pool)) return 1;
+    if (open_pool_to("hc", server.target, settings, &m, &pool)) return 1;
     sb_lease *lease = NULL;
     EXPECT_OK(sb_pool_acquire(pool, 2000, &lease));
     EXPECT_OK(sb_lease_release(lease));

@@ -373,21 +373,6 @@ static int streams_come_and_go_and_events_arrive_in_order(void) {
     return close_manager(m);
 }
 
-/* The metrics text in a malloc'd buffer, or NULL. */
-static char *metrics_text(sb_manager *m) {
-    size_t need = 0;
-    if (sb_manager_metrics(m, NULL, 0, &need) != SB_RESOURCE_EXHAUSTED || need < 2) return NULL;
-    for (int tries = 0; tries < 5; tries++) {
-        size_t len = need + 1024;
-        char *buf = malloc(len);
-        if (buf == NULL) return NULL;
-        sb_status st = sb_manager_metrics(m, buf, len, &need);
-        if (st == SB_OK) return buf;
-        free(buf);
-        if (st != SB_RESOURCE_EXHAUSTED) return NULL;
-    }
-    return NULL;
-}
 
 static int has_line(const char *text, const char *line) {
     size_t n = strlen(line);
