@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use switchboard_core::{AcquireOptions, Config, Manager};
+use switchboard_core::{AcquireOptions, BreakerOp, Code, Config, Manager, SessionDetails};
 
 fn main() -> Result<(), switchboard_core::Error> {
     let target = std::env::args()
@@ -41,6 +41,39 @@ fn main() -> Result<(), switchboard_core::Error> {
     println!(
         "rust: pool \"{}\": {} open, {} idle, {} acquires",
         s.name, s.size, s.idle, s.acquired_total
+    );
+
+    // Resilience: the endpoint's health, and an operator taking it out and back.
+    for e in pool.health().endpoints {
+        println!(
+            "rust: endpoint {} {}, breaker {}, quality {:.2}",
+            e.endpoint,
+            e.state.as_str(),
+            e.breaker.as_str(),
+            e.quality
+        );
+    }
+    pool.breaker_op(None, BreakerOp::ForceOpen)?;
+    let refused = pool.acquire_blocking(AcquireOptions::default()).err();
+    println!(
+        "rust: breaker forced open, acquire fails fast: {}",
+        refused.map_or("no error?".to_string(), |e| e.to_string())
+    );
+    pool.breaker_op(None, BreakerOp::Reset)?;
+
+    // Sessions: deliver, commit, close, resume at the committed offset.
+    let sessions = manager.sessions();
+    sessions.register("quotes", "eu")?;
+    let id = sessions.open(&SessionDetails::new("quotes", "eu").streams(["trades"]))?;
+    sessions.deliver(id, "trades", 42, 4200, 0)?;
+    sessions.commit(id, "trades", 42)?;
+    let back = sessions.commit(id, "trades", 10).map_err(|e| e.code());
+    sessions.close(id)?;
+    let again = sessions.resume("quotes", "eu", &["trades"], false)?;
+    println!(
+        "rust: session resumed at {} (a backwards commit was refused: {})",
+        sessions.position(again, "trades")?,
+        back == Err(Code::FailedPrecondition)
     );
     manager.close(Duration::from_secs(2))?;
     println!("rust: manager closed");
