@@ -622,3 +622,41 @@ fn async_reads_and_writes_honour_their_deadline_and_leave_the_socket_usable() {
     assert_eq!(r, b"hi\n");
     assert!(!lease.is_broken(), "a timeout does not break the socket");
 }
+
+#[test]
+fn draining_an_endpoint_goes_through_disconnecting_to_disconnected() {
+    let server = EchoServer::start();
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m.pool("drain", &server.target(), &Config::new()).unwrap();
+    let held = pool.acquire_blocking(within(2000)).unwrap();
+    drop(pool.acquire_blocking(within(2000)).unwrap()); // a second one, now idle
+    assert_eq!(pool.stats().size, 2);
+    pool.drain(&server.target()).unwrap();
+    assert_eq!(pool.stats().idle, 0, "the idle one closed at once");
+    assert_eq!(pool.health().endpoints[0].state, ConnState::Disconnecting);
+    drop(held);
+    assert_eq!(pool.stats().size, 0, "the leased one closed on release");
+    assert_eq!(pool.health().endpoints[0].state, ConnState::Disconnected);
+    assert_eq!(pool.stats().closed_by.evicted, 2);
+    // It may serve again.
+    echo_once(&pool.acquire_blocking(within(2000)).unwrap());
+    assert_eq!(pool.health().endpoints[0].state, ConnState::Connected);
+    let states: Vec<_> = events_of(&m, EventKind::EndpointState, Duration::from_millis(200))
+        .into_iter()
+        .map(|e| e.new_state.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            "connecting",
+            "connected",
+            "disconnecting",
+            "disconnected",
+            "connected"
+        ]
+    );
+    assert_eq!(
+        pool.drain("tcp://127.0.0.1:1").unwrap_err().code(),
+        Code::NotFound
+    );
+}

@@ -516,8 +516,34 @@ impl Endpoints {
             .open
             .fetch_sub(1, Ordering::SeqCst)
             .saturating_sub(1);
-        if broken && left == 0 && self.state(i) == ConnState::Connected {
-            self.set_state(i, ConnState::Reconnecting, "its last connection broke");
+        if left != 0 {
+            return;
+        }
+        match self.state(i) {
+            ConnState::Connected if broken => {
+                self.set_state(i, ConnState::Reconnecting, "its last connection broke");
+            }
+            ConnState::Disconnecting => {
+                self.set_state(
+                    i,
+                    ConnState::Disconnected,
+                    "drained: its last connection closed",
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// An operator drains endpoint `i`: DISCONNECTING until its last connection closes.
+    pub(crate) fn draining(&self, i: usize) {
+        if self.slots[i].open.load(Ordering::SeqCst) == 0 {
+            self.set_state(
+                i,
+                ConnState::Disconnected,
+                "drained (no connection was open)",
+            );
+        } else {
+            self.set_state(i, ConnState::Disconnecting, "drained by the operator");
         }
     }
 

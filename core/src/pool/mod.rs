@@ -434,14 +434,17 @@ impl<C: Connector> Pool<C> {
     }
 
     /// Closes the connections of one endpoint (idle ones now, leased ones when they
-    /// come back), e.g. before taking it out of service. New connections go wherever
-    /// the pool chooses, which may be that endpoint again.
+    /// come back), e.g. before taking it out of service: the endpoint is
+    /// `disconnecting` until the last one closes, then `disconnected`. New connections
+    /// go wherever the pool chooses, which may be that endpoint again (force its
+    /// breaker open to keep it out).
     pub fn drain(&self, endpoint: &str) -> Result<()> {
         let inner = &self.inner;
         let i = inner.endpoints.find(endpoint)?;
         inner.endpoints.slots[i]
             .epoch
             .fetch_add(1, Ordering::SeqCst);
+        inner.endpoints.draining(i);
         inner.sweep_evicted();
         inner.fill_min_idle();
         Ok(())
