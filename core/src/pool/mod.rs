@@ -1642,11 +1642,19 @@ impl<C: Connector> PoolInner<C> {
             let Some(choice) = self.endpoints.choose_one(i) else {
                 continue; // backing off or breaker refusing: the next pass tries again
             };
+            // Gives the permit back if this pass is abandoned mid-connect.
+            let mut guard = ChoiceGuard {
+                pool: self,
+                choice: Some(choice),
+            };
             let endpoint = self.endpoints.slots[i].endpoint.clone();
             let started = Instant::now();
             let t = timeout.min(self.settings.connect_timeout);
             let r = self.open(&endpoint, i, t).await;
             let elapsed = started.elapsed();
+            let Some(choice) = guard.choice.take() else {
+                continue;
+            };
             let effect = self
                 .endpoints
                 .on_connect(&choice, r.as_ref().map(|_| ()), elapsed);
