@@ -3,6 +3,7 @@ offset store (surviving SIGKILL of a child process), events and the stream_api m
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import select
@@ -343,6 +344,25 @@ def test_commit_releases_the_gil(tmp_path: Path) -> None:
             t.join(timeout=10)
         assert ticks > 0
         assert s.committed("ds", "k", "a") == 200
+
+
+def test_asyncio_commits_go_to_disk_off_the_event_loop(tmp_path: Path) -> None:
+    path = str(tmp_path / "async.redb")
+    with switchboard.Manager(offsets_path=path) as m:
+        s = m.sessions
+        s.register("ds", "k")
+
+        async def main() -> None:
+            with s.open_session("ds", "k", ["a"]) as session:
+                for offset in (5, 7):
+                    await session.commit_async("a", offset)
+                with pytest.raises(switchboard.FailedPrecondition, match="backwards"):
+                    await s.commit_async(session.id, "a", 6)
+                await s.flush_async()
+
+        asyncio.run(main())
+    with switchboard.Manager(offsets_path=path) as m:
+        assert m.sessions.committed("ds", "k", "a") == 7
 
 
 def test_interval_sync_buffers_until_flush(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ manager has ``offsets_path`` set. Everything here translates; the behaviour is t
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Iterable, List, Literal, Optional, Tuple, Union
@@ -296,6 +297,15 @@ class Sessions:
         """Writes commits buffered by ``offsets_sync="interval"`` now."""
         self._native.flush()
 
+    async def commit_async(self, id: int, stream: str, offset: int) -> None:
+        """:meth:`commit` for asyncio: the store's write (and fsync) runs on a worker
+        thread, so the event loop never waits for the disk."""
+        await asyncio.get_running_loop().run_in_executor(None, self.commit, id, stream, offset)
+
+    async def flush_async(self) -> None:
+        """:meth:`flush` for asyncio (the write runs on a worker thread)."""
+        await asyncio.get_running_loop().run_in_executor(None, self.flush)
+
     @property
     def store_kind(self) -> StoreKind:
         """``"memory"`` or ``"durable"`` (``offsets_path`` set)."""
@@ -366,6 +376,10 @@ class Session:
     def commit(self, stream: str, offset: int) -> None:
         """:meth:`Sessions.commit`."""
         self._sessions.commit(self._id, stream, offset)
+
+    async def commit_async(self, stream: str, offset: int) -> None:
+        """:meth:`Sessions.commit_async`."""
+        await self._sessions.commit_async(self._id, stream, offset)
 
     def seek(self, stream: str, offset: int) -> None:
         """:meth:`Sessions.seek`."""
