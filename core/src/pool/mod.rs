@@ -1035,11 +1035,11 @@ impl<C: Connector> PoolInner<C> {
                         Counters::inc(&self.counters.acquired_waited);
                         if let Some(e) = &lease.entry {
                             self.track(e);
-                            self.count_leased(e, true);
                         }
                         return Ok(lease);
                     }
                     if let Some(e) = lease.entry.take() {
+                        self.count_leased(&e, false);
                         self.close_entry(e, CloseReason::Broken);
                     }
                 }
@@ -1153,6 +1153,9 @@ impl<C: Connector> PoolInner<C> {
             }
             if self.num_waiters.load(Ordering::SeqCst) != 0 {
                 entry.leased_at = now;
+                // Counted as leased from here: a waiter that has gone away drops the
+                // grant, and the Lease's drop gives it back (and un-counts it).
+                self.count_leased(&entry, true);
                 let lease = Lease {
                     entry: Some(entry),
                     pool: self.clone(),
@@ -1160,7 +1163,10 @@ impl<C: Connector> PoolInner<C> {
                 match self.grant_first(Grant::Conn(lease)) {
                     None => return,
                     Some(Grant::Conn(mut lease)) => match lease.entry.take() {
-                        Some(e) => entry = e,
+                        Some(e) => {
+                            self.count_leased(&e, false);
+                            entry = e;
+                        }
                         None => return,
                     },
                     Some(_) => return,
