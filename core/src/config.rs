@@ -91,6 +91,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Worker threads of the manager's own tokio runtime. Background work only; blocking callers wait on their own thread, so 2 is enough for most programs.",
     },
     KeySpec {
+        key: "runtime.clock",
+        kind: Kind::Enum(&["system", "manual"]),
+        default: "system",
+        doc: "Where the manager's state machines read time: system (the monotonic clock) or manual (time moves only when the program calls advance_clock; for tests that move time instead of sleeping, in every language).",
+    },
+    KeySpec {
         key: "pool.max_size",
         kind: Kind::Int {
             min: 1,
@@ -414,12 +420,108 @@ pub const KEYS: &[KeySpec] = &[
         default: "1s",
         doc: "How often buffered commits are written when offsets.sync is interval (must be above 0 then).",
     },
+    KeySpec {
+        key: "registry.max_total_connections",
+        kind: Kind::Int {
+            min: 0,
+            max: 100_000_000,
+        },
+        default: "10000",
+        doc: "Most connections registered at once; beyond it register fails with ResourceExhausted. 0 means no limit. The default is the WebSocket pool's of seed 004.",
+    },
+    KeySpec {
+        key: "registry.max_connections_per_topic",
+        kind: Kind::Int {
+            min: 0,
+            max: 100_000_000,
+        },
+        default: "1000",
+        doc: "Most connections subscribed to one topic; beyond it a register or subscribe naming the topic fails with ResourceExhausted. 0 means no limit. Seed 004's default.",
+    },
+    KeySpec {
+        key: "registry.max_connections_per_user",
+        kind: Kind::Int {
+            min: 0,
+            max: 100_000_000,
+        },
+        default: "0",
+        doc: "Most connections registered at once for one user id (Centrifugo's client_user_connection_limit). 0 means no limit.",
+    },
+    KeySpec {
+        key: "registry.max_topics_per_connection",
+        kind: Kind::Int {
+            min: 0,
+            max: 1_000_000,
+        },
+        default: "128",
+        doc: "Most topics one connection may be subscribed to (Centrifugo's client_channel_limit, 128). 0 means no limit.",
+    },
+    KeySpec {
+        key: "registry.queue_max_messages",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000_000,
+        },
+        default: "1024",
+        doc: "Messages queued for one connection before its queue_full_policy applies. A slow client never blocks a broadcast or the other clients; its own queue fills instead.",
+    },
+    KeySpec {
+        key: "registry.queue_max_bytes",
+        kind: Kind::Int {
+            min: 1,
+            max: 1 << 40,
+        },
+        default: "1048576",
+        doc: "Bytes queued for one connection before its queue_full_policy applies (Centrifugo's client_queue_max_size, 1 MiB). A single message larger than this is refused for that connection by the policy.",
+    },
+    KeySpec {
+        key: "registry.queue_full_policy",
+        kind: Kind::Enum(&["disconnect", "drop_oldest", "drop_new"]),
+        default: "disconnect",
+        doc: "What a full queue does with a new message: disconnect (remove the connection with reason slow_consumer; Centrifugo's behaviour, the client reconnects and catches up), drop_oldest (discard queued messages until it fits) or drop_new (discard the new message).",
+    },
+    KeySpec {
+        key: "registry.max_send_failures",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: "3",
+        doc: "Failed deliveries in a row (the send callback raised or returned an error, or the outbox was closed) after which the connection is removed with reason send_failed (seed 004's failed message cleanup).",
+    },
+    KeySpec {
+        key: "registry.heartbeat_interval",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "30s",
+        doc: "How often the registry asks the program to ping a connection it has not heard from (the ping callback, or a ping item in the outbox). 0 sends no pings. Seed 004's default.",
+    },
+    KeySpec {
+        key: "registry.connection_timeout",
+        kind: Kind::Duration { max_ms: 7 * DAY_MS },
+        default: "5m",
+        doc: "A connection not touched (no traffic, no pong) for this long is removed with reason stale by the next cleanup pass. 0 never removes silent connections. Seed 004's default (300 s).",
+    },
+    KeySpec {
+        key: "registry.cleanup_interval",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "1m",
+        doc: "How often the background pass removes stale connections, with up to 10% jitter; cleanup() runs it at once. 0 turns the background pass off (pings and cleanup then run only when the program calls cleanup()). Seed 004's default (60 s).",
+    },
+    KeySpec {
+        key: "registry.metrics_top_topics",
+        kind: Kind::Int {
+            min: 0,
+            max: 10_000,
+        },
+        default: "10",
+        doc: "How many of the largest topics get their own switchboard_registry_topic_connections series; the rest are summed in one series with topic=\"_other\", so the metric's cardinality stays bounded.",
+    },
 ];
 
 /// The known sections, for short keys such as Python's `pool_max_size=`.
 const SECTIONS: &[&str] = &[
     "runtime", "pool", "tcp", "probe", "breaker", "backoff", "retry", "health", "sessions",
-    "offsets",
+    "offsets", "registry",
 ];
 
 /// Looks up a key's spec.

@@ -28,11 +28,17 @@ pub enum Code {
     Io = 9,
     /// A bug in switchboard, e.g. a caught panic.
     Internal = 10,
+    /// No or bad credentials: the registry's authenticate hook refused a token
+    /// (gRPC's UNAUTHENTICATED, 16).
+    Unauthenticated = 11,
+    /// Credentials are valid but the action is refused, e.g. a subscribe the
+    /// authorize hook turned down (gRPC's PERMISSION_DENIED, 7).
+    PermissionDenied = 12,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 10] = [
+    pub const ALL: [Code; 12] = [
         Code::InvalidArgument,
         Code::NotFound,
         Code::ResourceExhausted,
@@ -43,6 +49,8 @@ impl Code {
         Code::InvalidHandle,
         Code::Io,
         Code::Internal,
+        Code::Unauthenticated,
+        Code::PermissionDenied,
     ];
 
     /// The name shared by all languages: `SB_INVALID_ARGUMENT`, ... (C enum name,
@@ -59,6 +67,8 @@ impl Code {
             Code::InvalidHandle => "SB_INVALID_HANDLE",
             Code::Io => "SB_IO",
             Code::Internal => "SB_INTERNAL",
+            Code::Unauthenticated => "SB_UNAUTHENTICATED",
+            Code::PermissionDenied => "SB_PERMISSION_DENIED",
         }
     }
 
@@ -75,6 +85,8 @@ impl Code {
             Code::InvalidHandle => "InvalidHandle",
             Code::Io => "Io",
             Code::Internal => "Internal",
+            Code::Unauthenticated => "Unauthenticated",
+            Code::PermissionDenied => "PermissionDenied",
         }
     }
 
@@ -91,6 +103,8 @@ impl Code {
             Code::InvalidHandle => "invalid handle",
             Code::Io => "I/O error",
             Code::Internal => "internal error",
+            Code::Unauthenticated => "unauthenticated",
+            Code::PermissionDenied => "permission denied",
         }
     }
 }
@@ -165,6 +179,11 @@ impl Error {
         Self::new(Code::FailedPrecondition, message)
     }
 
+    /// Shorthand for [`Code::ResourceExhausted`].
+    pub fn resource_exhausted(message: impl Into<String>) -> Self {
+        Self::new(Code::ResourceExhausted, message)
+    }
+
     /// Shorthand for [`Code::Internal`].
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Code::Internal, message)
@@ -213,7 +232,7 @@ mod tests {
     #[test]
     fn codes_are_stable_and_distinct() {
         let nums: Vec<i32> = Code::ALL.iter().map(|c| *c as i32).collect();
-        assert_eq!(nums, (1..=10).collect::<Vec<_>>());
+        assert_eq!(nums, (1..=12).collect::<Vec<_>>());
         assert_eq!(Code::InvalidHandle.sb_name(), "SB_INVALID_HANDLE");
     }
 

@@ -38,12 +38,23 @@ pub enum EventKind {
     StreamRemoved,
     /// An offset commit could not be stored.
     CommitFailed,
+    /// A connection joined the registry (`connection_id`, `user`).
+    Registered,
+    /// A connection left the registry (`connection_id`, `user`, `reason`).
+    Unregistered,
+    /// A registered connection subscribed to `topic`.
+    Subscribed,
+    /// A registered connection unsubscribed from `topic` (or left while subscribed).
+    Unsubscribed,
+    /// A registered connection's queue filled up; `reason` is the policy's outcome
+    /// (`drop_oldest`, `drop_new` or `disconnect`).
+    SlowConsumer,
 }
 
 impl EventKind {
     /// Every kind, in the order of their stable numbers (C's `sb_event_kind` is the
     /// position here plus one).
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::LeakSuspected,
         EventKind::ConnectionState,
         EventKind::EndpointState,
@@ -55,6 +66,11 @@ impl EventKind {
         EventKind::StreamAdded,
         EventKind::StreamRemoved,
         EventKind::CommitFailed,
+        EventKind::Registered,
+        EventKind::Unregistered,
+        EventKind::Subscribed,
+        EventKind::Unsubscribed,
+        EventKind::SlowConsumer,
     ];
 
     /// The stable name used in every language: `leak_suspected`, `breaker_state`, ...
@@ -71,6 +87,11 @@ impl EventKind {
             EventKind::StreamAdded => "stream_added",
             EventKind::StreamRemoved => "stream_removed",
             EventKind::CommitFailed => "commit_failed",
+            EventKind::Registered => "registered",
+            EventKind::Unregistered => "unregistered",
+            EventKind::Subscribed => "subscribed",
+            EventKind::Unsubscribed => "unsubscribed",
+            EventKind::SlowConsumer => "slow_consumer",
         }
     }
 }
@@ -99,6 +120,14 @@ pub struct Event {
     /// How long the lease has been held, for [`EventKind::LeakSuspected`]; how long
     /// the check took, for [`EventKind::HealthCheck`].
     pub age: Option<Duration>,
+    /// The registry topic it concerns, if one.
+    pub topic: Option<String>,
+    /// The user of the registry connection it concerns, if it has one.
+    pub user: Option<String>,
+    /// A short machine-readable reason: why a registry connection left (`stale`,
+    /// `send_failed`, `slow_consumer`, or the program's own), which policy a slow
+    /// consumer met, or which limit refused a call (`registry.max_total_connections`).
+    pub reason: Option<String>,
     /// The reason, as a sentence for humans.
     pub message: String,
 }
@@ -117,6 +146,9 @@ impl Event {
             old_state: None,
             new_state: None,
             age: None,
+            topic: None,
+            user: None,
+            reason: None,
             message: message.into(),
         }
     }

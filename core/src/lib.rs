@@ -24,6 +24,7 @@ pub mod config;
 pub mod connector;
 pub mod dyn_connector;
 pub mod endpoint;
+pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -31,6 +32,7 @@ pub mod manager;
 pub mod metrics;
 pub mod pool;
 pub mod random;
+pub mod registry;
 pub mod runtime;
 pub mod sessions;
 
@@ -46,6 +48,7 @@ pub use manager::Manager;
 pub use pool::{
     AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats, WeakPool,
 };
+pub use registry::Registry;
 pub use sessions::{SessionDetails, SessionInfo, Sessions, StreamHandle, StreamInfo};
 
 /// The library version, from Cargo.toml.
@@ -60,6 +63,11 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/resilience.md")]
 pub struct ResilienceDoctests;
+
+/// docs/registry.md's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/registry.md")]
+pub struct RegistryDoctests;
 
 /// docs/sessions.md's Rust examples, compiled as doctests.
 #[cfg(doctest)]

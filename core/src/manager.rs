@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::{ManualClock, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::connector::{Connector, TcpConnector, TcpSettings};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventCallback};
 use crate::pool::{Pool, PoolStats};
+use crate::registry::Registry;
 use crate::runtime::{self, RuntimeShared};
 use crate::sessions::Sessions;
 
@@ -54,6 +55,9 @@ struct ManagerInner {
     clock: SharedClock,
     events: Arc<EventBus>,
     sessions: Sessions,
+    registry: Registry,
+    /// Set when `runtime.clock = manual` (or [`Manager::with_clock`] was given one).
+    manual_clock: Option<ManualClock>,
 }
 
 /// The root object a program creates once: owns the tokio runtime, the pools and
@@ -87,12 +91,31 @@ impl std::fmt::Debug for Manager {
 
 impl Manager {
     /// Creates a manager and starts its runtime (`runtime.worker_threads`).
+    /// With `runtime.clock = manual`, time moves only by [`Manager::advance_clock`].
     pub fn new(config: &Config) -> Result<Manager> {
-        Self::with_clock(config, Arc::new(SystemClock))
+        if config.get("runtime.clock")? == "manual" {
+            let clock = ManualClock::new();
+            return Self::build(config, Arc::new(clock.clone()), Some(clock));
+        }
+        Self::build(config, Arc::new(SystemClock), None)
     }
 
     /// Creates a manager whose state machines read time from `clock` (for tests).
     pub fn with_clock(config: &Config, clock: SharedClock) -> Result<Manager> {
+        Self::build(config, clock, None)
+    }
+
+    /// Creates a manager on a [`ManualClock`] that the test also holds (and that
+    /// [`Manager::advance_clock`] moves).
+    pub fn with_manual_clock(config: &Config, clock: ManualClock) -> Result<Manager> {
+        Self::build(config, Arc::new(clock.clone()), Some(clock))
+    }
+
+    fn build(
+        config: &Config,
+        clock: SharedClock,
+        manual_clock: Option<ManualClock>,
+    ) -> Result<Manager> {
         let workers = config.u64("runtime.worker_threads") as usize;
         let (rt, shared) = RuntimeShared::build(workers)?;
         crate::backoff::set_max_concurrent_reconnects(
@@ -102,6 +125,8 @@ impl Manager {
         let sessions = Sessions::new(config, events.clone())?;
         let shared = Arc::new(shared);
         sessions.start_background(&shared)?;
+        let registry = Registry::new(config, events.clone(), clock.clone());
+        registry.start_background(&shared, workers)?;
         Ok(Manager {
             inner: Arc::new(ManagerInner {
                 config: config.clone(),
@@ -113,6 +138,8 @@ impl Manager {
                 clock,
                 events,
                 sessions,
+                registry,
+                manual_clock,
             }),
         })
     }
@@ -269,13 +296,34 @@ impl Manager {
     /// endpoint.
     pub fn metrics_text(&self) -> String {
         let sessions = Box::new(self.inner.sessions.collector());
-        crate::metrics::render_with(self.pool_stats(), vec![sessions])
+        let registry = Box::new(self.inner.registry.collector());
+        crate::metrics::render_with(self.pool_stats(), vec![sessions, registry])
     }
 
     /// The streaming sessions, their catalog and the offset store
     /// (`sessions.*`, `offsets.*` keys).
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+
+    /// The live-connection registry (`registry.*` keys).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Moves a manual clock (`runtime.clock = manual`) forward by `by`: breakers,
+    /// backoff, health and the registry's heartbeats and staleness see the time pass.
+    /// FailedPrecondition when the manager runs on the system clock.
+    pub fn advance_clock(&self, by: Duration) -> Result<()> {
+        match &self.inner.manual_clock {
+            Some(c) => {
+                c.advance(by);
+                Ok(())
+            }
+            None => Err(Error::failed_precondition(
+                "advance_clock needs a manager created with runtime.clock = manual; this one runs on the system clock",
+            )),
+        }
     }
 
     /// Closes the manager: stops accepting work, fails waiters, waits up to `timeout`
@@ -308,6 +356,13 @@ impl ManagerInner {
                 format!("writing buffered commits on close failed: {e}"),
             ));
         }
+        // Registered connections leave with reason manager_closed; their close
+        // callbacks run on the runtime before it stops.
+        self.registry.shutdown(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100)),
+        );
         let pools: Vec<Box<dyn PoolControl>> = {
             let mut p = self.pools.lock().unwrap_or_else(|p| p.into_inner());
             p.drain().map(|(_, (_, v))| v).collect()

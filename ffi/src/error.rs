@@ -37,6 +37,10 @@ pub enum sb_status {
     SB_IO = 9,
     /// A bug in switchboard (for example a caught panic).
     SB_INTERNAL = 10,
+    /// No or bad credentials: the registry's authenticate hook refused the token.
+    SB_UNAUTHENTICATED = 11,
+    /// Valid credentials, refused action: the authorize hook refused a subscribe.
+    SB_PERMISSION_DENIED = 12,
 }
 
 impl From<Code> for sb_status {
@@ -52,6 +56,8 @@ impl From<Code> for sb_status {
             Code::InvalidHandle => sb_status::SB_INVALID_HANDLE,
             Code::Io => sb_status::SB_IO,
             Code::Internal => sb_status::SB_INTERNAL,
+            Code::Unauthenticated => sb_status::SB_UNAUTHENTICATED,
+            Code::PermissionDenied => sb_status::SB_PERMISSION_DENIED,
         }
     }
 }
@@ -76,6 +82,8 @@ fn status_text(status: i32) -> &'static [u8] {
         8 => b"invalid handle\0",
         9 => b"I/O error\0",
         10 => b"internal error\0",
+        11 => b"unauthenticated\0",
+        12 => b"permission denied\0",
         _ => b"unknown status\0",
     }
 }

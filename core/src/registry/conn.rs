@@ -1,0 +1,298 @@
+//! One registered connection: who it is, what it is subscribed to, and its bounded
+//! queue of messages on their way to the program's sink.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use super::delivery::Sink;
+use super::settings::{Policy, Settings};
+use super::types::{ConnId, Item, Message};
+
+/// How messages reach the client.
+pub(crate) enum SinkKind {
+    /// The program's send callback, called on a delivery task of the runtime.
+    Callback(Arc<dyn Sink>),
+    /// A queue the program drains itself; the notify wakes its waiting reader.
+    Outbox(Notify),
+}
+
+/// The connection's queue, behind its own mutex (a broadcast holds it for one push).
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub(crate) items: VecDeque<Item>,
+    pub(crate) bytes: usize,
+    /// Callback sinks: the connection is in the ready queue or being delivered.
+    pub(crate) scheduled: bool,
+    /// Set when the queue filled up; cleared once it drains to half. The slow-consumer
+    /// event is emitted on the way in only, not for every dropped message.
+    pub(crate) overflowing: bool,
+    /// Set once the connection left the registry: the reason; nothing is queued after.
+    pub(crate) closed: Option<Arc<str>>,
+    /// Callback sinks: the close callback has been (or is being) called.
+    pub(crate) close_delivered: bool,
+    pub(crate) queued_total: u64,
+    pub(crate) dropped_total: u64,
+}
+
+/// What [`Conn::push`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// Queued; `schedule` when a callback connection must enter the ready queue;
+    /// `dropped_old` messages discarded to make room (drop_oldest).
+    Queued {
+        schedule: bool,
+        dropped_old: u64,
+        overflow_began: bool,
+    },
+    /// The new message was discarded (drop_new, or larger than the whole queue).
+    DroppedNew { overflow_began: bool },
+    /// The queue is full and the policy is disconnect.
+    Disconnect,
+    /// The outbox was closed by the program: a failed delivery.
+    Failed,
+    /// The connection has left; nothing was done.
+    Gone,
+}
+
+/// What the delivery task found in a callback connection's queue.
+pub(crate) enum Drain {
+    /// Items were moved into the buffer.
+    Items,
+    /// The connection left; call the close callback once, with this reason.
+    Close(Arc<str>),
+    /// Nothing left; the connection is no longer scheduled.
+    Idle,
+}
+
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    pub(crate) user: Option<Arc<str>>,
+    pub(crate) meta: Mutex<Vec<(Box<str>, Box<str>)>>,
+    /// Sorted; the same `Arc<str>` as the topic index's key.
+    pub(crate) topics: Mutex<Vec<Arc<str>>>,
+    pub(crate) queue: Mutex<Queue>,
+    pub(crate) sink: SinkKind,
+    /// Clock readings in nanoseconds since the registry's base instant.
+    pub(crate) created_ns: u64,
+    pub(crate) last_seen_ns: AtomicU64,
+    pub(crate) last_ping_ns: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) fails_in_row: AtomicU32,
+    /// The program closed (or dropped) the outbox: deliveries fail from now on.
+    pub(crate) outbox_closed: AtomicBool,
+    /// Whoever sets this first removes the connection (counts, events, close).
+    pub(crate) leaving: AtomicBool,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Conn {
+    pub(crate) fn new(
+        id: ConnId,
+        user: Option<Arc<str>>,
+        meta: Vec<(Box<str>, Box<str>)>,
+        topics: Vec<Arc<str>>,
+        sink: SinkKind,
+        now_ns: u64,
+    ) -> Conn {
+        Conn {
+            id,
+            user,
+            meta: Mutex::new(meta),
+            topics: Mutex::new(topics),
+            queue: Mutex::new(Queue::default()),
+            sink,
+            created_ns: now_ns,
+            last_seen_ns: AtomicU64::new(now_ns),
+            last_ping_ns: AtomicU64::new(now_ns),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            fails_in_row: AtomicU32::new(0),
+            outbox_closed: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_outbox(&self) -> bool {
+        matches!(self.sink, SinkKind::Outbox(_))
+    }
+
+    /// Queues `msg` under the connection's limits and policy.
+    #[inline]
+    pub(crate) fn push(&self, msg: &Message, s: &Settings) -> Push {
+        if self.is_outbox() && self.outbox_closed.load(Ordering::Relaxed) {
+            return Push::Failed;
+        }
+        let len = msg.len();
+        let mut q = lock(&self.queue);
+        if q.closed.is_some() {
+            return Push::Gone;
+        }
+        let fits =
+            |q: &Queue| q.items.len() < s.queue_max_messages && q.bytes + len <= s.queue_max_bytes;
+        let mut dropped_old = 0;
+        let mut overflow_began = false;
+        if !fits(&q) {
+            overflow_began = !q.overflowing;
+            q.overflowing = true;
+            match s.policy {
+                Policy::Disconnect => return Push::Disconnect,
+                Policy::DropNew => {
+                    q.dropped_total += 1;
+                    return Push::DroppedNew { overflow_began };
+                }
+                Policy::DropOldest => {
+                    if len > s.queue_max_bytes {
+                        q.dropped_total += 1;
+                        return Push::DroppedNew { overflow_began };
+                    }
+                    while !fits(&q) {
+                        match q.items.pop_front() {
+                            Some(old) => {
+                                q.bytes -= item_len(&old);
+                                dropped_old += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                    q.dropped_total += dropped_old;
+                }
+            }
+        }
+        q.items.push_back(Item::Message(msg.clone()));
+        q.bytes += len;
+        q.queued_total += 1;
+        let schedule = !q.scheduled && !self.is_outbox();
+        if schedule {
+            q.scheduled = true;
+        }
+        drop(q);
+        if let SinkKind::Outbox(n) = &self.sink {
+            n.notify_one();
+        }
+        Push::Queued {
+            schedule,
+            dropped_old,
+            overflow_began,
+        }
+    }
+
+    /// Queues a ping (not counted against the limits; skipped when the queue is
+    /// full, since a client that far behind would not answer it in time anyway).
+    /// Returns whether a callback connection must enter the ready queue, or `None`
+    /// when no ping was queued.
+    pub(crate) fn push_ping(&self, s: &Settings) -> Option<bool> {
+        let mut q = lock(&self.queue);
+        if q.closed.is_some() || q.items.len() >= s.queue_max_messages {
+            return None;
+        }
+        q.items.push_back(Item::Ping);
+        let schedule = !q.scheduled && !self.is_outbox();
+        if schedule {
+            q.scheduled = true;
+        }
+        drop(q);
+        if let SinkKind::Outbox(n) = &self.sink {
+            n.notify_one();
+        }
+        Some(schedule)
+    }
+
+    /// Marks the connection closed for `reason` and discards what was queued
+    /// (returned: messages discarded). Returns whether a callback connection must enter
+    /// the ready queue so that its close callback runs.
+    pub(crate) fn close(&self, reason: &Arc<str>) -> (u64, bool) {
+        let mut q = lock(&self.queue);
+        if q.closed.is_some() {
+            return (0, false);
+        }
+        q.closed = Some(reason.clone());
+        let discarded = q
+            .items
+            .iter()
+            .filter(|i| matches!(i, Item::Message(_)))
+            .count() as u64;
+        q.items = VecDeque::new();
+        q.bytes = 0;
+        q.dropped_total += discarded;
+        let schedule = !q.scheduled && !self.is_outbox();
+        if schedule {
+            q.scheduled = true;
+        }
+        drop(q);
+        if let SinkKind::Outbox(n) = &self.sink {
+            n.notify_waiters();
+            n.notify_one();
+        }
+        (discarded, schedule)
+    }
+
+    /// Callback sinks: moves up to `max` queued items into `buf`.
+    pub(crate) fn drain_into(&self, buf: &mut Vec<Item>, max: usize, s: &Settings) -> Drain {
+        let mut q = lock(&self.queue);
+        if !q.items.is_empty() {
+            let n = q.items.len().min(max);
+            let q = &mut *q;
+            for item in q.items.drain(..n) {
+                q.bytes -= item_len(&item);
+                buf.push(item);
+            }
+            settle(q, s);
+            return Drain::Items;
+        }
+        if let Some(reason) = q.closed.clone() {
+            if !q.close_delivered {
+                q.close_delivered = true;
+                return Drain::Close(reason);
+            }
+        }
+        q.scheduled = false;
+        Drain::Idle
+    }
+
+    /// Outboxes: the next item, or the close item once the connection has left.
+    pub(crate) fn pop(&self, s: &Settings) -> Option<Item> {
+        let mut q = lock(&self.queue);
+        if let Some(item) = q.items.pop_front() {
+            q.bytes -= item_len(&item);
+            settle(&mut q, s);
+            return Some(item);
+        }
+        q.closed.as_ref().map(|r| Item::Closed(r.to_string()))
+    }
+
+    /// Outboxes: the length of the next message, if the next item is one.
+    pub(crate) fn peek_len(&self) -> Option<usize> {
+        match lock(&self.queue).items.front() {
+            Some(Item::Message(m)) => Some(m.len()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn touch(&self, now_ns: u64) {
+        self.last_seen_ns.store(now_ns, Ordering::Relaxed);
+    }
+}
+
+fn item_len(item: &Item) -> usize {
+    match item {
+        Item::Message(m) => m.len(),
+        _ => 0,
+    }
+}
+
+/// Clears the overflow mark once the queue is back to half its limits.
+fn settle(q: &mut Queue, s: &Settings) {
+    if q.overflowing
+        && q.items.len() <= s.queue_max_messages / 2
+        && q.bytes <= s.queue_max_bytes / 2
+    {
+        q.overflowing = false;
+    }
+}
