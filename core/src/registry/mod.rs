@@ -54,12 +54,18 @@ pub use types::{
     ListPage, Message, Registration, RegistryStats, SendOutcome, Target,
 };
 
+/// An installed authentication hook.
+pub type SharedAuthenticator = Arc<dyn Authenticator + Send + Sync>;
+
 /// Connection ids come from one counter for the whole process: never reused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The authentication hook (optional). Called on the caller's thread, with no
 /// registry lock held, by `register` when given a token and by every subscribe.
-pub trait Authenticator: Send + Sync + 'static {
+/// Installed for the whole registry with [`Registry::set_authenticator`] (then it
+/// must be `Send + Sync`), or passed to one call with the `*_with_auth` methods (a
+/// binding whose hooks live on one thread, like Node's JS functions, does that).
+pub trait Authenticator {
     /// Checks `token`: the user and metadata to record, or the reason for a refusal
     /// (the register then fails with Unauthenticated).
     fn authenticate(&self, token: &str) -> std::result::Result<AuthGrant, String>;
@@ -102,7 +108,7 @@ pub(crate) struct Inner {
     events: Arc<EventBus>,
     clock: SharedClock,
     base: Instant,
-    auth: RwLock<Option<Arc<dyn Authenticator>>>,
+    auth: RwLock<Option<SharedAuthenticator>>,
     hook: RwLock<Option<Arc<dyn RoundHook>>>,
     pub(crate) closed: AtomicBool,
     rt: OnceLock<Arc<RuntimeShared>>,
@@ -209,20 +215,59 @@ impl Registry {
     /// (a token but no hook), PermissionDenied (the hook refused a topic),
     /// ResourceExhausted (a limit, named with its value) or Unavailable (closed).
     pub fn register(&self, reg: Registration, sink: Arc<dyn Sink>) -> Result<ConnId> {
-        Ok(self.register_kind(reg, SinkKind::Callback(sink))?.id)
+        Ok(self.register_kind(reg, SinkKind::Callback(sink), None)?.id)
+    }
+
+    /// [`Registry::register`] with `auth` as the hook for this call.
+    pub fn register_with_auth(
+        &self,
+        reg: Registration,
+        sink: Arc<dyn Sink>,
+        auth: &dyn Authenticator,
+    ) -> Result<ConnId> {
+        Ok(self
+            .register_kind(reg, SinkKind::Callback(sink), Some(auth))?
+            .id)
     }
 
     /// Registers a connection whose messages the program pulls from the returned
     /// [`Outbox`]. Fails as [`Registry::register`] does.
     pub fn register_outbox(&self, reg: Registration) -> Result<Outbox> {
-        let conn = self.register_kind(reg, SinkKind::Outbox(tokio::sync::Notify::new()))?;
+        self.register_outbox_auth(reg, None)
+    }
+
+    /// [`Registry::register_outbox`] with `auth` as the hook for this call.
+    pub fn register_outbox_with_auth(
+        &self,
+        reg: Registration,
+        auth: &dyn Authenticator,
+    ) -> Result<Outbox> {
+        self.register_outbox_auth(reg, Some(auth))
+    }
+
+    fn register_outbox_auth(
+        &self,
+        reg: Registration,
+        auth: Option<&dyn Authenticator>,
+    ) -> Result<Outbox> {
+        let conn = self.register_kind(reg, SinkKind::Outbox(tokio::sync::Notify::new()), auth)?;
         Ok(Outbox {
             inner: self.inner.clone(),
             conn,
         })
     }
 
-    fn register_kind(&self, reg: Registration, sink: SinkKind) -> Result<Arc<Conn>> {
+    fn register_kind(
+        &self,
+        reg: Registration,
+        sink: SinkKind,
+        call_auth: Option<&dyn Authenticator>,
+    ) -> Result<Arc<Conn>> {
+        let installed = self.authenticator();
+        let auth: Option<&dyn Authenticator> = match call_auth {
+            Some(a) => Some(a),
+            None => installed.as_deref().map(|a| a as &dyn Authenticator),
+        };
         self.check_open()?;
         let Registration {
             mut user,
@@ -231,7 +276,7 @@ impl Registry {
             token,
         } = reg;
         if let Some(token) = token {
-            let Some(auth) = self.authenticator() else {
+            let Some(auth) = auth else {
                 return Err(Error::failed_precondition(
                     "register was given a token but no authenticate hook is set; set one with set_authenticator, or register without a token",
                 ));
@@ -284,7 +329,7 @@ impl Registry {
             ));
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        if let Some(auth) = self.authenticator() {
+        if let Some(auth) = auth {
             for t in &names {
                 if let Err(why) = auth.authorize_subscribe(id, user.as_deref(), t) {
                     return Err(Error::new(
@@ -416,13 +461,37 @@ impl Registry {
     /// Subscribes `id` to `topic`; returns false if it already was. Limits and the
     /// authorize hook apply (ResourceExhausted, PermissionDenied).
     pub fn subscribe(&self, id: ConnId, topic: &str) -> Result<bool> {
+        let installed = self.authenticator();
+        self.subscribe_auth(
+            id,
+            topic,
+            installed.as_deref().map(|a| a as &dyn Authenticator),
+        )
+    }
+
+    /// [`Registry::subscribe`] with `auth` as the hook for this call.
+    pub fn subscribe_with_auth(
+        &self,
+        id: ConnId,
+        topic: &str,
+        auth: &dyn Authenticator,
+    ) -> Result<bool> {
+        self.subscribe_auth(id, topic, Some(auth))
+    }
+
+    fn subscribe_auth(
+        &self,
+        id: ConnId,
+        topic: &str,
+        auth: Option<&dyn Authenticator>,
+    ) -> Result<bool> {
         self.check_open()?;
         non_empty("topic", topic)?;
         let conn = self.inner.conn(id)?;
         if lock(&conn.topics).iter().any(|t| &**t == topic) {
             return Ok(false);
         }
-        if let Some(auth) = self.authenticator() {
+        if let Some(auth) = auth {
             if let Err(why) = auth.authorize_subscribe(id, conn.user.as_deref(), topic) {
                 return Err(Error::new(
                     Code::PermissionDenied,
@@ -530,13 +599,13 @@ impl Registry {
     /// Sets (or with `None` clears) the authentication hook.
     pub fn set_authenticator(
         &self,
-        auth: Option<Arc<dyn Authenticator>>,
-    ) -> Option<Arc<dyn Authenticator>> {
+        auth: Option<SharedAuthenticator>,
+    ) -> Option<SharedAuthenticator> {
         let mut slot = self.inner.auth.write().unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut *slot, auth)
     }
 
-    fn authenticator(&self) -> Option<Arc<dyn Authenticator>> {
+    fn authenticator(&self) -> Option<SharedAuthenticator> {
         self.inner
             .auth
             .read()
