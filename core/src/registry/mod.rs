@@ -26,6 +26,7 @@
 //! called with no registry lock held.
 
 mod admin;
+mod broadcast;
 mod conn;
 mod delivery;
 mod index;
@@ -33,7 +34,7 @@ mod metrics;
 mod settings;
 mod types;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -44,7 +45,7 @@ use crate::error::{Code, Error, Result};
 use crate::events::{Event, EventBus, EventKind};
 use crate::runtime::RuntimeShared;
 
-use conn::{Conn, Push, SinkKind, lock};
+use conn::{Conn, SinkKind, lock};
 use index::Index;
 
 pub use delivery::{FnSink, Outbox, RoundHook, Sink};
@@ -811,142 +812,5 @@ impl Inner {
                 }
             }
         }
-    }
-
-    /// The fan-out: one push per matched connection, under the index's read lock.
-    fn fan_out(&self, target: &Target, msg: &Message) -> BroadcastReport {
-        let start = Instant::now();
-        let mut report = BroadcastReport::default();
-        let mut slow: Vec<ConnId> = Vec::new();
-        let mut failed: Vec<Arc<Conn>> = Vec::new();
-        let mut overflowed: Vec<(ConnId, Option<Arc<str>>, &'static str)> = Vec::new();
-        let mut scheduled = false;
-        let except: Option<HashSet<ConnId>> =
-            (target.except.len() > 8).then(|| target.except.iter().copied().collect());
-        let excluded = |id: ConnId| match &except {
-            Some(set) => set.contains(&id),
-            None => target.except.contains(&id),
-        };
-        {
-            let ix = self.read();
-            let mut visit = |conn: &Arc<Conn>| {
-                if excluded(conn.id) {
-                    return;
-                }
-                report.recipients += 1;
-                match conn.push(msg, &self.settings) {
-                    Push::Queued {
-                        schedule,
-                        dropped_old,
-                        overflow_began,
-                    } => {
-                        report.queued += 1;
-                        report.dropped += dropped_old;
-                        if schedule {
-                            self.ready.queue.push(conn.clone());
-                            scheduled = true;
-                        }
-                        if overflow_began {
-                            overflowed.push((conn.id, conn.user.clone(), "drop_oldest"));
-                        }
-                    }
-                    Push::DroppedNew { overflow_began } => {
-                        report.dropped += 1;
-                        if overflow_began {
-                            overflowed.push((
-                                conn.id,
-                                conn.user.clone(),
-                                self.settings.policy.as_str(),
-                            ));
-                        }
-                    }
-                    Push::Disconnect => {
-                        report.disconnected += 1;
-                        slow.push(conn.id);
-                    }
-                    Push::Failed => failed.push(conn.clone()),
-                    Push::Gone => report.recipients -= 1,
-                }
-            };
-            let single_topic =
-                target.topics.len() == 1 && target.users.is_empty() && target.ids.is_empty();
-            if target.all {
-                ix.conns.values().for_each(&mut visit);
-            } else if single_topic {
-                if let Some(m) = ix.topics.get(target.topics[0].as_str()) {
-                    m.values().for_each(&mut visit);
-                }
-            } else {
-                let mut seen: HashSet<ConnId> = HashSet::new();
-                let mut once = |c: &Arc<Conn>| {
-                    if seen.insert(c.id) {
-                        visit(c);
-                    }
-                };
-                for t in &target.topics {
-                    if let Some(m) = ix.topics.get(t.as_str()) {
-                        m.values().for_each(&mut once);
-                    }
-                }
-                for u in &target.users {
-                    if let Some(v) = ix.users.get(u.as_str()) {
-                        v.iter().for_each(&mut once);
-                    }
-                }
-                for id in &target.ids {
-                    if let Some(c) = ix.conns.get(id) {
-                        once(c);
-                    }
-                }
-            }
-        }
-        if scheduled {
-            self.ready.notify.notify_one();
-        }
-        let c = &self.counters;
-        c.broadcasts.fetch_add(1, Ordering::Relaxed);
-        c.queued.fetch_add(report.queued, Ordering::Relaxed);
-        if report.dropped > 0 {
-            c.dropped.fetch_add(report.dropped, Ordering::Relaxed);
-        }
-        for conn in failed {
-            self.record_outcome(
-                &conn,
-                SendOutcome::Failed("the outbox was closed by the program".into()),
-                true,
-            );
-        }
-        for (id, user, policy) in overflowed {
-            self.emit(
-                EventKind::SlowConsumer,
-                id,
-                user.map(|u| u.to_string()),
-                None,
-                Some(policy.to_string()),
-                format!("connection {id}'s queue is full (registry.queue_max_messages {} / queue_max_bytes {}); policy {policy}", self.settings.queue_max_messages, self.settings.queue_max_bytes),
-            );
-        }
-        for id in slow {
-            let user = self
-                .read()
-                .conns
-                .get(&id)
-                .and_then(|c| c.user.as_deref().map(str::to_string));
-            self.emit(
-                EventKind::SlowConsumer,
-                id,
-                user,
-                None,
-                Some("disconnect".to_string()),
-                format!("connection {id}'s queue is full; policy disconnect removes it"),
-            );
-            self.remove(
-                id,
-                "slow_consumer",
-                &format!("connection {id} removed: its queue was full (slow consumer)"),
-            );
-        }
-        report.elapsed = start.elapsed();
-        report
     }
 }
