@@ -246,7 +246,7 @@ impl Registry {
         let now = inner.now_ns();
         let mut stale: Vec<ConnId> = Vec::new();
         let mut pinged = 0;
-        let mut scheduled = false;
+        let mut scheduled: Vec<Arc<Conn>> = Vec::new();
         {
             let ix = inner.read();
             for conn in ix.conns.values() {
@@ -264,16 +264,13 @@ impl Registry {
                     if let Some(schedule) = conn.push_ping(s) {
                         pinged += 1;
                         if schedule {
-                            inner.ready.queue.push(conn.clone());
-                            scheduled = true;
+                            scheduled.push(conn.clone());
                         }
                     }
                 }
             }
         }
-        if scheduled {
-            inner.ready.notify.notify_one();
-        }
+        inner.ready.push_all(&mut scheduled);
         let mut removed = 0;
         let timeout = s
             .timeout

@@ -21,7 +21,7 @@ impl Inner {
         let mut slow: Vec<ConnId> = Vec::new();
         let mut failed: Vec<Arc<Conn>> = Vec::new();
         let mut overflowed: Vec<(ConnId, Option<Arc<str>>, &'static str)> = Vec::new();
-        let mut scheduled = false;
+        let mut scheduled: Vec<Arc<Conn>> = Vec::new();
         let except: Option<HashSet<ConnId>> =
             (target.except.len() > 8).then(|| target.except.iter().copied().collect());
         let excluded = |id: ConnId| match &except {
@@ -44,8 +44,7 @@ impl Inner {
                         report.queued += 1;
                         report.dropped += dropped_old;
                         if schedule {
-                            self.ready.queue.push(conn.clone());
-                            scheduled = true;
+                            scheduled.push(conn.clone());
                         }
                         if overflow_began {
                             overflowed.push((conn.id, conn.user.clone(), "drop_oldest"));
@@ -101,9 +100,7 @@ impl Inner {
                 }
             }
         }
-        if scheduled {
-            self.ready.notify.notify_one();
-        }
+        self.ready.push_all(&mut scheduled);
         let c = &self.counters;
         c.broadcasts.fetch_add(1, Ordering::Relaxed);
         c.queued.fetch_add(report.queued, Ordering::Relaxed);

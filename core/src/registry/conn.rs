@@ -33,6 +33,11 @@ pub(crate) struct Queue {
     pub(crate) closed: Option<Arc<str>>,
     /// Callback sinks: the close callback has been (or is being) called.
     pub(crate) close_delivered: bool,
+    /// Outboxes: the program closed (or dropped) it; deliveries fail from now on.
+    pub(crate) outbox_closed: bool,
+    /// Outboxes: readers waiting for an item (a push wakes them only then, so a
+    /// broadcast to idle-reader outboxes touches no waker).
+    pub(crate) waiters: u32,
     pub(crate) queued_total: u64,
     pub(crate) dropped_total: u64,
 }
@@ -82,8 +87,6 @@ pub(crate) struct Conn {
     pub(crate) sent: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) fails_in_row: AtomicU32,
-    /// The program closed (or dropped) the outbox: deliveries fail from now on.
-    pub(crate) outbox_closed: AtomicBool,
     /// Whoever sets this first removes the connection (counts, events, close).
     pub(crate) leaving: AtomicBool,
 }
@@ -114,7 +117,6 @@ impl Conn {
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             fails_in_row: AtomicU32::new(0),
-            outbox_closed: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
         }
     }
@@ -126,13 +128,13 @@ impl Conn {
     /// Queues `msg` under the connection's limits and policy.
     #[inline]
     pub(crate) fn push(&self, msg: &Message, s: &Settings) -> Push {
-        if self.is_outbox() && self.outbox_closed.load(Ordering::Relaxed) {
-            return Push::Failed;
-        }
         let len = msg.len();
         let mut q = lock(&self.queue);
         if q.closed.is_some() {
             return Push::Gone;
+        }
+        if q.outbox_closed {
+            return Push::Failed;
         }
         let fits =
             |q: &Queue| q.items.len() < s.queue_max_messages && q.bytes + len <= s.queue_max_bytes;
@@ -172,9 +174,10 @@ impl Conn {
         if schedule {
             q.scheduled = true;
         }
+        let wake = q.waiters > 0;
         drop(q);
-        if let SinkKind::Outbox(n) = &self.sink {
-            n.notify_one();
+        if wake {
+            self.wake();
         }
         Push::Queued {
             schedule,
@@ -197,9 +200,10 @@ impl Conn {
         if schedule {
             q.scheduled = true;
         }
+        let wake = q.waiters > 0;
         drop(q);
-        if let SinkKind::Outbox(n) = &self.sink {
-            n.notify_one();
+        if wake {
+            self.wake();
         }
         Some(schedule)
     }
@@ -256,22 +260,60 @@ impl Conn {
         Drain::Idle
     }
 
-    /// Outboxes: the next item, or the close item once the connection has left.
-    pub(crate) fn pop(&self, s: &Settings) -> Option<Item> {
+    /// Callback sinks, after a turn: whether the connection needs another (more
+    /// items, or its close callback); if not, it is no longer scheduled.
+    pub(crate) fn after_turn(&self) -> bool {
         let mut q = lock(&self.queue);
+        if !q.items.is_empty() || (q.closed.is_some() && !q.close_delivered) {
+            return true;
+        }
+        q.scheduled = false;
+        false
+    }
+
+    /// Outboxes: the next item, or the close item once the connection has left.
+    /// With `wait`, an empty queue counts the caller as a waiter (it must then await
+    /// a `Notified` it enabled before calling, and call [`Conn::stop_waiting`]).
+    /// With `max_len`, a message longer than it stays queued: `Err(its length)`.
+    pub(crate) fn pop(
+        &self,
+        s: &Settings,
+        wait: bool,
+        max_len: Option<usize>,
+    ) -> Result<Option<Item>, usize> {
+        let mut q = lock(&self.queue);
+        if let (Some(max), Some(Item::Message(m))) = (max_len, q.items.front()) {
+            if m.len() > max {
+                return Err(m.len());
+            }
+        }
         if let Some(item) = q.items.pop_front() {
             q.bytes -= item_len(&item);
             settle(&mut q, s);
-            return Some(item);
+            return Ok(Some(item));
         }
-        q.closed.as_ref().map(|r| Item::Closed(r.to_string()))
+        let closed = q.closed.as_ref().map(|r| Item::Closed(r.to_string()));
+        if closed.is_none() && wait {
+            q.waiters += 1;
+        }
+        Ok(closed)
     }
 
-    /// Outboxes: the length of the next message, if the next item is one.
-    pub(crate) fn peek_len(&self) -> Option<usize> {
-        match lock(&self.queue).items.front() {
-            Some(Item::Message(m)) => Some(m.len()),
-            _ => None,
+    /// Outboxes: a waiter counted by [`Conn::pop`] stopped waiting.
+    pub(crate) fn stop_waiting(&self) {
+        let mut q = lock(&self.queue);
+        q.waiters = q.waiters.saturating_sub(1);
+    }
+
+    /// Outboxes: the program closed it.
+    pub(crate) fn close_outbox(&self) {
+        lock(&self.queue).outbox_closed = true;
+    }
+
+    fn wake(&self) {
+        if let SinkKind::Outbox(n) = &self.sink {
+            n.notify_waiters();
+            n.notify_one();
         }
     }
 

@@ -8,16 +8,16 @@
 //! the other clients. One connection's callbacks are never called concurrently and
 //! always in queue order; its close callback comes last.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_queue::SegQueue;
 use tokio::sync::Notify;
 
 use super::Inner;
-use super::conn::{Conn, Drain, SinkKind};
+use super::conn::{Conn, Drain, SinkKind, lock};
 use super::types::{ConnId, Item, Message, SendOutcome};
 use crate::error::{Error, Result};
 
@@ -101,11 +101,45 @@ pub trait RoundHook: Send + Sync + 'static {
     fn run(&self, round: &mut dyn FnMut());
 }
 
-/// Connections with queued items for their send callbacks.
+/// Connections with queued items for their send callbacks. A broadcast hands over
+/// all the connections it scheduled at once (one lock, one wake), so the delivery
+/// tasks never contend with a fan-out in progress.
 #[derive(Default)]
 pub(crate) struct Ready {
-    pub(crate) queue: SegQueue<Arc<Conn>>,
+    queue: Mutex<VecDeque<Arc<Conn>>>,
     pub(crate) notify: Notify,
+}
+
+impl Ready {
+    pub(crate) fn push(&self, conn: Arc<Conn>) {
+        lock(&self.queue).push_back(conn);
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn push_all(&self, conns: &mut Vec<Arc<Conn>>) {
+        if conns.is_empty() {
+            return;
+        }
+        lock(&self.queue).extend(conns.drain(..));
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        lock(&self.queue).is_empty()
+    }
+
+    /// Moves up to `max` connections into `out`; returns whether more remain.
+    fn take(&self, max: usize, out: &mut Vec<Arc<Conn>>) -> bool {
+        let mut q = lock(&self.queue);
+        let n = q.len().min(max);
+        out.extend(q.drain(..n));
+        !q.is_empty()
+    }
+
+    pub(crate) fn clear(&self) {
+        let gone = std::mem::take(&mut *lock(&self.queue));
+        drop(gone);
+    }
 }
 
 /// Connections one round serves, and items one connection gets per turn (so a
@@ -116,19 +150,25 @@ const TURN_ITEMS: usize = 64;
 /// A delivery task: waits for ready connections and calls their callbacks.
 pub(crate) async fn deliver_forever(inner: Arc<Inner>) {
     let mut buf: Vec<Item> = Vec::with_capacity(TURN_ITEMS);
+    let mut conns: Vec<Arc<Conn>> = Vec::with_capacity(ROUND_CONNS);
+    let mut again: Vec<Arc<Conn>> = Vec::with_capacity(ROUND_CONNS);
     loop {
         let notified = inner.ready.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if inner.ready.queue.is_empty() {
+        if inner.ready.is_empty() {
             if inner.closed.load(Ordering::Acquire) && inner.index_is_empty() {
                 return;
             }
             notified.await;
             continue;
         }
+        if inner.ready.take(ROUND_CONNS, &mut conns) {
+            // More work: let another delivery task help.
+            inner.ready.notify.notify_one();
+        }
         let hook = inner.round_hook();
-        let mut round = || deliver_round(&inner, &mut buf);
+        let mut round = || deliver_round(&inner, &mut conns, &mut again, &mut buf);
         match hook {
             Some(h) => {
                 if catch_unwind(AssertUnwindSafe(|| h.run(&mut round))).is_err() {
@@ -138,20 +178,20 @@ pub(crate) async fn deliver_forever(inner: Arc<Inner>) {
             }
             None => round(),
         }
+        conns.clear();
+        inner.ready.push_all(&mut again);
         tokio::task::yield_now().await;
     }
 }
 
-fn deliver_round(inner: &Inner, buf: &mut Vec<Item>) {
+fn deliver_round(
+    inner: &Inner,
+    conns: &mut Vec<Arc<Conn>>,
+    again: &mut Vec<Arc<Conn>>,
+    buf: &mut Vec<Item>,
+) {
     let mut sent = 0u64;
-    for _ in 0..ROUND_CONNS {
-        let Some(conn) = inner.ready.queue.pop() else {
-            break;
-        };
-        if !inner.ready.queue.is_empty() {
-            // More work: let another delivery task help.
-            inner.ready.notify.notify_one();
-        }
+    for conn in conns.drain(..) {
         let SinkKind::Callback(sink) = &conn.sink else {
             continue;
         };
@@ -168,13 +208,14 @@ fn deliver_round(inner: &Inner, buf: &mut Vec<Item>) {
                     }
                     inner.record_outcome(&conn, outcome, matches!(item, Item::Message(_)));
                 }
-                // Back in line behind the others (still scheduled), or idle next turn.
-                inner.ready.queue.push(conn);
+                // Back in line behind the others (still scheduled), or idle.
+                if conn.after_turn() {
+                    again.push(conn);
+                }
             }
             Drain::Close(reason) => {
                 let _ = catch_unwind(AssertUnwindSafe(|| sink.closed(conn.id, &reason)));
-                // One more turn marks it idle (nothing is queued after a close).
-                inner.ready.queue.push(conn);
+                conn.after_turn();
             }
             Drain::Idle => {}
         }
@@ -213,24 +254,44 @@ impl Outbox {
 
     /// The next item at once, if one is queued (`Closed` once the connection left).
     pub fn try_next(&self) -> Option<Item> {
-        let item = self.conn.pop(&self.inner.settings);
+        self.pop(false, None).ok().flatten()
+    }
+
+    fn pop(&self, wait: bool, max_len: Option<usize>) -> Result<Option<Item>> {
+        let item = self.conn.pop(&self.inner.settings, wait, max_len).map_err(|len| {
+            Error::invalid_argument(format!(
+                "the next message of connection {} is {len} bytes and the buffer holds {}; it stays queued: call again with a buffer of at least {len} bytes",
+                self.conn.id,
+                max_len.unwrap_or(0)
+            ))
+        })?;
         self.count(&item);
-        item
+        Ok(item)
+    }
+
+    /// Waits for the next item with `notified` enabled before looking, so that no
+    /// push between the look and the wait is missed.
+    async fn wait_next(&self, max_len: Option<usize>) -> Result<Item> {
+        let SinkKind::Outbox(notify) = &self.conn.sink else {
+            return Ok(Item::Closed("not an outbox".into()));
+        };
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(item) = self.pop(true, max_len)? {
+                return Ok(item);
+            }
+            let _waiting = Waiting(&self.conn);
+            notified.await;
+        }
     }
 
     /// The next item, waiting for one. After [`Item::Closed`] it returns `Closed` again.
     pub async fn next(&self) -> Item {
-        loop {
-            let SinkKind::Outbox(notify) = &self.conn.sink else {
-                return Item::Closed("not an outbox".into());
-            };
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(item) = self.try_next() {
-                return item;
-            }
-            notified.await;
+        match self.wait_next(None).await {
+            Ok(item) => item,
+            Err(e) => Item::Closed(e.to_string()),
         }
     }
 
@@ -240,44 +301,19 @@ impl Outbox {
     /// naming both lengths (C's buffer was too small: retry with a bigger one).
     pub fn next_within(&self, timeout: Duration, max_len: Option<usize>) -> Result<Option<Item>> {
         let rt = self.inner.runtime()?;
-        let fits = || -> Result<()> {
-            if let (Some(max), Some(len)) = (max_len, self.conn.peek_len()) {
-                if len > max {
-                    return Err(Error::invalid_argument(format!(
-                        "the next message of connection {} is {len} bytes and the buffer holds {max}; it stays queued: call again with a buffer of at least {len} bytes",
-                        self.conn.id
-                    )));
-                }
-            }
-            Ok(())
-        };
-        fits()?;
-        if let Some(item) = self.try_next() {
+        if let Some(item) = self.pop(false, max_len)? {
             return Ok(Some(item));
         }
         if timeout.is_zero() {
             return Ok(None);
         }
-        rt.block_on(async {
-            tokio::time::timeout(timeout, async {
-                loop {
-                    let SinkKind::Outbox(notify) = &self.conn.sink else {
-                        return Ok(Item::Closed("not an outbox".into()));
-                    };
-                    let notified = notify.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    fits()?;
-                    if let Some(item) = self.try_next() {
-                        return Ok(item);
-                    }
-                    notified.await;
-                }
-            })
-            .await
-            .ok()
-            .transpose()
-        })?
+        // The timer is made inside the runtime (a Sleep needs its time driver).
+        let waited =
+            rt.block_on(async { tokio::time::timeout(timeout, self.wait_next(max_len)).await })?;
+        match waited {
+            Ok(item) => item.map(Some),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Records traffic from the client now (see [`crate::registry::Registry::touch`]).
@@ -288,7 +324,7 @@ impl Outbox {
     /// Closes the outbox: nothing more is queued for it and later deliveries fail.
     /// Safe to call twice.
     pub fn close(&self) {
-        self.conn.outbox_closed.store(true, Ordering::Relaxed);
+        self.conn.close_outbox();
     }
 
     fn count(&self, item: &Option<Item>) {
@@ -296,6 +332,15 @@ impl Outbox {
             self.conn.sent.fetch_add(1, Ordering::Relaxed);
             self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Uncounts a waiter however its wait ends (an item, or a dropped future).
+struct Waiting<'a>(&'a Conn);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.stop_waiting();
     }
 }
 

@@ -196,9 +196,11 @@ impl Registry {
                 .remove(id, "manager_closed", "the manager closed");
         }
         let deadline = Instant::now() + timeout;
-        while !self.inner.ready.queue.is_empty() && Instant::now() < deadline {
+        while !self.inner.ready.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
+        // What the delivery tasks did not reach in time is let go of here.
+        self.inner.ready.clear();
         self.inner.ready.notify.notify_waiters();
     }
 
@@ -774,8 +776,7 @@ impl Inner {
         }
         let user = conn.user.as_deref().map(str::to_string);
         if schedule {
-            self.ready.queue.push(conn);
-            self.ready.notify.notify_one();
+            self.ready.push(conn);
         }
         self.emit(
             EventKind::Unregistered,
