@@ -24,6 +24,9 @@
  *                    -> sb_lease_release or sb_lease_discard
  *     sb_session_get -> sb_session_info_free   (a snapshot the library allocated)
  *     sb_session_catalog -> sb_catalog_free
+ *     sb_registry_get -> sb_conn_info_free, sb_registry_list -> sb_conn_list_free,
+ *     sb_registry_get_stats -> sb_registry_stats_free   (registry snapshots)
+ *     sb_registry_register_outbox -> sb_registry_outbox_free (or sb_manager_free)
  *   The _free and _release functions accept NULL (SB_OK); a second call on the same
  *   handle returns SB_INVALID_HANDLE. Configs are copied when passed to _new.
  *   Closing or freeing a manager closes its pools; their handles and leases then fail
@@ -75,6 +78,21 @@
  *   every_commit, the default); open, resume, committed and flush may read or write
  *   the disk too. Session calls never wait on the runtime, so they work inside
  *   callbacks too.
+ *
+ * Registry
+ *   The live-connection registry (sb_registry_*) lives in a manager; connections are
+ *   named by uint64_t ids (unique in the process, never reused): an unknown id is
+ *   SB_NOT_FOUND. Register with a send callback (sb_registry_register: send, ping and
+ *   closed run on the library's runtime threads, one at a time per connection, in
+ *   queue order; the userdata's free_userdata runs once when the library lets the
+ *   connection go) or as an outbox the program drains on its own thread
+ *   (sb_registry_next). Broadcasts only queue (sb_registry_broadcast never blocks on a
+ *   client). The authentication hook (sb_registry_set_authenticator) runs on the
+ *   thread calling register or subscribe; its refusals are SB_UNAUTHENTICATED and
+ *   SB_PERMISSION_DENIED. Input structs (sb_registration, sb_target, sb_list_filter)
+ *   and sb_broadcast_report start with struct_size: set it to sizeof the struct.
+ *   With runtime.clock = manual, sb_manager_advance_clock moves time for heartbeats
+ *   and stale cleanup (sb_registry_cleanup runs the pass at once).
  *
  * Events
  *   Events (a lease held past pool.leak_detection_threshold, a connection, endpoint
@@ -163,6 +181,26 @@
 #define SB_EVENT_STREAM_LEN 256
 
 /**
+ * Size of `sb_event.topic` in bytes, NUL included. Longer names are truncated.
+ */
+#define SB_EVENT_TOPIC_LEN 256
+
+/**
+ * Size of `sb_event.user` in bytes, NUL included. Longer names are truncated.
+ */
+#define SB_EVENT_USER_LEN 256
+
+/**
+ * Size of `sb_event.reason` in bytes, NUL included. Longer reasons are truncated.
+ */
+#define SB_EVENT_REASON_LEN 256
+
+/**
+ * Size of the `why` buffer the auth callbacks get, NUL included.
+ */
+#define SB_AUTH_WHY_LEN 256
+
+/**
  * The result of every fallible switchboard call. `SB_OK` is success; every other
  * value is an error whose details `sb_last_error` returns. The numbers are stable and
  * never reused; new codes may be added.
@@ -217,6 +255,14 @@ enum sb_status
      * A bug in switchboard (for example a caught panic).
      */
     SB_INTERNAL = 10,
+    /**
+     * No or bad credentials: the registry's authenticate hook refused the token.
+     */
+    SB_UNAUTHENTICATED = 11,
+    /**
+     * Valid credentials, refused action: the authorize hook refused a subscribe.
+     */
+    SB_PERMISSION_DENIED = 12,
 };
 #ifndef __cplusplus
 typedef int32_t sb_status;
@@ -359,9 +405,62 @@ enum sb_event_kind
      * An offset commit could not be stored ("commit_failed").
      */
     SB_EVENT_COMMIT_FAILED = 11,
+    /**
+     * A connection joined the registry ("registered"; `connection_id`, `user`).
+     */
+    SB_EVENT_REGISTERED = 12,
+    /**
+     * A connection left the registry ("unregistered"; `reason`).
+     */
+    SB_EVENT_UNREGISTERED = 13,
+    /**
+     * A registered connection subscribed to `topic` ("subscribed").
+     */
+    SB_EVENT_SUBSCRIBED = 14,
+    /**
+     * A registered connection unsubscribed from `topic`, or left while subscribed
+     * ("unsubscribed").
+     */
+    SB_EVENT_UNSUBSCRIBED = 15,
+    /**
+     * A registered connection's queue filled up ("slow_consumer"); `reason` is the
+     * policy's outcome (`drop_oldest`, `drop_new` or `disconnect`).
+     */
+    SB_EVENT_SLOW_CONSUMER = 16,
 };
 #ifndef __cplusplus
 typedef int32_t sb_event_kind;
+#endif // __cplusplus
+
+/**
+ * What an `sb_registry_next` item is.
+ */
+enum sb_item_kind
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+    /**
+     * A binary message, in `buf[0..*n]`.
+     */
+    SB_ITEM_BINARY = 1,
+    /**
+     * A text (UTF-8) message, in `buf[0..*n]` (no NUL is added).
+     */
+    SB_ITEM_TEXT = 2,
+    /**
+     * Ping the client now (`registry.heartbeat_interval`); `*n` is 0.
+     */
+    SB_ITEM_PING = 3,
+    /**
+     * The connection left; the reason (`stale`, `send_failed`, `slow_consumer`,
+     * `manager_closed`, ...) is in `buf[0..*n]` (cut to fit). The last item: every
+     * later call returns it again.
+     */
+    SB_ITEM_CLOSED = 4,
+};
+#ifndef __cplusplus
+typedef int32_t sb_item_kind;
 #endif // __cplusplus
 
 /**
@@ -403,6 +502,12 @@ typedef int32_t sb_breaker_op;
  * afterwards without affecting the manager or pool.
  */
 typedef struct sb_config sb_config;
+
+/**
+ * What the authenticate hook grants a token, filled by the callback with
+ * `sb_grant_set_user` and `sb_grant_add_meta`. Valid only during the callback.
+ */
+typedef struct sb_grant sb_grant;
 
 /**
  * A connection checked out of a pool by `sb_pool_acquire`. Use it from one thread at
@@ -890,6 +995,21 @@ typedef struct {
      * The stream it concerns (NUL-terminated, possibly truncated); "" when none.
      */
     char stream[SB_EVENT_STREAM_LEN];
+    /**
+     * The registry topic it concerns (`SB_EVENT_SUBSCRIBED`, `SB_EVENT_UNSUBSCRIBED`);
+     * "" when none. Appended later: check `struct_size`.
+     */
+    char topic[SB_EVENT_TOPIC_LEN];
+    /**
+     * The registry user it concerns; "" when none.
+     */
+    char user[SB_EVENT_USER_LEN];
+    /**
+     * Why: a disconnect reason (`SB_EVENT_UNREGISTERED`), a policy outcome
+     * (`SB_EVENT_SLOW_CONSUMER`), or the limit's key for a registry refusal
+     * (`SB_EVENT_REJECTED`); "" when none.
+     */
+    char reason[SB_EVENT_REASON_LEN];
 } sb_event;
 
 /**
@@ -1009,6 +1129,410 @@ typedef struct {
     const char *const *session_keys;
 } sb_catalog;
 
+/**
+ * Checks `token` (valid only during the call). Return 0 to accept it, after
+ * optionally setting the user and metadata on `grant`; non-zero to refuse it, with
+ * the reason written NUL-terminated into `why` (`why_len` bytes, zeroed; may be left
+ * empty). Runs on the thread calling `sb_registry_register*` with a token.
+ */
+typedef int (*sb_authenticate_fn)(void *userdata,
+                                  const char *token,
+                                  sb_grant *grant,
+                                  char *why,
+                                  size_t why_len);
+
+/**
+ * Whether connection `id` of `user` (NULL: none) may subscribe to `topic` (at
+ * register and on every subscribe). Return 0 to allow; non-zero to refuse, with the
+ * reason in `why` as above. Runs on the thread calling register or subscribe.
+ */
+typedef int (*sb_authorize_fn)(void *userdata,
+                               uint64_t id,
+                               const char *user,
+                               const char *topic,
+                               char *why,
+                               size_t why_len);
+
+/**
+ * A connection to register (`sb_registry_register`, `sb_registry_register_outbox`).
+ * Set `struct_size = sizeof(sb_registration)`; fields beyond a shorter struct_size
+ * (an older header) count as NULL / 0. Every field may be NULL / 0.
+ */
+typedef struct {
+    /**
+     * `sizeof(sb_registration)`.
+     */
+    size_t struct_size;
+    /**
+     * The user this connection belongs to, or NULL.
+     */
+    const char *user;
+    /**
+     * `meta_len` metadata keys (a key given twice keeps the last value).
+     */
+    const char *const *meta_keys;
+    /**
+     * `meta_len` metadata values, `meta_values[i]` for `meta_keys[i]`.
+     */
+    const char *const *meta_values;
+    /**
+     * How many metadata entries.
+     */
+    size_t meta_len;
+    /**
+     * `topics_len` topics to subscribe at once.
+     */
+    const char *const *topics;
+    /**
+     * How many topics.
+     */
+    size_t topics_len;
+    /**
+     * A credential for the authenticate hook (`sb_registry_set_authenticator`), or
+     * NULL. Its grant's user and metadata are merged over the fields above.
+     */
+    const char *token;
+} sb_registration;
+
+/**
+ * Sends one message to the client: `len` bytes at `data` (valid only during the
+ * call), `is_text` for a text message. Return 0 when it was handed to the
+ * transport, non-zero when it failed (counted; after `registry.max_send_failures` in
+ * a row the connection is removed with reason `send_failed`).
+ */
+typedef int (*sb_send_fn)(void *userdata,
+                          uint64_t id,
+                          const uint8_t *data,
+                          size_t len,
+                          bool is_text);
+
+/**
+ * Pings the client (heartbeat); returns 0, or non-zero for a failure (counted like a
+ * failed send).
+ */
+typedef int (*sb_ping_fn)(void *userdata,
+                          uint64_t id);
+
+/**
+ * The connection left the registry for `reason` (valid only during the call);
+ * called once, after its last send. Close the client's transport here.
+ */
+typedef void (*sb_closed_fn)(void *userdata,
+                             uint64_t id,
+                             const char *reason);
+
+/**
+ * Who a broadcast or a disconnect is for: the union of `topics`, `users` and `ids`,
+ * or everyone with `all`, minus `except`. A connection matched twice is served once.
+ * Set `struct_size = sizeof(sb_target)`; fields beyond a shorter struct_size count as
+ * NULL / 0 / false.
+ */
+typedef struct {
+    /**
+     * `sizeof(sb_target)`.
+     */
+    size_t struct_size;
+    /**
+     * Everyone registered (then topics, users and ids are ignored).
+     */
+    bool all;
+    /**
+     * `topics_len` topics: their subscribers.
+     */
+    const char *const *topics;
+    /**
+     * How many topics.
+     */
+    size_t topics_len;
+    /**
+     * `users_len` users: their connections.
+     */
+    const char *const *users;
+    /**
+     * How many users.
+     */
+    size_t users_len;
+    /**
+     * `ids_len` connection ids.
+     */
+    const uint64_t *ids;
+    /**
+     * How many ids.
+     */
+    size_t ids_len;
+    /**
+     * `except_len` connection ids never served.
+     */
+    const uint64_t *except;
+    /**
+     * How many except ids.
+     */
+    size_t except_len;
+} sb_target;
+
+/**
+ * What one broadcast (or `sb_registry_send`) did, counted by the time it returned.
+ * Filled by value: set `struct_size = sizeof(sb_broadcast_report)` first; the library
+ * fills the fields that fit and sets `struct_size` to the bytes filled.
+ */
+typedef struct {
+    /**
+     * In: `sizeof(sb_broadcast_report)`. Out: the bytes filled.
+     */
+    size_t struct_size;
+    /**
+     * Connections the target matched (after the except set).
+     */
+    uint64_t recipients;
+    /**
+     * Messages queued for delivery.
+     */
+    uint64_t queued;
+    /**
+     * Messages dropped by full queues (`drop_new`, and those `drop_oldest` discarded).
+     */
+    uint64_t dropped;
+    /**
+     * Recipients removed as too slow (`disconnect` policy).
+     */
+    uint64_t disconnected;
+    /**
+     * How long the fan-out took, in nanoseconds.
+     */
+    uint64_t elapsed_ns;
+} sb_broadcast_report;
+
+/**
+ * A snapshot of one connection (`sb_registry_get`, or an element of
+ * `sb_conn_list.connections`). Its strings and arrays live as long as the snapshot.
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * Its id.
+     */
+    uint64_t id;
+    /**
+     * Its user, or NULL.
+     */
+    const char *user;
+    /**
+     * How many metadata entries.
+     */
+    size_t meta_len;
+    /**
+     * Metadata keys, sorted (NULL when none).
+     */
+    const char *const *meta_keys;
+    /**
+     * Metadata values, `meta_values[i]` for `meta_keys[i]`.
+     */
+    const char *const *meta_values;
+    /**
+     * How many topics.
+     */
+    size_t topics_len;
+    /**
+     * Its topics, sorted (NULL when none).
+     */
+    const char *const *topics;
+    /**
+     * `"active"` or `"idle"` (static).
+     */
+    const char *state;
+    /**
+     * `"callback"` or `"outbox"` (static).
+     */
+    const char *sink;
+    /**
+     * Time since it registered, in nanoseconds (by the manager's clock).
+     */
+    uint64_t age_ns;
+    /**
+     * Time since it was last touched, in nanoseconds.
+     */
+    uint64_t idle_ns;
+    /**
+     * Messages waiting in its queue.
+     */
+    uint64_t queued_messages;
+    /**
+     * Bytes waiting in its queue.
+     */
+    uint64_t queued_bytes;
+    /**
+     * Messages handed to its sink.
+     */
+    uint64_t sent;
+    /**
+     * Messages dropped for it.
+     */
+    uint64_t dropped;
+    /**
+     * Failed deliveries to it.
+     */
+    uint64_t failed;
+} sb_conn_info;
+
+/**
+ * Which connections `sb_registry_list` returns; every set field must match. Set
+ * `struct_size = sizeof(sb_list_filter)`; unset fields are NULL / 0.
+ */
+typedef struct {
+    /**
+     * `sizeof(sb_list_filter)`.
+     */
+    size_t struct_size;
+    /**
+     * Only this user's connections (NULL: any).
+     */
+    const char *user;
+    /**
+     * Only subscribers of this topic (NULL: any).
+     */
+    const char *topic;
+    /**
+     * Only connections whose metadata has this key (NULL: any) ...
+     */
+    const char *meta_key;
+    /**
+     * ... with this value (required with `meta_key`).
+     */
+    const char *meta_value;
+    /**
+     * Only connections in this state, `"active"` or `"idle"` (NULL: any).
+     */
+    const char *state;
+    /**
+     * Only connections silent for at least this many milliseconds (0: any).
+     */
+    uint64_t min_idle_ms;
+    /**
+     * Most records to return (0: the default, 100; at most 10,000).
+     */
+    size_t limit;
+    /**
+     * Only ids above this one: the previous page's `next_cursor` (0: from the start).
+     */
+    uint64_t cursor;
+} sb_list_filter;
+
+/**
+ * One page of `sb_registry_list`, freed (once) by `sb_conn_list_free`.
+ */
+typedef struct {
+    /**
+     * How many records.
+     */
+    size_t len;
+    /**
+     * The records, in id order (NULL when none). Never extended per element.
+     */
+    const sb_conn_info *connections;
+    /**
+     * Whether there is a next page.
+     */
+    bool has_next;
+    /**
+     * Pass as `cursor` for the next page (0 when this was the last one).
+     */
+    uint64_t next_cursor;
+} sb_conn_list;
+
+/**
+ * The registry's statistics (`sb_registry_get_stats`), freed (once) by
+ * `sb_registry_stats_free`. Fields may be added at the end (`struct_size`).
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * Connections registered now.
+     */
+    uint64_t connections;
+    /**
+     * Of those, heard from within the heartbeat interval.
+     */
+    uint64_t active;
+    /**
+     * Topics with at least one subscriber.
+     */
+    uint64_t topics;
+    /**
+     * Distinct users with at least one connection.
+     */
+    uint64_t users;
+    /**
+     * Connections ever registered.
+     */
+    uint64_t registered_total;
+    /**
+     * Broadcasts (and direct sends) made.
+     */
+    uint64_t broadcasts;
+    /**
+     * Messages queued for delivery.
+     */
+    uint64_t messages_queued;
+    /**
+     * Messages handed to sinks.
+     */
+    uint64_t messages_sent;
+    /**
+     * Messages dropped by full queues, or discarded when their connection left.
+     */
+    uint64_t messages_dropped;
+    /**
+     * Failed deliveries.
+     */
+    uint64_t messages_failed;
+    /**
+     * Cleanup passes run.
+     */
+    uint64_t cleanup_runs;
+    /**
+     * How many topics `topic_names` / `topic_counts` hold (every topic).
+     */
+    size_t topic_counts_len;
+    /**
+     * Topic names, largest first.
+     */
+    const char *const *topic_names;
+    /**
+     * Subscribers of `topic_names[i]`.
+     */
+    const uint64_t *topic_counts;
+    /**
+     * How many disconnect reasons.
+     */
+    size_t disconnects_len;
+    /**
+     * Reasons connections were removed for (sorted).
+     */
+    const char *const *disconnect_reasons;
+    /**
+     * How many were removed for `disconnect_reasons[i]`.
+     */
+    const uint64_t *disconnect_counts;
+    /**
+     * How many limit keys refused calls.
+     */
+    size_t rejections_len;
+    /**
+     * The limit keys (sorted), e.g. `registry.max_total_connections`.
+     */
+    const char *const *rejection_keys;
+    /**
+     * Calls refused by `rejection_keys[i]`.
+     */
+    const uint64_t *rejection_counts;
+} sb_registry_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1120,6 +1644,15 @@ sb_status sb_manager_close(sb_manager *manager,
  * (`SB_OK`); a manager already freed returns `SB_INVALID_HANDLE`.
  */
 sb_status sb_manager_free(sb_manager *manager);
+
+/**
+ * Moves the manager's manual clock (`runtime.clock = manual`) forward by `ms`
+ * milliseconds: breakers, backoff, health and the registry's heartbeats and
+ * staleness see the time pass (then `sb_registry_cleanup` runs the pass at once).
+ * Returns `SB_FAILED_PRECONDITION` for a manager on the system clock (the default).
+ */
+sb_status sb_manager_advance_clock(sb_manager *manager,
+                                   uint64_t ms);
 
 /**
  * Creates a pool named `name` (unique within the manager) of connections to
@@ -2044,6 +2577,381 @@ sb_status sb_session_catalog(const sb_manager *manager,
  * that is not a live catalog returns `SB_INVALID_HANDLE` and frees nothing.
  */
 sb_status sb_catalog_free(sb_catalog *catalog);
+
+/**
+ * Sets the user of the grant being filled (inside an `sb_authenticate_fn`). Returns
+ * `SB_INVALID_ARGUMENT` for a NULL grant or user, or a user that is not UTF-8 (the
+ * refusal then names it).
+ *
+ * # Safety
+ *
+ * `grant` must be the pointer passed to the running authenticate callback; `user`
+ * NULL (rejected) or a NUL-terminated string.
+ */
+sb_status sb_grant_set_user(sb_grant *grant,
+                            const char *user);
+
+/**
+ * Adds one metadata entry to the grant being filled (inside an
+ * `sb_authenticate_fn`); merged over the registration's. Errors as
+ * `sb_grant_set_user`.
+ *
+ * # Safety
+ *
+ * As `sb_grant_set_user`; `key` and `value` NULL (rejected) or NUL-terminated.
+ */
+sb_status sb_grant_add_meta(sb_grant *grant,
+                            const char *key,
+                            const char *value);
+
+/**
+ * Installs the registry's authentication hook (both callbacks NULL: removes it).
+ * `authenticate` checks the token of a registration (a registration with a token and
+ * no hook, or no `authenticate`, fails); `authorize` (NULL: allow all) checks each
+ * topic at register and every subscribe. A refused token fails the register with
+ * `SB_UNAUTHENTICATED` ("the authenticate hook refused the token: <why>"); a refused
+ * topic with `SB_PERMISSION_DENIED` ("the authorize hook refused topic "t": <why>").
+ *
+ * The callbacks run on the thread making the register or subscribe call, with no
+ * registry lock held (they may call the registry, e.g. `sb_registry_get`); several
+ * threads may run them at once. Ownership of `userdata` passes to the library:
+ * `free_userdata` (if not NULL) runs once, when the hook is replaced or removed, or
+ * when the manager is freed (with both callbacks NULL: before this returns, and on
+ * failure too).
+ *
+ * # Safety
+ *
+ * The callbacks must be safe to call from any thread with `userdata`, which must stay
+ * valid until `free_userdata` runs.
+ */
+sb_status sb_registry_set_authenticator(sb_manager *manager,
+                                        sb_authenticate_fn authenticate,
+                                        sb_authorize_fn authorize,
+                                        void *userdata,
+                                        sb_free_fn free_userdata);
+
+/**
+ * Registers a connection whose messages go to `send` (and heartbeats to `ping`, NULL:
+ * none; its leaving to `closed`, NULL: none), with `reg` (NULL: anonymous, no
+ * metadata, no topics), and stores its id in `*id_out`.
+ *
+ * The callbacks run on one of switchboard's runtime threads (a delivery task), never
+ * two at once for one connection, in queue order, `closed` once and last; several
+ * connections' callbacks may run at once on different threads. No registry lock is
+ * held: they may call `sb_registry_*` (say, unregister), but must not block for long
+ * (they hold up the other connections of that thread) nor call `sb_manager_close` /
+ * `sb_manager_free`. Ownership of `userdata` passes to the library: `free_userdata`
+ * (if not NULL) runs once, after `closed`, when the library lets the connection go
+ * (on the thread that lets go, often a runtime thread); on failure before this
+ * returns.
+ *
+ * Returns `SB_INVALID_ARGUMENT` (NULL `send`, an empty user, topic or metadata key),
+ * `SB_UNAUTHENTICATED` (the hook refused the token), `SB_FAILED_PRECONDITION` (a
+ * token but no hook), `SB_PERMISSION_DENIED` (the hook refused a topic),
+ * `SB_RESOURCE_EXHAUSTED` (a `registry.max_*` limit, named with its value),
+ * `SB_UNAVAILABLE` (the manager is closed).
+ *
+ * # Safety
+ *
+ * `reg` NULL or a valid `sb_registration`; the callbacks safe to call from any thread
+ * with `userdata`, valid until `free_userdata` runs; `id_out` NULL (rejected) or a
+ * writable `uint64_t`.
+ */
+sb_status sb_registry_register(sb_manager *manager,
+                               const sb_registration *reg,
+                               sb_send_fn send,
+                               sb_ping_fn ping,
+                               sb_closed_fn closed,
+                               void *userdata,
+                               sb_free_fn free_userdata,
+                               uint64_t *id_out);
+
+/**
+ * Registers a connection whose messages the program pulls with `sb_registry_next`
+ * (from its own writer thread), with `reg` as in `sb_registry_register`, and stores
+ * its id in `*id_out`. Free it with `sb_registry_outbox_free` (after it closed, or to
+ * stop taking messages); `sb_manager_free` frees the rest. Same errors as
+ * `sb_registry_register`.
+ *
+ * # Safety
+ *
+ * `reg` NULL or a valid `sb_registration`; `id_out` NULL (rejected) or writable.
+ */
+sb_status sb_registry_register_outbox(sb_manager *manager,
+                                      const sb_registration *reg,
+                                      uint64_t *id_out);
+
+/**
+ * Takes the next item of outbox connection `conn`, waiting on the calling thread up
+ * to `timeout_ms` milliseconds (0: do not wait). `*kind` says what it is (see
+ * `sb_item_kind`); a message or close reason is copied into `buf` and its length
+ * stored in `*n`. Returns `SB_TIMEOUT` when nothing came in time; `SB_INVALID_ARGUMENT`
+ * when the next message is longer than `len` (it stays queued; the message names its
+ * length: call again with a larger buffer); `SB_NOT_FOUND` for an id that is not an
+ * outbox of this process (or was freed). Several threads may call it for one
+ * connection; each item goes to one of them. Must not be called from a callback
+ * (a runtime thread).
+ *
+ * # Safety
+ *
+ * `buf` must point to `len` writable bytes (or be NULL with 0); `n` and `kind` NULL
+ * (rejected) or writable.
+ */
+sb_status sb_registry_next(uint64_t conn,
+                           uint8_t *buf,
+                           size_t len,
+                           uint64_t timeout_ms,
+                           size_t *n,
+                           sb_item_kind *kind);
+
+/**
+ * Frees outbox connection `conn`: it stops taking messages (later deliveries fail,
+ * and after `registry.max_send_failures` it is removed with `send_failed`; call
+ * `sb_registry_unregister` first to leave at once). `SB_NOT_FOUND` when it is not a
+ * live outbox. A thread waiting in `sb_registry_next` on it finishes its wait.
+ */
+sb_status sb_registry_outbox_free(uint64_t conn);
+
+/**
+ * Removes connection `id` for `reason` (NULL or "": `unregistered`): its queue is
+ * discarded, its `closed` callback runs (an outbox yields `SB_ITEM_CLOSED`).
+ * `SB_NOT_FOUND` when it is not registered.
+ *
+ * # Safety
+ *
+ * `reason` NULL or a NUL-terminated string.
+ */
+sb_status sb_registry_unregister(sb_manager *manager,
+                                 uint64_t id,
+                                 const char *reason);
+
+/**
+ * Records traffic from connection `id` now: call it on every message from the client
+ * (a pong included); it is then `active` and not stale. `SB_NOT_FOUND` when gone.
+ */
+sb_status sb_registry_touch(sb_manager *manager,
+                            uint64_t id);
+
+/**
+ * Stores in `*out` whether connection `id` is registered.
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `bool`.
+ */
+sb_status sb_registry_contains(const sb_manager *manager,
+                               uint64_t id,
+                               bool *out);
+
+/**
+ * Stores in `*out` how many connections are registered.
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `size_t`.
+ */
+sb_status sb_registry_len(const sb_manager *manager,
+                          size_t *out);
+
+/**
+ * Subscribes `id` to `topic`; `*added` (if not NULL) is false when it already was.
+ * `SB_RESOURCE_EXHAUSTED` for a limit, `SB_PERMISSION_DENIED` when the authorize hook
+ * refuses, `SB_NOT_FOUND`, `SB_INVALID_ARGUMENT` for an empty topic.
+ *
+ * # Safety
+ *
+ * `topic` NULL (rejected) or NUL-terminated; `added` NULL or writable.
+ */
+sb_status sb_registry_subscribe(sb_manager *manager,
+                                uint64_t id,
+                                const char *topic,
+                                bool *added);
+
+/**
+ * Unsubscribes `id` from `topic`; `*removed` (if not NULL) is false when it was not
+ * subscribed.
+ *
+ * # Safety
+ *
+ * As `sb_registry_subscribe`.
+ */
+sb_status sb_registry_unsubscribe(sb_manager *manager,
+                                  uint64_t id,
+                                  const char *topic,
+                                  bool *removed);
+
+/**
+ * Sets metadata `key` of connection `id` to `value` (NULL: removes the key).
+ *
+ * # Safety
+ *
+ * `key` NULL (rejected) or NUL-terminated; `value` NULL or NUL-terminated.
+ */
+sb_status sb_registry_set_metadata(sb_manager *manager,
+                                   uint64_t id,
+                                   const char *key,
+                                   const char *value);
+
+/**
+ * Queues one message (`len` bytes at `data`, copied once and shared by every
+ * recipient; text when `is_text`, which must then be UTF-8) for every connection
+ * `target` matches, minus its except set, and fills `*report` (NULL: not wanted; set
+ * its `struct_size`). Never blocks on a client: a full queue meets
+ * `registry.queue_full_policy`. Send callbacks run after it returns, on the runtime.
+ * `SB_INVALID_ARGUMENT` for a target that names nobody.
+ *
+ * # Safety
+ *
+ * `target` a valid `sb_target`; `data` `len` readable bytes (or NULL with 0);
+ * `report` NULL or writable as documented.
+ */
+sb_status sb_registry_broadcast(sb_manager *manager,
+                                const sb_target *target,
+                                const uint8_t *data,
+                                size_t len,
+                                bool is_text,
+                                sb_broadcast_report *report);
+
+/**
+ * Queues one message for connection `id` alone, as `sb_registry_broadcast` does.
+ * `SB_NOT_FOUND` when it is not registered.
+ *
+ * # Safety
+ *
+ * As `sb_registry_broadcast`.
+ */
+sb_status sb_registry_send(sb_manager *manager,
+                           uint64_t id,
+                           const uint8_t *data,
+                           size_t len,
+                           bool is_text,
+                           sb_broadcast_report *report);
+
+/**
+ * Removes every connection `target` matches (minus its except set) for `reason`
+ * (NULL or "": `disconnected`); their `closed` callbacks get the reason. `*removed`
+ * (if not NULL) receives how many.
+ *
+ * # Safety
+ *
+ * `target` a valid `sb_target`; `reason` NULL or NUL-terminated; `removed` NULL or
+ * writable.
+ */
+sb_status sb_registry_disconnect(sb_manager *manager,
+                                 const sb_target *target,
+                                 const char *reason,
+                                 uint64_t *removed);
+
+/**
+ * Runs the heartbeat and stale pass now (the background one runs every
+ * `registry.cleanup_interval`): connections silent past `registry.connection_timeout`
+ * are removed (`stale`), those silent past `registry.heartbeat_interval` are asked to
+ * ping. `*removed` and `*pinged` (each if not NULL) receive the counts.
+ *
+ * # Safety
+ *
+ * `removed` and `pinged` NULL or writable.
+ */
+sb_status sb_registry_cleanup(sb_manager *manager,
+                              uint64_t *removed,
+                              uint64_t *pinged);
+
+/**
+ * Stores in `*out` a snapshot of connection `id`; free it with `sb_conn_info_free`
+ * (once). `SB_NOT_FOUND` when it is not registered.
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `sb_conn_info *`.
+ */
+sb_status sb_registry_get(const sb_manager *manager,
+                          uint64_t id,
+                          sb_conn_info **out);
+
+/**
+ * Frees a snapshot made by `sb_registry_get`. NULL is a no-op; a pointer that is not
+ * one (freed already) returns `SB_INVALID_HANDLE` and frees nothing.
+ */
+sb_status sb_conn_info_free(sb_conn_info *info);
+
+/**
+ * Stores in `*out` one page of the connections `filter` matches (NULL: all), in id
+ * order; free it with `sb_conn_list_free` (once). Pass `next_cursor` as the next
+ * call's `filter->cursor` while `has_next`. `SB_INVALID_ARGUMENT` for an unknown
+ * state, a `meta_key` without `meta_value`, or a limit over 10,000.
+ *
+ * # Safety
+ *
+ * `filter` NULL or a valid `sb_list_filter`; `out` NULL (rejected) or writable.
+ */
+sb_status sb_registry_list(const sb_manager *manager,
+                           const sb_list_filter *filter,
+                           sb_conn_list **out);
+
+/**
+ * Frees a page made by `sb_registry_list`. NULL is a no-op; a pointer that is not
+ * one returns `SB_INVALID_HANDLE`.
+ */
+sb_status sb_conn_list_free(sb_conn_list *list);
+
+/**
+ * Stores in `*out` the registry's statistics; free them with
+ * `sb_registry_stats_free` (once).
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `sb_registry_stats *`.
+ */
+sb_status sb_registry_get_stats(const sb_manager *manager,
+                                sb_registry_stats **out);
+
+/**
+ * Frees statistics made by `sb_registry_get_stats`. NULL is a no-op; a pointer that
+ * is not one returns `SB_INVALID_HANDLE`.
+ */
+sb_status sb_registry_stats_free(sb_registry_stats *stats);
+
+/**
+ * Encodes seed 004's JSON message envelope, stamped now:
+ * `{"type":..,"topic":..,"data":..,"timestamp":..,"error":..}` into `buf` as a
+ * NUL-terminated string. `type` is required; `topic`, `data_json` (JSON text: an
+ * object, array, string, number ...) and `error` may be NULL (left out). `*written`
+ * (if not NULL) always receives the size the text needs with its NUL; when it does
+ * not fit in `len`, returns `SB_RESOURCE_EXHAUSTED` (`buf` may be NULL with `len` 0
+ * to ask). `SB_INVALID_ARGUMENT` for an empty type or `data_json` that is not JSON.
+ *
+ * # Safety
+ *
+ * Strings NULL or NUL-terminated (`type` NULL is rejected); `buf` `len` writable
+ * bytes (or NULL with 0); `written` NULL or writable.
+ */
+sb_status sb_envelope_encode(const char *type,
+                             const char *topic,
+                             const char *data_json,
+                             const char *error,
+                             char *buf,
+                             size_t len,
+                             size_t *written);
+
+/**
+ * Decodes an envelope's fields into the caller's buffers: `type_buf` receives its
+ * type, `topic_buf` its topic ("" when none), `data_buf` its data as JSON text (""
+ * when none), each NUL-terminated (a buffer may be NULL with length 0 when not
+ * wanted). `SB_INVALID_ARGUMENT` names what is wrong with `text`;
+ * `SB_RESOURCE_EXHAUSTED` when a wanted field does not fit.
+ *
+ * # Safety
+ *
+ * `text` NULL (rejected) or NUL-terminated; each buffer its length in writable bytes
+ * (or NULL with 0).
+ */
+sb_status sb_envelope_decode(const char *text,
+                             char *type_buf,
+                             size_t type_len,
+                             char *topic_buf,
+                             size_t topic_len,
+                             char *data_buf,
+                             size_t data_len);
 
 #ifdef __cplusplus
 }  // extern "C"

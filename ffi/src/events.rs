@@ -46,6 +46,18 @@ pub enum sb_event_kind {
     SB_EVENT_STREAM_REMOVED = 10,
     /// An offset commit could not be stored ("commit_failed").
     SB_EVENT_COMMIT_FAILED = 11,
+    /// A connection joined the registry ("registered"; `connection_id`, `user`).
+    SB_EVENT_REGISTERED = 12,
+    /// A connection left the registry ("unregistered"; `reason`).
+    SB_EVENT_UNREGISTERED = 13,
+    /// A registered connection subscribed to `topic` ("subscribed").
+    SB_EVENT_SUBSCRIBED = 14,
+    /// A registered connection unsubscribed from `topic`, or left while subscribed
+    /// ("unsubscribed").
+    SB_EVENT_UNSUBSCRIBED = 15,
+    /// A registered connection's queue filled up ("slow_consumer"); `reason` is the
+    /// policy's outcome (`drop_oldest`, `drop_new` or `disconnect`).
+    SB_EVENT_SLOW_CONSUMER = 16,
 }
 
 impl From<EventKind> for sb_event_kind {
@@ -63,6 +75,11 @@ impl From<EventKind> for sb_event_kind {
             EventKind::StreamAdded => SB_EVENT_STREAM_ADDED,
             EventKind::StreamRemoved => SB_EVENT_STREAM_REMOVED,
             EventKind::CommitFailed => SB_EVENT_COMMIT_FAILED,
+            EventKind::Registered => SB_EVENT_REGISTERED,
+            EventKind::Unregistered => SB_EVENT_UNREGISTERED,
+            EventKind::Subscribed => SB_EVENT_SUBSCRIBED,
+            EventKind::Unsubscribed => SB_EVENT_UNSUBSCRIBED,
+            EventKind::SlowConsumer => SB_EVENT_SLOW_CONSUMER,
             // Kinds added to core before C knows them; never seen in practice, since
             // core and this crate are built together.
             _ => SB_EVENT_REJECTED,
@@ -81,6 +98,12 @@ pub const SB_EVENT_ENDPOINT_LEN: usize = 256;
 pub const SB_EVENT_STATE_LEN: usize = 32;
 /// Size of `sb_event.stream` in bytes, NUL included. Longer names are truncated.
 pub const SB_EVENT_STREAM_LEN: usize = 256;
+/// Size of `sb_event.topic` in bytes, NUL included. Longer names are truncated.
+pub const SB_EVENT_TOPIC_LEN: usize = 256;
+/// Size of `sb_event.user` in bytes, NUL included. Longer names are truncated.
+pub const SB_EVENT_USER_LEN: usize = 256;
+/// Size of `sb_event.reason` in bytes, NUL included. Longer reasons are truncated.
+pub const SB_EVENT_REASON_LEN: usize = 256;
 
 /// One event, filled by value by `sb_manager_poll_event` (no pointers inside; nothing
 /// to free). Strings are copied into the fixed arrays, truncated at a UTF-8 character
@@ -125,6 +148,15 @@ pub struct sb_event {
     pub session_id: u64,
     /// The stream it concerns (NUL-terminated, possibly truncated); "" when none.
     pub stream: [c_char; SB_EVENT_STREAM_LEN],
+    /// The registry topic it concerns (`SB_EVENT_SUBSCRIBED`, `SB_EVENT_UNSUBSCRIBED`);
+    /// "" when none. Appended later: check `struct_size`.
+    pub topic: [c_char; SB_EVENT_TOPIC_LEN],
+    /// The registry user it concerns; "" when none.
+    pub user: [c_char; SB_EVENT_USER_LEN],
+    /// Why: a disconnect reason (`SB_EVENT_UNREGISTERED`), a policy outcome
+    /// (`SB_EVENT_SLOW_CONSUMER`), or the limit's key for a registry refusal
+    /// (`SB_EVENT_REJECTED`); "" when none.
+    pub reason: [c_char; SB_EVENT_REASON_LEN],
 }
 
 impl From<&Event> for sb_event {
@@ -143,6 +175,9 @@ impl From<&Event> for sb_event {
             new_state: [0; SB_EVENT_STATE_LEN],
             session_id: e.session_id.unwrap_or(0),
             stream: [0; SB_EVENT_STREAM_LEN],
+            topic: [0; SB_EVENT_TOPIC_LEN],
+            user: [0; SB_EVENT_USER_LEN],
+            reason: [0; SB_EVENT_REASON_LEN],
         };
         copy_str(&mut out.pool, &e.pool);
         copy_str(&mut out.message, &e.message);
@@ -150,6 +185,9 @@ impl From<&Event> for sb_event {
         copy_str(&mut out.old_state, e.old_state.unwrap_or(""));
         copy_str(&mut out.new_state, e.new_state.unwrap_or(""));
         copy_str(&mut out.stream, e.stream.as_deref().unwrap_or(""));
+        copy_str(&mut out.topic, e.topic.as_deref().unwrap_or(""));
+        copy_str(&mut out.user, e.user.as_deref().unwrap_or(""));
+        copy_str(&mut out.reason, e.reason.as_deref().unwrap_or(""));
         out
     }
 }
@@ -181,6 +219,9 @@ fn write_prefix(out: *mut sb_event, src: &sb_event, room: usize) {
         new_state,
         session_id,
         stream,
+        topic,
+        user,
+        reason,
     );
 }
 
@@ -265,6 +306,11 @@ pub extern "C" fn sb_event_kind_str(kind: i32) -> *const c_char {
         9 => b"stream_added\0",
         10 => b"stream_removed\0",
         11 => b"commit_failed\0",
+        12 => b"registered\0",
+        13 => b"unregistered\0",
+        14 => b"subscribed\0",
+        15 => b"unsubscribed\0",
+        16 => b"slow_consumer\0",
         _ => b"unknown\0",
     };
     s.as_ptr().cast()

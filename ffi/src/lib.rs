@@ -2,7 +2,8 @@
 //!
 //! One module per C object ([`config`], [`manager`], [`connector`], [`pool`], [`lease`], [`events`]) and
 //! [`resilience`] (endpoint breakers, backoff and health of a pool) and [`sessions`]
-//! (streaming sessions and their offsets, by id on a manager), plus
+//! (streaming sessions and their offsets, by id on a manager) and [`registry`] (the
+//! live-connection registry: send callbacks or outboxes, broadcast, auth hook), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
 //! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
@@ -30,6 +31,8 @@ pub mod events;
 
 pub mod sessions;
 
+pub mod registry;
+
 mod args;
 mod handles;
 
@@ -37,21 +40,35 @@ pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
 pub use connector::{sb_check_fn, sb_close_fn, sb_connect_fn, sb_connector, sb_free_fn};
 pub use error::{last_error, sb_last_error, sb_status, sb_status_str};
 pub use events::{
-    SB_EVENT_ENDPOINT_LEN, SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, SB_EVENT_STATE_LEN,
-    SB_EVENT_STREAM_LEN, sb_event, sb_event_fn, sb_event_kind, sb_event_kind_str,
-    sb_manager_events_dropped, sb_manager_metrics, sb_manager_poll_event,
-    sb_manager_set_event_callback,
+    SB_EVENT_ENDPOINT_LEN, SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, SB_EVENT_REASON_LEN,
+    SB_EVENT_STATE_LEN, SB_EVENT_STREAM_LEN, SB_EVENT_TOPIC_LEN, SB_EVENT_USER_LEN, sb_event,
+    sb_event_fn, sb_event_kind, sb_event_kind_str, sb_manager_events_dropped, sb_manager_metrics,
+    sb_manager_poll_event, sb_manager_set_event_callback,
 };
 pub use lease::{
     sb_lease, sb_lease_conn, sb_lease_discard, sb_lease_endpoint, sb_lease_fd, sb_lease_id,
     sb_lease_recv, sb_lease_release, sb_lease_report, sb_lease_send, sb_lease_send_all,
     sb_lease_set_timeout,
 };
-pub use manager::{sb_manager, sb_manager_close, sb_manager_free, sb_manager_new};
+pub use manager::{
+    sb_manager, sb_manager_advance_clock, sb_manager_close, sb_manager_free, sb_manager_new,
+};
 pub use pool::{
     sb_latency, sb_pool, sb_pool_acquire, sb_pool_acquire_prio, sb_pool_evict_all, sb_pool_free,
     sb_pool_get_stats, sb_pool_new, sb_pool_new_custom, sb_pool_resize, sb_pool_run_upkeep,
     sb_pool_stats, sb_pool_try_acquire, sb_pool_warm,
+};
+pub use registry::{
+    SB_AUTH_WHY_LEN, sb_authenticate_fn, sb_authorize_fn, sb_broadcast_report, sb_closed_fn,
+    sb_conn_info, sb_conn_info_free, sb_conn_list, sb_conn_list_free, sb_envelope_decode,
+    sb_envelope_encode, sb_grant, sb_grant_add_meta, sb_grant_set_user, sb_item_kind,
+    sb_list_filter, sb_ping_fn, sb_registration, sb_registry_broadcast, sb_registry_cleanup,
+    sb_registry_contains, sb_registry_disconnect, sb_registry_get, sb_registry_get_stats,
+    sb_registry_len, sb_registry_list, sb_registry_next, sb_registry_outbox_free,
+    sb_registry_register, sb_registry_register_outbox, sb_registry_send,
+    sb_registry_set_authenticator, sb_registry_set_metadata, sb_registry_stats,
+    sb_registry_stats_free, sb_registry_subscribe, sb_registry_touch, sb_registry_unregister,
+    sb_registry_unsubscribe, sb_send_fn, sb_target,
 };
 pub use resilience::{
     SB_ENDPOINT_ERROR_LEN, SB_ENDPOINT_LEN, sb_breaker_op, sb_breaker_state, sb_breaker_state_str,

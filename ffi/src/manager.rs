@@ -77,11 +77,28 @@ pub extern "C" fn sb_manager_free(manager: *mut sb_manager) -> sb_status {
             // SB_UNAVAILABLE). Closing can only fail on a runtime thread, which a C
             // caller never is; the handle is gone either way.
             let _ = m.close(Duration::ZERO);
+            // The registry's outboxes and authentication hook (its free_userdata runs
+            // here, on the caller's thread).
+            crate::registry::forget_manager(addr(manager));
+            drop(m.registry().set_authenticator(None));
             // Closing let go of the event callback; one set after the close is let go
             // here, so that its free_userdata runs by the time this returns (or right
             // after a call still running in another thread's sb_pool_run_upkeep).
             drop(m.set_event_callback(None));
         }
         Ok(())
+    })
+}
+
+/// Moves the manager's manual clock (`runtime.clock = manual`) forward by `ms`
+/// milliseconds: breakers, backoff, health and the registry's heartbeats and
+/// staleness see the time pass (then `sb_registry_cleanup` runs the pass at once).
+/// Returns `SB_FAILED_PRECONDITION` for a manager on the system clock (the default).
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_manager_advance_clock(manager: *mut sb_manager, ms: u64) -> sb_status {
+    guard("sb_manager_advance_clock", || {
+        MANAGERS
+            .get(addr(manager))?
+            .advance_clock(Duration::from_millis(ms))
     })
 }
