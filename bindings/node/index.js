@@ -892,6 +892,11 @@ class Sessions {
   }
 }
 
+// ---- registry (registry.js) -----------------------------------------------------------
+
+const registryModule = require('./registry')({ native, invalid, describe, checkString, messageOf });
+const { Registry, Connection, Outbox, PING, envelope, parseEnvelope } = registryModule;
+
 const kHooks = Symbol('hooks');
 
 /** A native event as the program sees it. */
@@ -906,6 +911,9 @@ function eventFrom(e) {
     oldState: e.oldState ?? null,
     newState: e.newState ?? null,
     ageMs: e.ageMs ?? null,
+    topic: e.topic ?? null,
+    user: e.user ?? null,
+    reason: e.reason ?? null,
     message: e.message,
     time: new Date(e.time),
   };
@@ -922,6 +930,7 @@ function eventFrom(e) {
 class Manager extends EventEmitter {
   #native;
   #sessions = null;
+  #registry = null;
   #closing = null;
   #customPools = [];
   #listening = false;
@@ -1015,6 +1024,26 @@ class Manager extends EventEmitter {
   }
 
   /**
+   * The live-connection registry (see `Registry`), configured by the manager's
+   * `registry.*` keys: `new Manager({ registry: { heartbeatInterval: '10s' } })`.
+   */
+  get registry() {
+    this.#registry ??= new Registry(this.#native, this);
+    return this.#registry;
+  }
+
+  /**
+   * Moves the manual clock forward by `by` (milliseconds or "10s"): breakers, backoff,
+   * health and the registry's heartbeats and staleness see the time pass. Only for a
+   * manager made with `{ runtime: { clock: 'manual' } }` (else SB_FAILED_PRECONDITION).
+   */
+  advanceClock(by) {
+    const d = durationFrom(by, 'advanceClock');
+    if (d === undefined) throw invalid('advanceClock() needs a duration: milliseconds or a string such as "10s"');
+    this.#native.advanceClock(d);
+  }
+
+  /**
    * The metrics of every open pool and session as Prometheus/OpenMetrics text
    * (`switchboard_pool_*`, `switchboard_endpoint_*` and `stream_api_*` series, ending
    * with `# EOF`): serve it on your `/metrics` endpoint.
@@ -1064,9 +1093,11 @@ class Manager extends EventEmitter {
       // custom pools' threadsafe functions.
       const pools = this.#customPools;
       this.#customPools = [];
+      const registry = this.#registry;
       const finish = async () => {
-        await Promise.all(pools.map((p) => p[kFlush]()));
+        await Promise.all([...pools.map((p) => p[kFlush]()), registry === null ? null : registry[registryModule.kFlush]()]);
         for (const p of pools) p[kRelease]();
+        if (registry !== null) registry[registryModule.kRelease]();
       };
       this.#closing = closing.then(finish, async (err) => {
         await finish();
@@ -1093,6 +1124,12 @@ module.exports = {
   Pool,
   Lease,
   Sessions,
+  Registry,
+  Connection,
+  Outbox,
+  PING,
+  envelope,
+  parseEnvelope,
   ErrorCode,
   isSwitchboardError,
   version: native.version(),

@@ -15,6 +15,7 @@ mod health;
 mod lease;
 mod manager;
 mod pool;
+mod registry;
 mod sessions;
 mod settle;
 

@@ -70,6 +70,13 @@ pub struct NativeEvent {
     /// How long the lease had been held (leak events) or the check took (health
     /// checks), in milliseconds.
     pub age_ms: Option<f64>,
+    /// The registry topic it concerns, if one.
+    pub topic: Option<String>,
+    /// The user of the registry connection it concerns, if it has one.
+    pub user: Option<String>,
+    /// Why a registry connection left, which policy a slow consumer met, or which
+    /// limit refused a call.
+    pub reason: Option<String>,
     /// A sentence for humans.
     pub message: String,
     /// When it happened, milliseconds since the Unix epoch.
@@ -88,6 +95,9 @@ impl From<Event> for NativeEvent {
             old_state: e.old_state.map(str::to_string),
             new_state: e.new_state.map(str::to_string),
             age_ms: e.age.map(|a| a.as_secs_f64() * 1000.0),
+            topic: e.topic,
+            user: e.user,
+            reason: e.reason,
             message: e.message,
             time: crate::health::epoch_ms(e.time),
         }
@@ -161,6 +171,32 @@ impl NativeManager {
                     Err(e)
                 }
             }
+        })
+    }
+
+    /// The manager's registry, whose send callbacks reach JS through `dispatch`
+    /// (written by `registry.js`; see `registry.rs`). Called once per manager.
+    #[napi]
+    pub fn registry(
+        &self,
+        dispatch: Function<'_, crate::registry::DispatchArgs, ()>,
+    ) -> Result<crate::registry::NativeRegistry> {
+        guard(|| {
+            let manager = self.manager()?;
+            crate::registry::NativeRegistry::new(
+                manager.registry(),
+                manager.runtime().handle().clone(),
+                &dispatch,
+            )
+        })
+    }
+
+    /// Moves a manual clock (`runtime.clock = manual`) forward by `by` (a duration).
+    #[napi]
+    pub fn advance_clock(&self, by: String) -> Result<()> {
+        guard(|| {
+            let by = duration("advanceClock", &by)?;
+            self.manager()?.advance_clock(by).map_err(to_napi)
         })
     }
 

@@ -76,7 +76,7 @@ impl From<SessionInfo> for NativeSessionInfo {
 }
 
 /// A whole number >= 0 from JS (a session id or a count) as u64.
-fn count(what: &str, v: f64) -> Result<u64> {
+pub(crate) fn count(what: &str, v: f64) -> Result<u64> {
     if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
         Ok(v as u64)
     } else {
