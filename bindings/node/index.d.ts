@@ -17,6 +17,8 @@ export declare const ErrorCode: Readonly<{
   InvalidHandle: 'SB_INVALID_HANDLE';
   Io: 'SB_IO';
   Internal: 'SB_INTERNAL';
+  Unauthenticated: 'SB_UNAUTHENTICATED';
+  PermissionDenied: 'SB_PERMISSION_DENIED';
 }>;
 
 /** One of the `SB_*` error codes. */
@@ -299,7 +301,12 @@ export type EventKind =
   | 'session_closed'
   | 'stream_added'
   | 'stream_removed'
-  | 'commit_failed';
+  | 'commit_failed'
+  | 'registered'
+  | 'unregistered'
+  | 'subscribed'
+  | 'unsubscribed'
+  | 'slow_consumer';
 
 /** One event from `manager.pollEvent()` or the `'event'` listener. */
 export interface SwitchboardEvent {
@@ -321,6 +328,16 @@ export interface SwitchboardEvent {
   newState: string | null;
   /** How long the lease had been held (leaks) or the check took (health checks), in milliseconds, or `null`. */
   ageMs: number | null;
+  /** The registry topic it concerns, or `null`. */
+  topic: string | null;
+  /** The user of the registry connection it concerns, or `null`. */
+  user: string | null;
+  /**
+   * A short machine-readable reason, or `null`: why a registry connection left
+   * (`stale`, `send_failed`, `slow_consumer`, `manager_closed`, the program's own),
+   * which policy a slow consumer met, or which limit refused a call.
+   */
+  reason: string | null;
   /** A sentence for humans (the reason). */
   message: string;
   /** When it happened. */
@@ -710,6 +727,13 @@ export declare class Manager extends EventEmitter {
   pool(name: string, target: string, options?: PoolOptions): Pool<Socket>;
   /** The streaming sessions, their catalog and the offset store. */
   readonly sessions: Sessions;
+  /** The live-connection registry, configured by the manager's `registry.*` keys. */
+  readonly registry: Registry;
+  /**
+   * Moves the manual clock (`{ runtime: { clock: 'manual' } }`) forward by `by`;
+   * SB_FAILED_PRECONDITION on a system clock.
+   */
+  advanceClock(by: Duration): void;
   /**
    * Creates a custom pool: its connections are the objects `connect` makes for
    * `target` (any string, given to `connect`); see `ConnectorCallbacks`.
@@ -744,3 +768,212 @@ export declare class Manager extends EventEmitter {
   /** Closes the manager (`await using manager = ...`). */
   [Symbol.asyncDispose](): Promise<void>;
 }
+
+// ---- registry ------------------------------------------------------------------------
+
+/** What an outbox yields for a heartbeat: ping the client (e.g. `ws.ping()`). */
+export declare const PING: unique symbol;
+
+/** A message from the registry: a string (text) or a Buffer (binary). */
+export type RegistryMessage = string | Buffer;
+
+/** What an outbox yields: a message, or `PING`. */
+export type OutboxItem = RegistryMessage | typeof PING;
+
+/** A message to broadcast: a string is a text message; bytes are binary. */
+export type MessageInput = string | Buffer | Uint8Array | ArrayBuffer;
+
+/** A connection id, or the Connection / Outbox itself. */
+export type ConnectionRef = number | Connection | Outbox;
+
+/** Who a connection is: its user, metadata, initial topics and a token for the authenticate hook. */
+export interface RegistrationOptions {
+  user?: string | null;
+  metadata?: Record<string, string> | Map<string, string> | null;
+  topics?: string[] | null;
+  token?: string | null;
+}
+
+/** `register()` options: the registration and the connection's callbacks (run on the JS thread). */
+export interface RegisterOptions extends RegistrationOptions {
+  /** Hands `msg` to the client; a throw or a rejected Promise is a failed delivery. One connection's sends run in order. */
+  send: (msg: RegistryMessage, connection: Connection) => void | Promise<unknown>;
+  /** Pings the client (heartbeats). */
+  ping?: ((connection: Connection) => void | Promise<unknown>) | null;
+  /** The connection left for `reason`: close the client's transport. Called once, last. */
+  close?: ((reason: string, connection: Connection) => void | Promise<unknown>) | null;
+}
+
+/** Who a broadcast or a disconnect is for: the union of topics, users and ids, or all, minus `except`. */
+export interface Target {
+  all?: boolean;
+  topic?: string;
+  topics?: string[];
+  user?: string;
+  users?: string[];
+  id?: ConnectionRef;
+  ids?: ConnectionRef[];
+  except?: ConnectionRef | ConnectionRef[];
+}
+
+/** What one broadcast (or send) did by the time it returned. */
+export interface BroadcastReport {
+  recipients: number;
+  queued: number;
+  dropped: number;
+  disconnected: number;
+  elapsedMs: number;
+}
+
+/** A registry connection's liveness. */
+export type ConnectionState = 'active' | 'idle';
+
+/** A snapshot of one registered connection. */
+export interface ConnectionInfo {
+  id: number;
+  user: string | null;
+  metadata: Record<string, string>;
+  topics: string[];
+  state: ConnectionState;
+  sink: 'callback' | 'outbox';
+  ageMs: number;
+  idleMs: number;
+  queuedMessages: number;
+  queuedBytes: number;
+  sent: number;
+  dropped: number;
+  failed: number;
+}
+
+/** Which connections `list()` returns (every set field must match). */
+export interface ListFilter {
+  user?: string | null;
+  topic?: string | null;
+  meta?: [string, string] | null;
+  state?: ConnectionState | null;
+  minIdleMs?: number | null;
+  /** Most records (default 100, at most 10,000). */
+  limit?: number | null;
+  /** The previous page's `nextCursor`. */
+  cursor?: number | null;
+}
+
+/** One page of `list()`. */
+export interface ListPage {
+  connections: ConnectionInfo[];
+  nextCursor: number | null;
+}
+
+/** The registry's statistics. */
+export interface RegistryStats {
+  connections: number;
+  active: number;
+  topics: number;
+  users: number;
+  /** `[topic, subscribers]`, largest first. */
+  topicCounts: [string, number][];
+  registeredTotal: number;
+  broadcasts: number;
+  messagesQueued: number;
+  messagesSent: number;
+  messagesDropped: number;
+  messagesFailed: number;
+  /** Connections removed, by reason. */
+  disconnects: Record<string, number>;
+  /** Calls refused by a limit, by the limit's key. */
+  rejections: Record<string, number>;
+  cleanupRuns: number;
+}
+
+/** What one cleanup pass did. */
+export interface CleanupReport {
+  removed: number;
+  pinged: number;
+}
+
+/** What the authenticate hook grants a token. */
+export interface AuthGrant {
+  user?: string | null;
+  metadata?: Record<string, string> | Map<string, string> | null;
+}
+
+/** `authenticate(token)`: a grant, or `null`/`false`/a throw to refuse (SB_UNAUTHENTICATED). Synchronous. */
+export type Authenticate = (token: string) => AuthGrant | null | false;
+/** `authorize(id, user, topic)`: `false` or a throw refuses (SB_PERMISSION_DENIED). Synchronous. */
+export type Authorize = (id: number, user: string | null, topic: string) => boolean | void;
+
+/** What a Connection and an Outbox share: the registry's calls on their id. */
+declare abstract class RegistryMember {
+  /** The connection's id: unique in the process, never reused. */
+  readonly id: number;
+  readonly registry: Registry;
+  /** Whether it left (its close callback ran, or its outbox yielded the end). */
+  readonly closed: boolean;
+  /** Why it left, or `null`. */
+  readonly closedReason: string | null;
+  /** Records traffic from the client now (every message, a pong included). */
+  touch(): void;
+  subscribe(topic: string): boolean;
+  unsubscribe(topic: string): boolean;
+  setMetadata(key: string, value: string | null): void;
+  info(): ConnectionInfo;
+  unregister(reason?: string): void;
+  send(msg: MessageInput): BroadcastReport;
+}
+
+/** A connection registered with a send callback. */
+export declare class Connection extends RegistryMember {
+  private constructor();
+}
+
+/** A connection whose messages the program pulls; `for await (const item of outbox)` ends when it leaves. */
+export declare class Outbox extends RegistryMember implements AsyncIterable<OutboxItem> {
+  private constructor();
+  /** The next item at once, `undefined` when none is queued, `null` once closed. */
+  tryNext(): OutboxItem | null | undefined;
+  /** The next item, waiting off the event loop; `null` once closed (then see `closedReason`). */
+  next(): Promise<OutboxItem | null>;
+  /** Closes the outbox: later deliveries count as failed. */
+  close(): void;
+  [Symbol.asyncIterator](): AsyncIterator<OutboxItem>;
+}
+
+/** The live-connection registry of a manager (`manager.registry`). */
+export declare class Registry {
+  private constructor();
+  /** The same value as the exported `PING`. */
+  static readonly PING: typeof PING;
+  readonly manager: Manager;
+  /** Connections registered now. */
+  readonly size: number;
+  register(options: RegisterOptions): Connection;
+  registerOutbox(options?: RegistrationOptions): Outbox;
+  setAuthenticator(authenticate: Authenticate | null, authorize?: Authorize | null): void;
+  get(id: ConnectionRef): ConnectionInfo;
+  has(id: ConnectionRef): boolean;
+  unregister(id: ConnectionRef, reason?: string | null): void;
+  touch(id: ConnectionRef): void;
+  subscribe(id: ConnectionRef, topic: string): boolean;
+  unsubscribe(id: ConnectionRef, topic: string): boolean;
+  setMetadata(id: ConnectionRef, key: string, value: string | null): void;
+  broadcast(msg: MessageInput, target: Target): BroadcastReport;
+  send(id: ConnectionRef, msg: MessageInput): BroadcastReport;
+  list(filter?: ListFilter): ListPage;
+  disconnect(target: Target, reason?: string | null): number;
+  stats(): RegistryStats;
+  cleanup(): CleanupReport;
+}
+
+/** A decoded envelope. */
+export interface Envelope {
+  type: string;
+  topic: string | null;
+  data: unknown;
+  timestamp: string | null;
+  error: string | null;
+}
+
+/** Encodes seed 004's JSON envelope (`type`, `topic`, `data`, `timestamp`, `error`), stamped now. */
+export declare function envelope(type: string, fields?: { topic?: string | null; data?: unknown; error?: string | null }): string;
+/** Decodes an envelope; SB_INVALID_ARGUMENT says what is wrong. */
+export declare function parseEnvelope(text: string): Envelope;

@@ -1,6 +1,7 @@
 // Compiled against index.d.ts with tsc --strict by tests/node/tsc.test.js (part of
 // make test-node; typescript is a devDependency of bindings/node).
-import { Manager, Pool, Lease, ErrorCode, isSwitchboardError } from 'switchboard';
+import { Manager, Pool, Lease, ErrorCode, isSwitchboardError, Registry, PING, envelope, parseEnvelope } from 'switchboard';
+import type { Connection, Outbox, OutboxItem, BroadcastReport, ConnectionInfo, ListPage, RegistryStats, CleanupReport, Envelope, SwitchboardError } from 'switchboard';
 import type { Sessions, SessionInfo, StreamInfo, SessionDetails, EventKind, EndpointHealth, HealthReport, BreakerState, BreakerOp, ConnState } from 'switchboard';
 
 interface Client { endpoint: string; n: number }
@@ -115,3 +116,49 @@ async function main(): Promise<void> {
   await m.close();
 }
 main();
+
+async function registry(): Promise<void> {
+  const m = new Manager({ runtime: { clock: 'manual' }, registry: { heartbeatInterval: '10s', maxSendFailures: 2 } });
+  m.advanceClock(1000);
+  m.advanceClock('10s');
+  const r: Registry = m.registry;
+  r.setAuthenticator((token) => (token === 'ok' ? { user: 'alice', metadata: { via: 'token' } } : null), (id, user, topic) => user !== null || topic !== 'admin');
+  const c: Connection = r.register({
+    user: 'alice',
+    metadata: { ip: '10.0.0.1' },
+    topics: ['news'],
+    send: async (msg, conn) => { if (typeof msg === 'string') console.log(msg.length, conn.id); else console.log(msg.byteLength); },
+    ping: (conn) => { conn.touch(); },
+    close: (reason) => { console.log(reason); },
+  });
+  const o: Outbox = r.registerOutbox({ token: 'ok' });
+  const rep: BroadcastReport = r.broadcast('hi', { topic: 'news', except: [o] });
+  r.broadcast(Buffer.from('x'), { users: ['alice'], ids: [c.id, o] });
+  r.broadcast(new Uint8Array(2), { all: true, except: c });
+  const item: OutboxItem | null = await o.next();
+  if (item === PING) o.touch();
+  else if (typeof item === 'string') console.log(item.toUpperCase());
+  else if (item !== null) console.log(item.readUInt8(0));
+  for await (const it of o) { if (it === Registry.PING) break; }
+  const info: ConnectionInfo = c.info();
+  const page: ListPage = r.list({ user: 'alice', topic: 'news', meta: ['ip', '10.0.0.1'], state: 'idle', minIdleMs: 5, limit: 10, cursor: page0() });
+  const next: number | null = page.nextCursor;
+  const n: number = r.disconnect({ user: 'alice' }, 'banned') + r.size;
+  const s: RegistryStats = r.stats();
+  const top: [string, number][] = s.topicCounts;
+  const cl: CleanupReport = r.cleanup();
+  c.subscribe('x'); c.unsubscribe('x'); c.setMetadata('k', null); c.unregister('bye');
+  const why: string | null = c.closedReason || o.closedReason;
+  const e: Envelope = parseEnvelope(envelope('notification', { topic: 'news', data: { id: 7 } }));
+  const ok: boolean = r.has(o) && r.subscribe(o.id, 'y');
+  try { r.register({ token: 'no', send: () => {} }); } catch (err) {
+    if (isSwitchboardError(err) && (err as SwitchboardError).code === ErrorCode.Unauthenticated) console.log('refused');
+    if (isSwitchboardError(err) && err.code === ErrorCode.PermissionDenied) console.log('denied');
+  }
+  m.on('event', (ev) => { const t: string | null = ev.topic; const u: string | null = ev.user; const re: string | null = ev.reason; console.log(t, u, re); });
+  console.log(rep.elapsedMs, info.queuedMessages, next, n, top, cl.pinged, why, e.data, ok);
+  await m.close();
+}
+
+function page0(): number | null { return null; }
+registry();
