@@ -20,6 +20,7 @@ mod errors;
 mod lease;
 mod manager;
 mod pool;
+mod registry;
 mod sessions;
 
 /// The native module. Its classes are re-exported (or wrapped) by `switchboard`.
@@ -31,5 +32,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::PyAcquireTask>()?;
     m.add_class::<lease::PyLease>()?;
     m.add_class::<sessions::PySessions>()?;
+    m.add_class::<registry::PyRegistry>()?;
+    m.add_class::<registry::PyOutbox>()?;
+    m.add_function(wrap_pyfunction!(registry::envelope_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(registry::envelope_decode, m)?)?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::config;
 use crate::custom::{self, Causes};
 use crate::errors::OrRaise;
 use crate::pool::PyPool;
+use crate::registry::{self, PyRegistry};
 use crate::sessions::PySessions;
 
 /// Drops `value` with the GIL released. Needed for anything that may hold the last
@@ -24,8 +25,8 @@ pub(crate) fn drop_detached<T: Send>(value: T) {
 }
 
 /// An event as the dict `switchboard.Event` is built from: `kind`, `pool`,
-/// `endpoint`, `connection_id`, `session_id`, `stream`, `old_state`, `new_state`
-/// (each `None` when it does not apply), `age` (seconds or None), `message`, `time`
+/// `endpoint`, `connection_id`, `session_id`, `stream`, `old_state`, `new_state`,
+/// `topic`, `user`, `reason` (each `None` when it does not apply), `age` (seconds or None), `message`, `time`
 /// (seconds since the Unix epoch).
 fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -38,6 +39,9 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("old_state", e.old_state)?;
     d.set_item("new_state", e.new_state)?;
     d.set_item("age", e.age.map(|a| a.as_secs_f64()))?;
+    d.set_item("topic", e.topic.as_deref())?;
+    d.set_item("user", e.user.as_deref())?;
+    d.set_item("reason", e.reason.as_deref())?;
     d.set_item("message", &e.message)?;
     d.set_item("time", epoch_seconds(e.time))?;
     Ok(d)
@@ -74,6 +78,7 @@ impl PyManager {
     fn new(py: Python<'_>, config: Vec<(String, String)>) -> PyResult<Self> {
         let cfg = config::build(py, config, "runtime")?;
         let manager = py.detach(move || Manager::new(&cfg)).or_raise(py)?;
+        registry::install_round_hook(&manager);
         Ok(PyManager {
             manager: Some(manager),
         })
@@ -136,6 +141,18 @@ impl PyManager {
     /// The manager's sessions and stream offsets.
     fn sessions(&self, py: Python<'_>) -> PyResult<PySessions> {
         Ok(PySessions::new(self.manager(py)?.clone()))
+    }
+
+    /// The manager's live-connection registry.
+    fn registry(&self, py: Python<'_>) -> PyResult<PyRegistry> {
+        Ok(PyRegistry::new(self.manager(py)?.clone()))
+    }
+
+    /// Moves a manual clock (`runtime.clock = manual`) forward by `seconds`;
+    /// FailedPrecondition on the system clock.
+    fn advance_clock(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        let by = config::seconds(py, "seconds", Some(seconds))?.unwrap_or_default();
+        self.manager(py)?.advance_clock(by).or_raise(py)
     }
 
     /// The metrics of every open pool as Prometheus/OpenMetrics text.

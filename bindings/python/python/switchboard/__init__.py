@@ -14,6 +14,10 @@ event loop. Each endpoint has a circuit breaker, a reconnect backoff and a healt
 ``pool.health()``, ``pool.breaker_state()``, ``pool.breaker_op("reset")``.
 ``manager.sessions`` holds streaming sessions with Kafka-style per-stream offsets,
 committed in memory or durably on disk (``Manager(offsets_path=...)``).
+``manager.registry`` is the live-connection registry of a server (WebSocket, broker):
+users, metadata, topics, broadcast with exclusions, per-connection queues, heartbeats,
+an auth hook, listing and disconnect; ``switchboard.envelope`` makes seed 004's JSON
+message envelope.
 Errors are :class:`SwitchboardError` subclasses that also extend the matching built-in
 (``switchboard.Timeout`` is a ``TimeoutError``, ``switchboard.Unavailable`` a
 ``ConnectionError``).
@@ -41,12 +45,30 @@ from ._errors import (
     InvalidArgument,
     IoError,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     SwitchboardError,
     Timeout,
+    Unauthenticated,
     Unavailable,
 )
 from ._native import Lease, __version__
+from ._registry import (
+    PING,
+    BroadcastReport,
+    CleanupReport,
+    Connection,
+    ConnInfo,
+    ConnInfoState,
+    Item,
+    ListPage,
+    Outbox,
+    Ping,
+    Registry,
+    RegistryStats,
+    envelope,
+    parse_envelope,
+)
 from ._sessions import Session, SessionInfo, Sessions, StoreKind, StreamInfo
 
 __all__ = [
@@ -68,6 +90,20 @@ __all__ = [
     "SessionInfo",
     "StreamInfo",
     "StoreKind",
+    "Registry",
+    "Connection",
+    "Outbox",
+    "PING",
+    "Ping",
+    "Item",
+    "ConnInfo",
+    "ConnInfoState",
+    "ListPage",
+    "BroadcastReport",
+    "CleanupReport",
+    "RegistryStats",
+    "envelope",
+    "parse_envelope",
     "AcquireContext",
     "ConfigValue",
     "SwitchboardError",
@@ -80,4 +116,6 @@ __all__ = [
     "Cancelled",
     "IoError",
     "InternalError",
+    "Unauthenticated",
+    "PermissionDenied",
 ]

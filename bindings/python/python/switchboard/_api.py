@@ -22,6 +22,7 @@ from typing import Any, Callable, Generator, Iterable, Literal, Mapping, Optiona
 from . import _native
 from ._errors import InternalError, InvalidArgument, NotFound, SwitchboardError, Unavailable
 from ._native import Lease
+from ._registry import Registry
 from ._sessions import Sessions
 
 __all__ = [
@@ -243,6 +244,7 @@ class Manager:
     ) -> None:
         self._native = _native.Manager(_config_pairs(config, kwargs))
         self._sessions: Optional[Sessions] = None
+        self._registry: Optional[Registry] = None
         _live.add(self)
 
     @property
@@ -253,6 +255,22 @@ class Manager:
         if self._sessions is None:
             self._sessions = Sessions(self._native.sessions())
         return self._sessions
+
+    @property
+    def registry(self) -> Registry:
+        """The manager's live-connection registry (see :class:`Registry`). The
+        ``registry.*`` keys of the manager configure it:
+        ``Manager(registry_queue_max_messages=256, registry_heartbeat_interval="30s")``."""
+        if self._registry is None:
+            self._registry = Registry(self._native.registry())
+        return self._registry
+
+    def advance_clock(self, seconds: Union[float, timedelta]) -> None:
+        """Moves the manager's manual clock (``Manager(runtime_clock="manual")``) forward
+        by ``seconds``: breakers, backoff, health and the registry's heartbeats and
+        staleness see the time pass (then run ``registry.cleanup()``).
+        :class:`FailedPrecondition` on the system clock, the default."""
+        self._native.advance_clock(_seconds("seconds", seconds) or 0.0)
 
     def pool(
         self,
@@ -476,8 +494,11 @@ class Event:
     #: ``pool.leak_detection_threshold``), ``"connection_state"``, ``"endpoint_state"``,
     #: ``"breaker_state"`` (a change from ``old_state`` to ``new_state``),
     #: ``"health_check"`` (``new_state`` ``"ok"`` or ``"failed"``, ``age`` its duration),
-    #: ``"rejected"`` (a caller turned away); more kinds may come, so ignore the ones
-    #: you don't know.
+    #: ``"rejected"`` (a caller turned away, or a registry limit: ``reason`` is its key),
+    #: the sessions' kinds, and the registry's ``"registered"``, ``"unregistered"``
+    #: (``reason`` says why), ``"subscribed"``, ``"unsubscribed"`` (``topic``) and
+    #: ``"slow_consumer"`` (``reason`` is the policy); more kinds may come, so ignore the
+    #: ones you don't know.
     kind: str
     #: The pool it concerns (``""`` when none).
     pool: str
@@ -500,6 +521,14 @@ class Event:
     session_id: Optional[int] = None
     #: The stream it concerns, if one.
     stream: Optional[str] = None
+    #: The registry topic it concerns, if one (``subscribed``, ``unsubscribed``).
+    topic: Optional[str] = None
+    #: The user of the registry connection it concerns, if it has one.
+    user: Optional[str] = None
+    #: A short machine-readable reason: why a registry connection left (``stale``,
+    #: ``send_failed``, ``slow_consumer``, or the program's own), which policy a slow
+    #: consumer met, or which limit refused a call (``registry.max_total_connections``).
+    reason: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ __all__ = [
     "Cancelled",
     "IoError",
     "InternalError",
+    "Unauthenticated",
+    "PermissionDenied",
 ]
 
 
@@ -91,6 +93,18 @@ class InternalError(SwitchboardError):
     code: ClassVar[str] = "SB_INTERNAL"
 
 
+class Unauthenticated(SwitchboardError, PermissionError):
+    """The authenticate hook refused a token (``SB_UNAUTHENTICATED``)."""
+
+    code: ClassVar[str] = "SB_UNAUTHENTICATED"
+
+
+class PermissionDenied(SwitchboardError, PermissionError):
+    """The authorize hook refused a topic (``SB_PERMISSION_DENIED``)."""
+
+    code: ClassVar[str] = "SB_PERMISSION_DENIED"
+
+
 _BY_CODE: dict[str, type[SwitchboardError]] = {
     cls.code: cls
     for cls in (
@@ -103,6 +117,8 @@ _BY_CODE: dict[str, type[SwitchboardError]] = {
         Cancelled,
         IoError,
         InternalError,
+        Unauthenticated,
+        PermissionDenied,
     )
 }
 

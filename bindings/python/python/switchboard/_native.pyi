@@ -6,7 +6,18 @@ from typing import Any, Callable, Literal, Optional, TypedDict, final, type_chec
 
 from typing_extensions import Buffer, Self, TypeAlias
 
-__all__ = ["__version__", "Manager", "Pool", "AcquireTask", "Lease", "Sessions"]
+__all__ = [
+    "__version__",
+    "Manager",
+    "Pool",
+    "AcquireTask",
+    "Lease",
+    "Sessions",
+    "Registry",
+    "Outbox",
+    "envelope_encode",
+    "envelope_decode",
+]
 
 __version__: str
 
@@ -47,6 +58,9 @@ class _EventDict(TypedDict):
     old_state: Optional[str]
     new_state: Optional[str]
     age: Optional[float]
+    topic: Optional[str]
+    user: Optional[str]
+    reason: Optional[str]
     message: str
     time: float
 
@@ -150,6 +164,8 @@ class Manager:
     def config(self) -> list[tuple[str, str]]: ...
     def metrics_text(self) -> str: ...
     def sessions(self) -> Sessions: ...
+    def registry(self) -> Registry: ...
+    def advance_clock(self, seconds: float) -> None: ...
     def poll_event(self, timeout: float) -> Optional[_EventDict]: ...
     def events_dropped(self) -> int: ...
     def set_event_callback(
@@ -272,3 +288,123 @@ class Sessions:
     def flush(self) -> None: ...
     def store_kind(self) -> str: ...
     def buffered_commits(self) -> int: ...
+
+@type_check_only
+class _ConnInfoDict(TypedDict):
+    id: int
+    user: Optional[str]
+    metadata: dict[str, str]
+    topics: list[str]
+    state: str
+    sink: str
+    age: float
+    idle: float
+    queued_messages: int
+    queued_bytes: int
+    sent: int
+    dropped: int
+    failed: int
+
+@type_check_only
+class _RegistryStatsDict(TypedDict):
+    connections: int
+    active: int
+    topics: int
+    users: int
+    topic_counts: list[tuple[str, int]]
+    registered_total: int
+    broadcasts: int
+    messages_queued: int
+    messages_sent: int
+    messages_dropped: int
+    messages_failed: int
+    disconnects: dict[str, int]
+    rejections: dict[str, int]
+    cleanup_runs: int
+
+_Report: TypeAlias = tuple[int, int, int, int, float]
+
+@final
+class Registry:
+    def register(
+        self,
+        send: Callable[[Any], Any],
+        user: Optional[str],
+        metadata: builtins.list[tuple[str, str]],
+        topics: builtins.list[str],
+        token: Optional[str],
+        on_ping: Optional[Callable[[], Any]],
+        on_close: Optional[Callable[[str], Any]],
+        schedule: Optional[Callable[[int, Any, int], object]],
+    ) -> int: ...
+    def register_outbox(
+        self,
+        user: Optional[str],
+        metadata: builtins.list[tuple[str, str]],
+        topics: builtins.list[str],
+        token: Optional[str],
+    ) -> Outbox: ...
+    def unregister(self, id: int, reason: str) -> None: ...
+    def get(self, id: int) -> _ConnInfoDict: ...
+    def contains(self, id: int) -> bool: ...
+    def len(self) -> int: ...
+    def touch(self, id: int) -> None: ...
+    def subscribe(self, id: int, topic: str) -> bool: ...
+    def unsubscribe(self, id: int, topic: str) -> bool: ...
+    def set_metadata(self, id: int, key: str, value: Optional[str]) -> None: ...
+    def broadcast(
+        self,
+        msg: object,
+        all: bool,
+        topics: builtins.list[str],
+        users: builtins.list[str],
+        ids: builtins.list[int],
+        exclude: builtins.list[int],
+    ) -> _Report: ...
+    def send(self, id: int, msg: object) -> _Report: ...
+    def list(
+        self,
+        user: Optional[str],
+        topic: Optional[str],
+        meta: Optional[tuple[str, str]],
+        state: Optional[str],
+        min_idle: Optional[float],
+        limit: int,
+        cursor: Optional[int],
+    ) -> tuple[builtins.list[_ConnInfoDict], Optional[int]]: ...
+    def disconnect(
+        self,
+        all: bool,
+        topics: builtins.list[str],
+        users: builtins.list[str],
+        ids: builtins.list[int],
+        exclude: builtins.list[int],
+        reason: str,
+    ) -> int: ...
+    def stats(self) -> _RegistryStatsDict: ...
+    def cleanup(self) -> tuple[int, int]: ...
+    def set_authenticator(
+        self,
+        authenticate: Optional[Callable[[str], tuple[Optional[str], builtins.list[tuple[str, str]]]]],
+        authorize: Optional[Callable[[int, Optional[str], str], None]],
+    ) -> None: ...
+    def report_send(self, id: int, error: Optional[str]) -> None: ...
+
+@final
+class Outbox:
+    @property
+    def id(self) -> int: ...
+    @property
+    def closed_reason(self) -> Optional[str]: ...
+    def next(self, timeout: Optional[float]) -> Any: ...
+    def try_next(self) -> Any: ...
+    def next_async(self, callback: Callable[[Any, Optional[BaseException]], object]) -> None: ...
+    def touch(self) -> None: ...
+    def close(self) -> None: ...
+
+def envelope_encode(
+    kind: str, topic: Optional[str], data_json: Optional[str], error: Optional[str]
+) -> str: ...
+def envelope_decode(
+    text: str,
+) -> tuple[str, Optional[str], Optional[str], Optional[str], Optional[str]]: ...
