@@ -19,10 +19,30 @@ pub(crate) enum SinkKind {
     Outbox(Notify),
 }
 
+/// What a connection's queue holds (the close item is made when it is read).
+#[derive(Debug, Clone)]
+pub(crate) enum Queued {
+    Message(Message),
+    Ping,
+}
+
+impl Queued {
+    pub(crate) fn into_item(self) -> Item {
+        match self {
+            Queued::Message(m) => Item::Message(m),
+            Queued::Ping => Item::Ping,
+        }
+    }
+}
+
 /// The connection's queue, behind its own mutex (a broadcast holds it for one push).
+/// `repr(C)` with the items and byte count first: with the mutex word and the `Arc`'s
+/// counts they fill the connection's first cache line, which is all a push touches
+/// besides the item's slot and the flags.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct Queue {
-    pub(crate) items: VecDeque<Item>,
+    pub(crate) items: VecDeque<Queued>,
     pub(crate) bytes: usize,
     /// Callback sinks: the connection is in the ready queue or being delivered.
     pub(crate) scheduled: bool,
@@ -72,13 +92,15 @@ pub(crate) enum Drain {
     Idle,
 }
 
+/// Aligned to a cache line, with the queue first (see [`Queue`]).
+#[repr(C, align(64))]
 pub(crate) struct Conn {
+    pub(crate) queue: Mutex<Queue>,
     pub(crate) id: ConnId,
     pub(crate) user: Option<Arc<str>>,
     pub(crate) meta: Mutex<Vec<(Box<str>, Box<str>)>>,
     /// Sorted; the same `Arc<str>` as the topic index's key.
     pub(crate) topics: Mutex<Vec<Arc<str>>>,
-    pub(crate) queue: Mutex<Queue>,
     pub(crate) sink: SinkKind,
     /// Clock readings in nanoseconds since the registry's base instant.
     pub(crate) created_ns: u64,
@@ -105,11 +127,11 @@ impl Conn {
         now_ns: u64,
     ) -> Conn {
         Conn {
+            queue: Mutex::new(Queue::default()),
             id,
             user,
             meta: Mutex::new(meta),
             topics: Mutex::new(topics),
-            queue: Mutex::new(Queue::default()),
             sink,
             created_ns: now_ns,
             last_seen_ns: AtomicU64::new(now_ns),
@@ -167,7 +189,7 @@ impl Conn {
                 }
             }
         }
-        q.items.push_back(Item::Message(msg.clone()));
+        q.items.push_back(Queued::Message(msg.clone()));
         q.bytes += len;
         q.queued_total += 1;
         let schedule = !q.scheduled && !self.is_outbox();
@@ -195,7 +217,7 @@ impl Conn {
         if q.closed.is_some() || q.items.len() >= s.queue_max_messages {
             return None;
         }
-        q.items.push_back(Item::Ping);
+        q.items.push_back(Queued::Ping);
         let schedule = !q.scheduled && !self.is_outbox();
         if schedule {
             q.scheduled = true;
@@ -220,7 +242,7 @@ impl Conn {
         let discarded = q
             .items
             .iter()
-            .filter(|i| matches!(i, Item::Message(_)))
+            .filter(|i| matches!(i, Queued::Message(_)))
             .count() as u64;
         q.items = VecDeque::new();
         q.bytes = 0;
@@ -238,7 +260,7 @@ impl Conn {
     }
 
     /// Callback sinks: moves up to `max` queued items into `buf`.
-    pub(crate) fn drain_into(&self, buf: &mut Vec<Item>, max: usize, s: &Settings) -> Drain {
+    pub(crate) fn drain_into(&self, buf: &mut Vec<Queued>, max: usize, s: &Settings) -> Drain {
         let mut q = lock(&self.queue);
         if !q.items.is_empty() {
             let n = q.items.len().min(max);
@@ -282,7 +304,7 @@ impl Conn {
         max_len: Option<usize>,
     ) -> Result<Option<Item>, usize> {
         let mut q = lock(&self.queue);
-        if let (Some(max), Some(Item::Message(m))) = (max_len, q.items.front()) {
+        if let (Some(max), Some(Queued::Message(m))) = (max_len, q.items.front()) {
             if m.len() > max {
                 return Err(m.len());
             }
@@ -290,7 +312,7 @@ impl Conn {
         if let Some(item) = q.items.pop_front() {
             q.bytes -= item_len(&item);
             settle(&mut q, s);
-            return Ok(Some(item));
+            return Ok(Some(item.into_item()));
         }
         let closed = q.closed.as_ref().map(|r| Item::Closed(r.to_string()));
         if closed.is_none() && wait {
@@ -322,9 +344,9 @@ impl Conn {
     }
 }
 
-fn item_len(item: &Item) -> usize {
+fn item_len(item: &Queued) -> usize {
     match item {
-        Item::Message(m) => m.len(),
+        Queued::Message(m) => m.len(),
         _ => 0,
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::Inner;
-use super::conn::{Conn, Drain, SinkKind, lock};
+use super::conn::{Conn, Drain, Queued, SinkKind, lock};
 use super::types::{ConnId, Item, Message, SendOutcome};
 use crate::error::{Error, Result};
 
@@ -149,7 +149,7 @@ const TURN_ITEMS: usize = 64;
 
 /// A delivery task: waits for ready connections and calls their callbacks.
 pub(crate) async fn deliver_forever(inner: Arc<Inner>) {
-    let mut buf: Vec<Item> = Vec::with_capacity(TURN_ITEMS);
+    let mut buf: Vec<Queued> = Vec::with_capacity(TURN_ITEMS);
     let mut conns: Vec<Arc<Conn>> = Vec::with_capacity(ROUND_CONNS);
     let mut again: Vec<Arc<Conn>> = Vec::with_capacity(ROUND_CONNS);
     loop {
@@ -188,7 +188,7 @@ fn deliver_round(
     inner: &Inner,
     conns: &mut Vec<Arc<Conn>>,
     again: &mut Vec<Arc<Conn>>,
-    buf: &mut Vec<Item>,
+    buf: &mut Vec<Queued>,
 ) {
     let mut sent = 0u64;
     for conn in conns.drain(..) {
@@ -199,14 +199,13 @@ fn deliver_round(
             Drain::Items => {
                 for item in buf.drain(..) {
                     let outcome = match &item {
-                        Item::Message(m) => guarded(|| sink.send(conn.id, m)),
-                        Item::Ping => guarded(|| sink.ping(conn.id)),
-                        Item::Closed(_) => continue,
+                        Queued::Message(m) => guarded(|| sink.send(conn.id, m)),
+                        Queued::Ping => guarded(|| sink.ping(conn.id)),
                     };
-                    if matches!(item, Item::Message(_)) && outcome == SendOutcome::Sent {
+                    if matches!(item, Queued::Message(_)) && outcome == SendOutcome::Sent {
                         sent += 1;
                     }
-                    inner.record_outcome(&conn, outcome, matches!(item, Item::Message(_)));
+                    inner.record_outcome(&conn, outcome, matches!(item, Queued::Message(_)));
                 }
                 // Back in line behind the others (still scheduled), or idle.
                 if conn.after_turn() {
