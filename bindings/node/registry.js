@@ -478,7 +478,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
       const authn = optFunction(authenticate, 'authenticate');
       const authz = optFunction(authorize, 'authorize');
       this.#authenticate = (token) => {
-        const refuse = (why) => ({ ok: false, user: null, metadata: [], why });
+        const refuse = (why) => ({ ok: false, metadata: [], why });
         let g;
         try {
           g = authn(token);
@@ -489,7 +489,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
         if (isThenable(g)) return refuse('it returned a Promise; the authenticate hook must return at once');
         if (typeof g !== 'object') return refuse(`it returned ${describe(g)}; expected { user, metadata } or null`);
         try {
-          return { ok: true, user: optString(g.user, 'the granted user'), metadata: metadataPairs(g.metadata, 'the granted metadata'), why: null };
+          return { ok: true, user: optString(g.user, 'the granted user') ?? undefined, metadata: metadataPairs(g.metadata, 'the granted metadata') };
         } catch (err) {
           return refuse(messageOf(err));
         }
@@ -503,7 +503,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
         }
         if (r === false) return 'it returned false';
         if (isThenable(r)) return 'it returned a Promise; the authorize hook must return at once';
-        return null;
+        return undefined;
       };
     }
 
