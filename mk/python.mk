@@ -13,7 +13,7 @@
 PY_VENV   := $(BUILD)/venv
 PY_BIN    := $(PY_VENV)/bin
 PY_WHEELS := $(BUILD)/wheels
-PY_PINS   := maturin==1.16.0 pytest==9.2.0 pytest-timeout==2.4.0 mypy==2.4.1
+PY_PINS   := maturin==1.16.0 pytest==9.2.0 pytest-timeout==2.4.0 mypy==2.4.1 websockets==15.0.1
 PY_TOOLS_STAMP := $(PY_VENV)/.switchboard-tools
 PY_WHEEL_STAMP := $(BUILD)/.switchboard-python-$(PROFILE)
 PY_INPUTS := $(ROOT)/Cargo.toml $(ROOT)/Cargo.lock $(ROOT)/core/Cargo.toml \

@@ -21,6 +21,8 @@ HIERARCHY = {
     switchboard.Cancelled: ("SB_CANCELLED", Exception),
     switchboard.IoError: ("SB_IO", OSError),
     switchboard.InternalError: ("SB_INTERNAL", Exception),
+    switchboard.Unauthenticated: ("SB_UNAUTHENTICATED", PermissionError),
+    switchboard.PermissionDenied: ("SB_PERMISSION_DENIED", PermissionError),
 }
 
 
