@@ -23,6 +23,7 @@ use napi_derive::napi;
 
 pub use custom::settle_call;
 pub use error::SbStatus;
+pub use registry::{NativeEnvelope, envelope_decode, envelope_encode};
 
 /// The library version (core's Cargo version).
 #[napi]
