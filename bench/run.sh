@@ -8,6 +8,11 @@
 #     pool-of-1 fairness runs;
 #  2b. core/benches/sessions.rs (memory per open session, counting and commit costs)
 #     and core/benches/resilience.rs (breaker, fail-fast, one vs two endpoints);
+#  2c. the registry (issue 9): core/benches/registry.rs (broadcast to 10,000
+#     connections, memory per connection, and callgrind instructions per recipient),
+#     then the same broadcast from C, Python and Node beside each language's plain
+#     peer (bench/registry_c.c, bench/registry_python.py, bench/registry_node.js);
+#     every line goes to build/bench/registry.jsonl;
 #  3. callgrind (core/benches/instr.rs): instructions per uncontended acquire+release
 #     for each, as (I2 - I1) / (N2 - N1), and callgrind_annotate of each run;
 #  4. through the bindings: acquire+release from C, Python and Node (and Rust) on a
@@ -63,7 +68,7 @@ fi
 # ------------------------------------------------------------------ 1. build
 
 say "building (release)"
-INSTR_BIN= POOL_BIN= SESSIONS_BIN= RESILIENCE_BIN=
+INSTR_BIN= POOL_BIN= SESSIONS_BIN= RESILIENCE_BIN= REGISTRY_BIN=
 if timeout 1200 "$CARGO" bench -p switchboard-core --no-run --message-format=json \
   >"$OUT/cargo-bench.json" 2>"$OUT/cargo-bench.log"; then
   eval "$("$PYTHON" - "$OUT/cargo-bench.json" <<'EOF'
@@ -75,7 +80,7 @@ for line in open(sys.argv[1]):
         continue
     if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
         name = m["target"]["name"]
-        if name in ("pool", "instr", "sessions", "resilience"):
+        if name in ("pool", "instr", "sessions", "resilience", "registry"):
             print(f'{name.upper()}_BIN="{m["executable"]}"')
 EOF
 )"
@@ -107,6 +112,30 @@ else
   fail "make build-node (see build/bench/node-build.log)"
 fi
 
+# ------------------------------------------------------------------ helpers
+
+# callgrind <kind> <N> <command...>: runs it, keeps the total and the annotations.
+callgrind() {
+  local kind=$1 n=$2
+  shift 2
+  local base=$OUT/cg/$kind.$n
+  if ! SB_BENCH_TARGET="$TARGET" timeout 600 valgrind --tool=callgrind \
+    --callgrind-out-file="$base.out" "$@" >"$base.stdout" 2>"$base.log"; then
+    return 1
+  fi
+  callgrind_annotate --threshold=100 "$base.out" >"$base.self.txt" 2>/dev/null
+  callgrind_annotate --threshold=100 --inclusive=yes "$base.out" >"$base.incl.txt" 2>/dev/null
+  grep -o 'Collected : [0-9]*' "$base.log" | tail -1 | grep -o '[0-9]*$'
+}
+
+# with_n <n> <command...>: the command with its argument "N" replaced by n (no
+# argument here contains spaces).
+with_n() {
+  local n=$1 a
+  shift
+  for a in "$@"; do [[ $a == N ]] && printf '%s\n' "$n" || printf '%s\n' "$a"; done
+}
+
 # ------------------------------------------------------------------ 2. criterion
 
 if [[ -n $POOL_BIN ]]; then
@@ -130,6 +159,54 @@ for bin in "$SESSIONS_BIN" "$RESILIENCE_BIN"; do
 done
 [[ -n $SESSIONS_BIN ]] || fail "sessions bench not built"
 [[ -n $RESILIENCE_BIN ]] || fail "resilience bench not built"
+
+# ------------------------------------------------------------------ 2c. registry
+
+: >"$OUT/registry.jsonl"
+if [[ -n $REGISTRY_BIN ]]; then
+  say "registry: broadcast to 10,000 connections, memory per connection"
+  if ! SB_BENCH_OUT="$OUT" SB_BENCH_REPS="$REPS" timeout 600 "$REGISTRY_BIN" --bench \
+    2>>"$OUT/extra.log" | tee -a "$OUT/extra.txt" >&2; then
+    fail "registry bench (see build/bench/extra.log)"
+  fi
+  if command -v valgrind >/dev/null; then
+    # Instructions per recipient: (I(12) - I(2)) / (10 broadcasts x 10,000), so the
+    # registrations cancel out. "outbox" is the fan-out plus the drain; "callback"
+    # the fan-out plus the delivery tasks calling a no-op callback.
+    for kind in outbox callback; do
+      r1=$(callgrind "registry_$kind" 2 "$REGISTRY_BIN" instr "$kind" 2)
+      r2=$(callgrind "registry_$kind" 12 "$REGISTRY_BIN" instr "$kind" 12)
+      if [[ -n $r1 && -n $r2 ]]; then
+        awk -v k="$kind" -v a="$r1" -v b="$r2" 'BEGIN {
+          printf "{\"lang\":\"rust\",\"op\":\"instr_per_recipient\",\"kind\":\"%s\",\"instructions\":%.1f}\n", k, (b - a) / 100000 }' \
+          >>"$OUT/registry.jsonl"
+      else
+        fail "callgrind registry $kind (see build/bench/cg/registry_$kind.*.log)"
+      fi
+    done
+  fi
+else
+  fail "registry bench not built"
+fi
+if [[ -f bench/registry_c.c ]]; then
+  if cc -std=c11 -O2 -Wall -Wextra -g -I"$ROOT/include" bench/registry_c.c -o "$OUT/registry_c" \
+    -L"$ROOT/target/release" -lswitchboard -Wl,-rpath,"$ROOT/target/release" -lpthread \
+    >>"$OUT/ffi.log" 2>&1; then
+    timeout 600 "$OUT/registry_c" >>"$OUT/registry.jsonl" 2>>"$OUT/extra.log" ||
+      fail "C registry harness bench/registry_c.c"
+  else
+    fail "building bench/registry_c.c (see build/bench/ffi.log)"
+  fi
+fi
+if [[ $PY_OK == 1 && -f bench/registry_python.py ]]; then
+  timeout 600 "$ROOT/build/venv/bin/python" bench/registry_python.py >>"$OUT/registry.jsonl" \
+    2>>"$OUT/extra.log" || fail "Python registry harness bench/registry_python.py"
+fi
+if [[ $NODE_OK == 1 && -f bench/registry_node.js ]]; then
+  NODE_PATH="$ROOT/build/node_modules" timeout 600 node bench/registry_node.js \
+    >>"$OUT/registry.jsonl" 2>>"$OUT/extra.log" || fail "Node registry harness bench/registry_node.js"
+fi
+cat "$OUT/registry.jsonl" >&2
 
 # ------------------------------------------------------------------ echo server
 
@@ -156,28 +233,6 @@ stop_echo() {
 trap stop_echo EXIT
 
 # ------------------------------------------------------------------ 3. callgrind
-
-# callgrind <kind> <N> <command...>: runs it, keeps the total and the annotations.
-callgrind() {
-  local kind=$1 n=$2
-  shift 2
-  local base=$OUT/cg/$kind.$n
-  if ! SB_BENCH_TARGET="$TARGET" timeout 600 valgrind --tool=callgrind \
-    --callgrind-out-file="$base.out" "$@" >"$base.stdout" 2>"$base.log"; then
-    return 1
-  fi
-  callgrind_annotate --threshold=100 "$base.out" >"$base.self.txt" 2>/dev/null
-  callgrind_annotate --threshold=100 --inclusive=yes "$base.out" >"$base.incl.txt" 2>/dev/null
-  grep -o 'Collected : [0-9]*' "$base.log" | tail -1 | grep -o '[0-9]*$'
-}
-
-# with_n <n> <command...>: the command with its argument "N" replaced by n (no
-# argument here contains spaces).
-with_n() {
-  local n=$1 a
-  shift
-  for a in "$@"; do [[ $a == N ]] && printf '%s\n' "$n" || printf '%s\n' "$a"; done
-}
 
 if command -v valgrind >/dev/null; then
   say "callgrind: instructions per acquire+release ($N1 and $N2 iterations)"

@@ -531,6 +531,114 @@ def section_extra(lines: list[str]) -> None:
         lines.append(f"- {r}")
 
 
+def read_registry() -> list[dict]:
+    p = OUT / "registry.jsonl"
+    rows = []
+    if p.exists():
+        for line in p.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def section_registry(lines: list[str]) -> None:
+    """The registry (issue 9): broadcast to 10,000 connections in every language."""
+    rows = read_registry()
+    lines += ["", "## Registry (issue 9)", ""]
+    lines.append(
+        "Broadcast to one topic of 10,000 registered connections with no-op send "
+        "callbacks: *call* is the broadcast call (the fan-out: one push per recipient "
+        "onto its queue), *all delivered* until every callback ran (the delivery tasks, "
+        "and for Python and Node the hop into the interpreter). Medians. The peers are "
+        "seed 004's design written plainly in each language (Python: a dict of sets and "
+        "`asyncio.gather` over send coroutines; Node: a `Map` of `Set`s and a loop)."
+    )
+    lines.append("")
+    if not rows:
+        lines.append("*not measured* (see build/bench/extra.log)")
+        return
+
+    def find(lang: str, op: str, **kw: str) -> dict | None:
+        for r in rows:
+            if r.get("lang") == lang and r.get("op") == op and all(r.get(k) == v for k, v in kw.items()):
+                return r
+        return None
+
+    def call_ns(r: dict | None) -> float | None:
+        if not r:
+            return None
+        for k in ("call_ns", "ns_per_call"):
+            if isinstance(r.get(k), (int, float)):
+                return float(r[k])
+        return None
+
+    rust = find("rust", "broadcast_10k")
+    rust_call = call_ns(rust)
+    lines += ["| language | call | recipients/s | all delivered | peer | peer / switchboard |", "|---|---|---|---|---|---|"]
+    for lang in ("rust", "c", "python", "node"):
+        r = find(lang, "broadcast_10k")
+        c = call_ns(r)
+        if r is None or c is None:
+            lines.append(f"| {lang} | *not measured* | | | | |")
+            continue
+        alld = r.get("all_delivered_ns")
+        peer = r.get("peer_ns") or r.get("peer_all_ns")
+        ratio = f"{peer / alld:.1f}x" if isinstance(peer, (int, float)) and isinstance(alld, (int, float)) and alld else ""
+        lines.append(
+            f"| {lang} | {fmt_ns(c)} | {10_000 / (c / 1e9) / 1e6:.1f} M | "
+            f"{fmt_ns(alld) if isinstance(alld, (int, float)) else ''} | "
+            f"{fmt_ns(peer) if isinstance(peer, (int, float)) else ''} | {ratio} |"
+        )
+    if rust and isinstance(rust.get("outbox_call_ns"), (int, float)):
+        o = rust["outbox_call_ns"]
+        lines.append("")
+        lines.append(f"Rust, to 10,000 outboxes (the fan-out alone, nothing delivering at the same time): {fmt_ns(o)}, {10_000 / (o / 1e9) / 1e6:.1f} M recipient enqueues/s.")
+    for kind in ("outbox", "callback"):
+        r = find("rust", "instr_per_recipient", kind=kind)
+        if r:
+            what = "fan-out + drain" if kind == "outbox" else "fan-out + delivery to a no-op callback"
+            lines.append(f"- callgrind, {kind}: {r['instructions']:.0f} instructions per recipient ({what})")
+    mem = find("rust", "memory_100k")
+    if mem:
+        lines.append(
+            f"- memory: 100,000 connections with a user, 3 metadata entries and 2 topics: "
+            f"{mem['bytes_per_conn']:.0f} B each, {mem['beyond_strings']:.0f} B beyond the program's own strings (target <= 1 KiB)"
+        )
+    lines += ["", "Against the targets:", ""]
+    targets = []
+    if rust_call:
+        rate = 10_000 / (rust_call / 1e9)
+        targets.append(("Rust, recipients per second (callback sinks)", ">= 20 M/s", f"{rate / 1e6:.1f} M/s", rate >= 20e6))
+        targets.append(("Rust, report within", "1 ms", fmt_ns(rust_call), rust_call <= 1e6))
+    if rust and isinstance(rust.get("outbox_call_ns"), (int, float)):
+        rate = 10_000 / (rust["outbox_call_ns"] / 1e9)
+        targets.append(("Rust, recipients per second (outboxes)", ">= 20 M/s", f"{rate / 1e6:.1f} M/s", rate >= 20e6))
+    for lang, bound, want in (("c", 1.10, "within 10% of Rust"), ("python", 2.0, "within 2x of Rust"), ("node", 2.0, "within 2x of Rust")):
+        c = call_ns(find(lang, "broadcast_10k"))
+        if c and rust_call:
+            targets.append((f"{lang}, broadcast call", want, f"{c / rust_call:.2f}x Rust", c / rust_call <= bound))
+    for lang in ("python", "node"):
+        r = find(lang, "broadcast_10k")
+        if r and isinstance(r.get("peer_ns"), (int, float)) and isinstance(r.get("all_delivered_ns"), (int, float)):
+            ratio = r["peer_ns"] / r["all_delivered_ns"]
+            targets.append((f"{lang} vs its plain peer (until all delivered)", ">= 3x faster", f"{ratio:.1f}x", ratio >= 3))
+        c = call_ns(r)
+        if r and c and isinstance(r.get("peer_ns"), (int, float)):
+            ratio = r["peer_ns"] / c
+            targets.append((f"{lang} vs its plain peer (the call)", ">= 3x faster", f"{ratio:.1f}x", ratio >= 3))
+    if mem:
+        targets.append(("memory per connection beyond its strings", "<= 1 KiB", f"{mem['beyond_strings']:.0f} B", mem["beyond_strings"] <= 1024))
+    lines += ["| target | wanted | measured | |", "|---|---|---|---|"]
+    for a, b, c, ok in targets:
+        lines.append(f"| {a} | {b} | {c} | {'met' if ok else '**missed**'} |")
+    other = [r for r in rows if r.get("op") not in ("broadcast_10k", "instr_per_recipient", "memory_100k")]
+    if other:
+        lines += ["", "Other lines from the harnesses:", ""]
+        lines += [f"- `{json.dumps(r)}`" for r in other]
+
+
 def main() -> int:
     meta = {}
     if (OUT / "meta.txt").exists():
@@ -548,6 +656,7 @@ def main() -> int:
     bmed = section_bindings(body, bind_rows, instr, raw)
     section_where(body, raw)
     section_extra(body)
+    section_registry(body)
 
     head = [
         "# Benchmark results",

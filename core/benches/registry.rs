@@ -198,7 +198,50 @@ fn memory() -> (f64, f64, f64) {
     (per, own, took.as_secs_f64() * 1e9 / CONNS as f64)
 }
 
+/// `instr <outbox|callback> <N>`: N broadcasts to 10,000 connections and nothing
+/// else, for callgrind (bench/run.sh runs two N and takes the difference, so the
+/// registrations cancel out).
+fn instr(kind: &str, n: usize) {
+    let m = Manager::new(&unlimited()).expect("manager");
+    m.set_event_callback(Some(Arc::new(|_e: &switchboard_core::Event| {})));
+    let r = m.registry();
+    let msg = Message::text("{\"type\":\"data\",\"data\":42}");
+    let target = Target::topic("t");
+    if kind == "callback" {
+        let sink = Arc::new(Noop(AtomicU64::new(0)));
+        for _ in 0..FANOUT {
+            r.register(Registration::new().topics(["t"]), sink.clone())
+                .expect("register");
+        }
+        for i in 0..n {
+            r.broadcast(&target, msg.clone()).expect("broadcast");
+            let want = (i as u64 + 1) * FANOUT as u64;
+            while sink.0.load(Ordering::Relaxed) < want {
+                std::thread::yield_now();
+            }
+        }
+    } else {
+        let boxes: Vec<_> = (0..FANOUT)
+            .map(|_| r.register_outbox(Registration::new().topics(["t"])).expect("register"))
+            .collect();
+        for _ in 0..n {
+            r.broadcast(&target, msg.clone()).expect("broadcast");
+            for b in &boxes {
+                b.try_next().expect("queued");
+            }
+        }
+    }
+    m.close(Duration::from_secs(5)).expect("close");
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "instr") {
+        let kind = args.get(i + 1).map_or("outbox", String::as_str);
+        let n = args.get(i + 2).and_then(|v| v.parse().ok()).unwrap_or(10);
+        instr(kind, n);
+        return;
+    }
     let reps: usize = std::env::var("SB_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
