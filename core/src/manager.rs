@@ -117,15 +117,16 @@ impl Manager {
         manual_clock: Option<ManualClock>,
     ) -> Result<Manager> {
         let workers = config.u64("runtime.worker_threads") as usize;
+        // Settings that contradict each other fail before any thread starts.
+        let events = Arc::new(EventBus::default());
+        let registry = Registry::new(config, events.clone(), clock.clone())?;
         let (rt, shared) = RuntimeShared::build(workers)?;
         crate::backoff::set_max_concurrent_reconnects(
             config.u64("backoff.max_concurrent_reconnects") as usize,
         );
-        let events = Arc::new(EventBus::default());
         let sessions = Sessions::new(config, events.clone())?;
         let shared = Arc::new(shared);
         sessions.start_background(&shared)?;
-        let registry = Registry::new(config, events.clone(), clock.clone());
         registry.start_background(&shared, workers)?;
         Ok(Manager {
             inner: Arc::new(ManagerInner {

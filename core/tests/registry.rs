@@ -729,6 +729,24 @@ fn a_closed_outbox_counts_failures_then_leaves() {
 }
 
 #[test]
+fn a_timeout_not_longer_than_the_heartbeat_is_refused() {
+    let mut cfg = Config::new();
+    cfg.set("registry.heartbeat_interval", "10s").unwrap();
+    cfg.set("registry.connection_timeout", "10s").unwrap();
+    let e = Manager::new(&cfg).unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().starts_with("registry.connection_timeout (10s) must be longer than registry.heartbeat_interval (10s)"),
+        "{e}"
+    );
+    cfg.set("registry.heartbeat_interval", "0").unwrap();
+    Manager::new(&cfg)
+        .unwrap()
+        .close(Duration::from_secs(1))
+        .unwrap();
+}
+
+#[test]
 fn advance_clock_needs_a_manual_clock() {
     let m = Manager::new(&Config::new()).unwrap();
     assert_eq!(
@@ -738,6 +756,7 @@ fn advance_clock_needs_a_manual_clock() {
     m.close(Duration::from_secs(1)).unwrap();
     let mut cfg = Config::new();
     cfg.set("runtime.clock", "manual").unwrap();
+    cfg.set("registry.heartbeat_interval", "1s").unwrap();
     cfg.set("registry.connection_timeout", "5s").unwrap();
     let m = Manager::new(&cfg).unwrap();
     let r = m.registry();

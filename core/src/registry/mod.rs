@@ -140,11 +140,17 @@ fn non_empty(what: &str, s: &str) -> Result<()> {
 }
 
 impl Registry {
-    pub(crate) fn new(config: &Config, events: Arc<EventBus>, clock: SharedClock) -> Registry {
+    pub(crate) fn new(
+        config: &Config,
+        events: Arc<EventBus>,
+        clock: SharedClock,
+    ) -> Result<Registry> {
         let base = clock.now();
-        Registry {
+        let settings = settings::Settings::from_config(config);
+        settings.check()?;
+        Ok(Registry {
             inner: Arc::new(Inner {
-                settings: settings::Settings::from_config(config),
+                settings,
                 index: RwLock::new(Index::default()),
                 ready: delivery::Ready::default(),
                 counters: Counters::default(),
@@ -156,7 +162,7 @@ impl Registry {
                 closed: AtomicBool::new(false),
                 rt: OnceLock::new(),
             }),
-        }
+        })
     }
 
     /// Starts the delivery tasks (one per runtime worker) and the background pass.

@@ -79,6 +79,21 @@ impl Settings {
         }
     }
 
+    /// Settings that contradict each other: a connection must outlive a heartbeat, or
+    /// every client would be removed as stale before it was ever pinged.
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        if let (Some(hb), Some(t)) = (self.heartbeat, self.timeout) {
+            if t <= hb {
+                return Err(crate::Error::invalid_argument(format!(
+                    "registry.connection_timeout ({}) must be longer than registry.heartbeat_interval ({}): a client is pinged every heartbeat and removed as stale after connection_timeout of silence; set 0 to turn either off",
+                    crate::config::fmt_duration(t),
+                    crate::config::fmt_duration(hb)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The period of the background pass: the shorter of the heartbeat and cleanup
     /// intervals that are on.
     pub(crate) fn pass_period(&self) -> Option<Duration> {
