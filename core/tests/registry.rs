@@ -639,6 +639,7 @@ fn metrics_lines() {
     let text = m.metrics_text();
     for line in [
         "switchboard_registry_connections 1",
+        "switchboard_registry_subscriptions 2",
         "switchboard_registry_topic_connections{topic=\"big\"} 1",
         "switchboard_registry_topic_connections{topic=\"_other\"} 1",
         "switchboard_registry_messages_total{result=\"queued\"} 2",

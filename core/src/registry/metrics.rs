@@ -67,6 +67,13 @@ impl Collector for RegistryCollector {
             "Distinct users with at least one connection.",
             s.users,
         )?;
+        let subscriptions: u64 = s.topic_counts.iter().map(|(_, n)| n).sum();
+        gauge(
+            e,
+            "switchboard_registry_subscriptions",
+            "Subscriptions in all topics (the total beside the per-topic series).",
+            subscriptions,
+        )?;
         {
             let mut m = e.encode_descriptor(
                 "switchboard_registry_topic_connections",
