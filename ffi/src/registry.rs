@@ -220,7 +220,7 @@ pub struct sb_list_filter {
     pub state: *const c_char,
     /// Only connections silent for at least this many milliseconds (0: any).
     pub min_idle_ms: u64,
-    /// Most records to return (0: the default, 100; at most 10,000).
+    /// Most records to return (0: the default, 100; more than 10,000 counts as 10,000).
     pub limit: usize,
     /// Only ids above this one: the previous page's `next_cursor` (0: from the start).
     pub cursor: u64,
@@ -1501,7 +1501,7 @@ pub extern "C" fn sb_conn_info_free(info: *mut sb_conn_info) -> sb_status {
 /// Stores in `*out` one page of the connections `filter` matches (NULL: all), in id
 /// order; free it with `sb_conn_list_free` (once). Pass `next_cursor` as the next
 /// call's `filter->cursor` while `has_next`. `SB_INVALID_ARGUMENT` for an unknown
-/// state, a `meta_key` without `meta_value`, or a limit over 10,000.
+/// state or a `meta_key` without `meta_value`.
 ///
 /// # Safety
 ///

@@ -65,6 +65,8 @@ static const char *status_name(sb_status st) {
     case SB_INVALID_HANDLE: return "SB_INVALID_HANDLE";
     case SB_IO: return "SB_IO";
     case SB_INTERNAL: return "SB_INTERNAL";
+    case SB_UNAUTHENTICATED: return "SB_UNAUTHENTICATED";
+    case SB_PERMISSION_DENIED: return "SB_PERMISSION_DENIED";
     }
     return "<unknown status>";
 }
