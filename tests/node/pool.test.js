@@ -303,7 +303,9 @@ test('many concurrent round trips share max_size connections', T, async () => {
 
 test('error codes are exported and every error is an Error with one of them', T, async () => {
   assert.equal(ErrorCode.Timeout, 'SB_TIMEOUT');
-  assert.equal(Object.keys(ErrorCode).length, 10);
+  assert.equal(Object.keys(ErrorCode).length, 12);
+  assert.equal(ErrorCode.Unauthenticated, 'SB_UNAUTHENTICATED');
+  assert.equal(ErrorCode.PermissionDenied, 'SB_PERMISSION_DENIED');
   assert.ok(Object.isFrozen(ErrorCode));
   const err = throwsWithCode(() => new Manager({ workerThreads: 0 }), 'SB_INVALID_ARGUMENT');
   assert.ok(err instanceof Error);
