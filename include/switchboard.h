@@ -1411,7 +1411,7 @@ typedef struct {
      */
     uint64_t min_idle_ms;
     /**
-     * Most records to return (0: the default, 100; at most 10,000).
+     * Most records to return (0: the default, 100; more than 10,000 counts as 10,000).
      */
     size_t limit;
     /**
@@ -2878,7 +2878,7 @@ sb_status sb_conn_info_free(sb_conn_info *info);
  * Stores in `*out` one page of the connections `filter` matches (NULL: all), in id
  * order; free it with `sb_conn_list_free` (once). Pass `next_cursor` as the next
  * call's `filter->cursor` while `has_next`. `SB_INVALID_ARGUMENT` for an unknown
- * state, a `meta_key` without `meta_value`, or a limit over 10,000.
+ * state or a `meta_key` without `meta_value`.
  *
  * # Safety
  *
