@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use switchboard_core::envelope;
+use switchboard_core::registry::{Item, Message, Registration, Target};
 use switchboard_core::{AcquireOptions, BreakerOp, Code, Config, Manager, SessionDetails};
 
 fn main() -> Result<(), switchboard_core::Error> {
@@ -74,6 +76,27 @@ fn main() -> Result<(), switchboard_core::Error> {
         "rust: session resumed at {} (a backwards commit was refused: {})",
         sessions.position(again, "trades")?,
         back == Err(Code::FailedPrecondition)
+    );
+    // The registry: two clients with pull outboxes, a broadcast with an exclusion.
+    let registry = manager.registry();
+    let alice = registry.register_outbox(Registration::new().user("alice").topics(["news"]))?;
+    let bob = registry.register_outbox(Registration::new().user("bob").topics(["news"]))?;
+    let report = registry.broadcast(
+        &Target::topic("news").except([bob.id()]),
+        Message::text(&envelope::encode(
+            "notification",
+            Some("news"),
+            Some("{\"id\":1}"),
+            None,
+        )?),
+    )?;
+    let got = match alice.try_next() {
+        Some(Item::Message(m)) => m.as_text().unwrap_or_default().to_string(),
+        other => format!("{other:?}"),
+    };
+    println!(
+        "rust: registry broadcast reached {} of 2 (bob excluded); alice got {got}",
+        report.recipients
     );
     manager.close(Duration::from_secs(2))?;
     println!("rust: manager closed");
