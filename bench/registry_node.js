@@ -11,6 +11,7 @@
 // (medians, and every repetition). Measured:
 //   call_ns          one `registry.broadcast('x', { topic })` call: the fan-out into
 //                    10,000 bounded queues runs in core and returns at once;
+//   core_fanout_ns   the report's elapsedMs: the part of the call spent in core's fan-out;
 //   all_delivered_ns from before that call until the 10,000th send callback ran on the
 //                    JS thread (core's delivery tasks hand each round of 256 to JS in
 //                    one threadsafe-function call; the results are reported back);
@@ -100,6 +101,7 @@ async function main() {
   const call = [];
   const delivered = [];
   const peerNs = [];
+  const coreNs = [];
   const warm = 3;
   for (let rep = 0; rep < reps + warm; rep++) {
     count = 0;
@@ -123,6 +125,7 @@ async function main() {
     if (got !== n || peerCount !== n) throw new Error('the peer missed sends');
     if (rep >= warm) {
       call.push(Number(t1 - t0));
+      coreNs.push(Math.round(report.elapsedMs * 1e6));
       delivered.push(Number(t2 - t0));
       peerNs.push(Number(p1 - p0));
     }
@@ -136,6 +139,7 @@ async function main() {
     connections: n,
     reps,
     call_ns: c,
+    core_fanout_ns: median(coreNs),
     all_delivered_ns: d,
     peer_ns: p,
     call_vs_peer: +(p / c).toFixed(3),
