@@ -383,7 +383,7 @@ def test_advance_clock_needs_a_manual_clock() -> None:
     with switchboard.Manager() as m:
         with pytest.raises(switchboard.FailedPrecondition, match="manual"):
             m.advance_clock(1)
-    with make(registry_connection_timeout="5s") as m:
+    with make(registry_connection_timeout="5s", registry_heartbeat_interval="1s") as m:
         o = m.registry.register_outbox()
         m.advance_clock(5)
         assert m.registry.cleanup().removed == 1

@@ -16,6 +16,7 @@ import asyncio
 import collections
 import inspect
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -313,13 +314,67 @@ _REPORT_ALL = 1
 _REPORT_FAILURE = 2
 
 
+class _Inbox:
+    """The awaitables switchboard's delivery threads hand to one event loop: a delivery
+    round's worth reaches the loop in one ``call_soon_threadsafe`` (one wake-up), not one
+    per message. ``put`` runs on a delivery thread and ``_flush`` on the loop, both with
+    the GIL held; ``_flush`` clears ``_pending`` before it drains, so an item put while it
+    drains is either drained now or scheduled again."""
+
+    __slots__ = ("_loop", "_items", "_pending", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: Deque[Tuple[_Lane, int, Awaitable[Any], int]] = collections.deque()
+        self._pending = False
+
+    def put(self, lane: _Lane, id: int, awaitable: Awaitable[Any], report: int) -> None:
+        if self._loop.is_closed():
+            _close(awaitable)
+            raise Unavailable("the event loop that runs this connection's async callbacks is closed")
+        self._items.append((lane, id, awaitable, report))
+        if not self._pending:
+            self._pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:  # closed meanwhile
+                self._pending = False
+                raise
+
+    def _flush(self) -> None:
+        self._pending = False
+        items = self._items
+        while items:
+            lane, id, awaitable, report = items.popleft()
+            lane._push(id, awaitable, report)
+
+
+def _close(awaitable: Awaitable[Any]) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
+
+
+_inboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _inbox(loop: asyncio.AbstractEventLoop) -> _Inbox:
+    box = _inboxes.get(loop)
+    if box is None:
+        box = _inboxes[loop] = _Inbox(loop)
+    return box
+
+
 class _Lane:
     """Runs the awaitables one connection's callbacks return, in order, on the event
     loop that was running when it registered, and reports each send's result to core."""
 
-    __slots__ = ("_loop", "_native", "_queue", "_running")
+    __slots__ = ("_inbox", "_loop", "_native", "_queue", "_running")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, native: _native.Registry) -> None:
+        self._inbox = _inbox(loop)
         self._loop = loop
         self._native = native
         self._queue: Deque[Tuple[int, Awaitable[Any], int]] = collections.deque()
@@ -327,7 +382,7 @@ class _Lane:
 
     def schedule(self, id: int, awaitable: Awaitable[Any], report: int) -> None:
         """Called on a switchboard thread (with the GIL): hands it to the loop."""
-        self._loop.call_soon_threadsafe(self._push, id, awaitable, report)
+        self._inbox.put(self, id, awaitable, report)
 
     def _push(self, id: int, awaitable: Awaitable[Any], report: int) -> None:
         self._queue.append((id, awaitable, report))
