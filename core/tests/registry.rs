@@ -767,3 +767,79 @@ fn advance_clock_needs_a_manual_clock() {
     assert!(!r.contains(id));
     m.close(Duration::from_secs(1)).unwrap();
 }
+
+/// A sink that finishes later (like a JS Promise): it records what it was handed and
+/// returns Pending; the test reports.
+#[derive(Default)]
+struct Later {
+    handed: Mutex<Vec<String>>,
+    closed: Mutex<Option<String>>,
+}
+
+impl Sink for Later {
+    fn send(&self, _id: ConnId, msg: &Message) -> SendOutcome {
+        self.handed
+            .lock()
+            .unwrap()
+            .push(msg.as_text().unwrap_or("?").to_string());
+        SendOutcome::Pending
+    }
+    fn closed(&self, _id: ConnId, reason: &str) {
+        *self.closed.lock().unwrap() = Some(reason.to_string());
+    }
+}
+
+#[test]
+fn a_pending_send_holds_the_rest_in_the_bounded_queue() {
+    let (m, _) = manager(&[
+        ("registry.queue_max_messages", "3"),
+        ("registry.queue_full_policy", "drop_new"),
+        ("registry.max_send_failures", "2"),
+    ]);
+    let r = m.registry();
+    let sink = Arc::new(Later::default());
+    let id = r
+        .register(Registration::new().topics(["t"]), sink.clone())
+        .unwrap();
+    for i in 0..6 {
+        r.broadcast(&Target::topic("t"), Message::text(&i.to_string()))
+            .unwrap();
+    }
+    wait_until("the first send", || sink.handed.lock().unwrap().len() == 1);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        sink.handed.lock().unwrap().len(),
+        1,
+        "one item in flight at a time"
+    );
+    let info = r.get(id).unwrap();
+    assert_eq!(
+        (info.queued_messages, info.dropped),
+        (3, 2),
+        "the bound applies behind it"
+    );
+    r.report_send(id, Ok(())).unwrap();
+    assert_eq!(
+        r.report_send(id, Ok(())).unwrap_err().code(),
+        Code::NotFound
+    );
+    wait_until("the second send", || sink.handed.lock().unwrap().len() == 2);
+    r.report_send(id, Err("socket gone".into())).unwrap();
+    wait_until("the third send", || sink.handed.lock().unwrap().len() == 3);
+    r.unregister(id, "bye").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        sink.closed.lock().unwrap().is_none(),
+        "the close waits for the report"
+    );
+    r.report_send(id, Ok(())).unwrap();
+    wait_until("the close callback", || {
+        sink.closed.lock().unwrap().is_some()
+    });
+    assert_eq!(sink.closed.lock().unwrap().as_deref(), Some("bye"));
+    assert_eq!(*sink.handed.lock().unwrap(), vec!["0", "1", "2"]);
+    let s = r.stats().unwrap();
+    assert_eq!((s.messages_sent, s.messages_failed), (2, 1));
+    assert_eq!(r.report_sent_many(&[id, 12345]), 0);
+    m.close(Duration::from_secs(1)).unwrap();
+}

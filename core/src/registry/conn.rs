@@ -55,6 +55,10 @@ pub(crate) struct Queue {
     pub(crate) close_delivered: bool,
     /// Outboxes: the program closed (or dropped) it; deliveries fail from now on.
     pub(crate) outbox_closed: bool,
+    /// Callback sinks: the sink returned Pending for an item (`Some(is_message)`) and
+    /// has not reported it yet. Until it does, later items wait here, where the limits
+    /// and the policy apply (an async sink cannot move the backlog out of the bound).
+    pub(crate) in_flight: Option<bool>,
     /// Outboxes: readers waiting for an item (a push wakes them only then, so a
     /// broadcast to idle-reader outboxes touches no waker).
     pub(crate) waiters: u32,
@@ -192,7 +196,7 @@ impl Conn {
         q.items.push_back(Queued::Message(msg.clone()));
         q.bytes += len;
         q.queued_total += 1;
-        let schedule = !q.scheduled && !self.is_outbox();
+        let schedule = !q.scheduled && q.in_flight.is_none() && !self.is_outbox();
         if schedule {
             q.scheduled = true;
         }
@@ -218,7 +222,7 @@ impl Conn {
             return None;
         }
         q.items.push_back(Queued::Ping);
-        let schedule = !q.scheduled && !self.is_outbox();
+        let schedule = !q.scheduled && q.in_flight.is_none() && !self.is_outbox();
         if schedule {
             q.scheduled = true;
         }
@@ -247,7 +251,7 @@ impl Conn {
         q.items = VecDeque::new();
         q.bytes = 0;
         q.dropped_total += discarded;
-        let schedule = !q.scheduled && !self.is_outbox();
+        let schedule = !q.scheduled && q.in_flight.is_none() && !self.is_outbox();
         if schedule {
             q.scheduled = true;
         }
@@ -262,6 +266,10 @@ impl Conn {
     /// Callback sinks: moves up to `max` queued items into `buf`.
     pub(crate) fn drain_into(&self, buf: &mut Vec<Queued>, max: usize, s: &Settings) -> Drain {
         let mut q = lock(&self.queue);
+        if q.in_flight.is_some() {
+            q.scheduled = false;
+            return Drain::Idle;
+        }
         if !q.items.is_empty() {
             let n = q.items.len().min(max);
             let q = &mut *q;
@@ -283,14 +291,50 @@ impl Conn {
     }
 
     /// Callback sinks, after a turn: whether the connection needs another (more
-    /// items, or its close callback); if not, it is no longer scheduled.
+    /// items, or its close callback); if not, or while an item is in flight, it is no
+    /// longer scheduled.
     pub(crate) fn after_turn(&self) -> bool {
         let mut q = lock(&self.queue);
-        if !q.items.is_empty() || (q.closed.is_some() && !q.close_delivered) {
+        if q.in_flight.is_none()
+            && (!q.items.is_empty() || (q.closed.is_some() && !q.close_delivered))
+        {
             return true;
         }
         q.scheduled = false;
         false
+    }
+
+    /// Callback sinks: the sink returned Pending for an item; `rest` (the items taken
+    /// after it in this turn) go back to the front of the queue until it reports.
+    pub(crate) fn park(&self, rest: Vec<Queued>, is_message: bool) {
+        let mut q = lock(&self.queue);
+        q.in_flight = Some(is_message);
+        if q.closed.is_some() {
+            let n = rest
+                .iter()
+                .filter(|i| matches!(i, Queued::Message(_)))
+                .count();
+            q.dropped_total += n as u64;
+            return;
+        }
+        for item in rest.into_iter().rev() {
+            q.bytes += item_len(&item);
+            q.items.push_front(item);
+        }
+    }
+
+    /// Callback sinks: the in-flight item was reported. Returns what it was
+    /// (`Some(is_message)`, `None` if nothing was in flight) and whether the
+    /// connection must enter the ready queue again (more items, or its close).
+    pub(crate) fn unpark(&self) -> (Option<bool>, bool) {
+        let mut q = lock(&self.queue);
+        let was = q.in_flight.take();
+        let more = !q.items.is_empty() || (q.closed.is_some() && !q.close_delivered);
+        let schedule = was.is_some() && more && !q.scheduled;
+        if schedule {
+            q.scheduled = true;
+        }
+        (was, schedule)
     }
 
     /// Outboxes: the next item, or the close item once the connection has left.

@@ -197,15 +197,23 @@ fn deliver_round(
         };
         match conn.drain_into(buf, TURN_ITEMS, &inner.settings) {
             Drain::Items => {
-                for item in buf.drain(..) {
+                let mut items = buf.drain(..);
+                while let Some(item) = items.next() {
+                    let is_message = matches!(item, Queued::Message(_));
                     let outcome = match &item {
                         Queued::Message(m) => guarded(|| sink.send(conn.id, m)),
                         Queued::Ping => guarded(|| sink.ping(conn.id)),
                     };
-                    if matches!(item, Queued::Message(_)) && outcome == SendOutcome::Sent {
+                    if outcome == SendOutcome::Pending {
+                        // One item in flight per connection: the rest wait in its
+                        // queue (bounded, under the policy) until the sink reports.
+                        inner.park(&conn, items.by_ref().collect(), is_message);
+                        break;
+                    }
+                    if is_message && outcome == SendOutcome::Sent {
                         sent += 1;
                     }
-                    inner.record_outcome(&conn, outcome, matches!(item, Queued::Message(_)));
+                    inner.record_outcome(&conn, outcome, is_message);
                 }
                 // Back in line behind the others (still scheduled), or idle.
                 if conn.after_turn() {

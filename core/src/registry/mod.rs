@@ -34,7 +34,7 @@ mod metrics;
 mod settings;
 mod types;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -110,6 +110,9 @@ pub(crate) struct Inner {
     clock: SharedClock,
     base: Instant,
     auth: RwLock<Option<SharedAuthenticator>>,
+    /// Connections with an item in flight (their sink returned Pending), by id: found
+    /// by `report_send` even after they left the index, so their close still follows.
+    pending: Mutex<HashMap<ConnId, Arc<Conn>>>,
     hook: RwLock<Option<Arc<dyn RoundHook>>>,
     pub(crate) closed: AtomicBool,
     rt: OnceLock<Arc<RuntimeShared>>,
@@ -158,6 +161,7 @@ impl Registry {
                 clock,
                 base,
                 auth: RwLock::new(None),
+                pending: Mutex::new(HashMap::new()),
                 hook: RwLock::new(None),
                 closed: AtomicBool::new(false),
                 rt: OnceLock::new(),
@@ -202,11 +206,15 @@ impl Registry {
                 .remove(id, "manager_closed", "the manager closed");
         }
         let deadline = Instant::now() + timeout;
-        while !self.inner.ready.is_empty() && Instant::now() < deadline {
+        while (!self.inner.ready.is_empty() || !lock(&self.inner.pending).is_empty())
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
-        // What the delivery tasks did not reach in time is let go of here.
+        // What the delivery tasks did not reach in time (and sends never reported) is
+        // let go of here.
         self.inner.ready.clear();
+        lock(&self.inner.pending).clear();
         self.inner.ready.notify.notify_waiters();
     }
 
@@ -629,19 +637,22 @@ impl Registry {
         std::mem::replace(&mut *slot, hook)
     }
 
-    /// Reports the result of a send that returned [`SendOutcome::Pending`]: `Err`
-    /// counts a failed delivery. NotFound when the connection has left.
+    /// Reports the result of the item a sink returned [`SendOutcome::Pending`] for
+    /// (a message or a ping): `Err` counts a failed delivery. The connection's next
+    /// items (or its close callback) follow. NotFound when nothing of connection `id`
+    /// is in flight (it was reported already, or never pending); a failure report for a
+    /// registered connection with nothing in flight still counts as a failure.
     pub fn report_send(&self, id: ConnId, result: std::result::Result<(), String>) -> Result<()> {
-        let conn = self.inner.conn(id)?;
-        let outcome = match result {
-            Ok(()) => SendOutcome::Sent,
-            Err(why) => SendOutcome::Failed(why),
-        };
-        if outcome == SendOutcome::Sent {
-            self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
-        }
-        self.inner.record_outcome(&conn, outcome, true);
-        Ok(())
+        self.inner.report(id, result)
+    }
+
+    /// [`Registry::report_send`] of `Ok` for many connections at once (a binding that
+    /// reports a whole round of successful sends in one call). Ids with nothing in
+    /// flight are skipped; returns how many were reported.
+    pub fn report_sent_many(&self, ids: &[ConnId]) -> usize {
+        ids.iter()
+            .filter(|id| self.inner.report(**id, Ok(())).is_ok())
+            .count()
     }
 
     // ---- broadcast ----
@@ -714,6 +725,44 @@ impl Inner {
     pub(crate) fn now_ns(&self) -> u64 {
         let d = self.clock.now().saturating_duration_since(self.base);
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A sink returned Pending: the connection waits in `pending` for the report.
+    pub(crate) fn park(&self, conn: &Arc<Conn>, rest: Vec<conn::Queued>, is_message: bool) {
+        conn.park(rest, is_message);
+        lock(&self.pending).insert(conn.id, conn.clone());
+    }
+
+    fn report(&self, id: ConnId, result: std::result::Result<(), String>) -> Result<()> {
+        let parked = lock(&self.pending).remove(&id);
+        let Some(conn) = parked else {
+            // Nothing in flight: a failure of a registered connection still counts
+            // (a binding that reports only failures of what it treated as sent).
+            if let Err(why) = result {
+                let conn = self.conn(id)?;
+                self.record_outcome(&conn, SendOutcome::Failed(why), false);
+                return Ok(());
+            }
+            return Err(Error::not_found(format!(
+                "connection {id} has no send in flight (it was reported already, or never pending)"
+            )));
+        };
+        let (was, schedule) = conn.unpark();
+        let is_message = was.unwrap_or(true);
+        let outcome = match result {
+            Ok(()) => {
+                if is_message {
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                SendOutcome::Sent
+            }
+            Err(why) => SendOutcome::Failed(why),
+        };
+        self.record_outcome(&conn, outcome, is_message);
+        if schedule {
+            self.ready.push(conn);
+        }
+        Ok(())
     }
 
     fn conn(&self, id: ConnId) -> Result<Arc<Conn>> {

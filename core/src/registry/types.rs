@@ -93,7 +93,10 @@ pub enum SendOutcome {
     /// `registry.max_send_failures` in a row the connection is removed).
     Failed(String),
     /// The sink finishes later (a Promise, a coroutine) and reports the result with
-    /// [`crate::registry::Registry::report_send`].
+    /// [`crate::registry::Registry::report_send`]. Until it does, the connection's
+    /// later items wait in its queue (one item in flight per connection), so the
+    /// queue's limits and policy apply to async sinks too; the close callback comes
+    /// after the report.
     Pending,
 }
 
