@@ -366,17 +366,20 @@ static int status_strings(void) {
     EXPECT(strcmp(sb_status_str(SB_OK), "success") == 0);
     EXPECT(strcmp(sb_status_str(SB_TIMEOUT), "timed out") == 0);
     EXPECT(strcmp(sb_status_str(SB_INVALID_HANDLE), "invalid handle") == 0);
-    for (int s = SB_OK; s <= SB_INTERNAL; s++) {
+    EXPECT(strcmp(sb_status_str(SB_UNAUTHENTICATED), "unauthenticated") == 0);
+    EXPECT(strcmp(sb_status_str(SB_PERMISSION_DENIED), "permission denied") == 0);
+    for (int s = SB_OK; s <= SB_PERMISSION_DENIED; s++) {
         EXPECT(sb_status_str(s) != NULL);
         EXPECT(strcmp(sb_status_str(s), "unknown status") != 0);
     }
     EXPECT(strcmp(sb_status_str(-1), "unknown status") == 0);
-    EXPECT(strcmp(sb_status_str(11), "unknown status") == 0);
+    EXPECT(strcmp(sb_status_str(13), "unknown status") == 0);
     /* The numbers are part of the ABI. */
     EXPECT(SB_OK == 0 && SB_INVALID_ARGUMENT == 1 && SB_NOT_FOUND == 2);
     EXPECT(SB_RESOURCE_EXHAUSTED == 3 && SB_FAILED_PRECONDITION == 4);
     EXPECT(SB_UNAVAILABLE == 5 && SB_TIMEOUT == 6 && SB_CANCELLED == 7);
     EXPECT(SB_INVALID_HANDLE == 8 && SB_IO == 9 && SB_INTERNAL == 10);
+    EXPECT(SB_UNAUTHENTICATED == 11 && SB_PERMISSION_DENIED == 12);
     return 0;
 }
 
