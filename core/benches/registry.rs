@@ -222,7 +222,10 @@ fn instr(kind: &str, n: usize) {
         }
     } else {
         let boxes: Vec<_> = (0..FANOUT)
-            .map(|_| r.register_outbox(Registration::new().topics(["t"])).expect("register"))
+            .map(|_| {
+                r.register_outbox(Registration::new().topics(["t"]))
+                    .expect("register")
+            })
             .collect();
         for _ in 0..n {
             r.broadcast(&target, msg.clone()).expect("broadcast");

@@ -787,6 +787,9 @@ impl Sink for Later {
     fn closed(&self, _id: ConnId, reason: &str) {
         *self.closed.lock().unwrap() = Some(reason.to_string());
     }
+    fn may_pend(&self) -> bool {
+        true
+    }
 }
 
 #[test]
@@ -801,11 +804,13 @@ fn a_pending_send_holds_the_rest_in_the_bounded_queue() {
     let id = r
         .register(Registration::new().topics(["t"]), sink.clone())
         .unwrap();
-    for i in 0..6 {
+    r.broadcast(&Target::topic("t"), Message::text("0"))
+        .unwrap();
+    wait_until("the first send", || sink.handed.lock().unwrap().len() == 1);
+    for i in 1..6 {
         r.broadcast(&Target::topic("t"), Message::text(&i.to_string()))
             .unwrap();
     }
-    wait_until("the first send", || sink.handed.lock().unwrap().len() == 1);
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(
         sink.handed.lock().unwrap().len(),
@@ -841,5 +846,52 @@ fn a_pending_send_holds_the_rest_in_the_bounded_queue() {
     let s = r.stats().unwrap();
     assert_eq!((s.messages_sent, s.messages_failed), (2, 1));
     assert_eq!(r.report_sent_many(&[id, 12345]), 0);
+    m.close(Duration::from_secs(1)).unwrap();
+}
+
+/// A sink whose send is finished (and reported) on another thread before the call
+/// has returned Pending: an interpreter that runs the send while the delivery task is
+/// still inside the call.
+struct ReportsFirst {
+    registry: Mutex<Option<switchboard_core::Registry>>,
+    handed: AtomicU64,
+}
+
+impl Sink for ReportsFirst {
+    fn send(&self, id: ConnId, _msg: &Message) -> SendOutcome {
+        self.handed.fetch_add(1, Ordering::SeqCst);
+        let r = self.registry.lock().unwrap().clone().unwrap();
+        // Reported from another thread, waited for, before we return Pending.
+        std::thread::spawn(move || r.report_send(id, Ok(())).unwrap())
+            .join()
+            .unwrap();
+        SendOutcome::Pending
+    }
+    fn may_pend(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_report_that_comes_before_pending_is_returned_is_not_lost() {
+    let (m, _) = manager(&[]);
+    let r = m.registry();
+    let sink = Arc::new(ReportsFirst {
+        registry: Mutex::new(Some(r.clone())),
+        handed: AtomicU64::new(0),
+    });
+    let id = r
+        .register(Registration::new().topics(["t"]), sink.clone())
+        .unwrap();
+    for i in 0..5 {
+        r.broadcast(&Target::topic("t"), Message::text(&i.to_string()))
+            .unwrap();
+    }
+    wait_until("every send", || sink.handed.load(Ordering::SeqCst) == 5);
+    wait_until("every report counted", || {
+        r.stats().unwrap().messages_sent == 5
+    });
+    assert_eq!(r.get(id).unwrap().queued_messages, 0);
+    *sink.registry.lock().unwrap() = None;
     m.close(Duration::from_secs(1)).unwrap();
 }

@@ -196,6 +196,11 @@ struct JsSink {
 }
 
 impl Sink for JsSink {
+    /// Every send is finished on the JS thread and reported later.
+    fn may_pend(&self) -> bool {
+        true
+    }
+
     fn send(&self, id: ConnId, msg: &Message) -> SendOutcome {
         if self.bridge.push(SEND, id, Some(msg), None) {
             SendOutcome::Pending

@@ -194,6 +194,13 @@ impl PySink {
 }
 
 impl Sink for PySink {
+    /// An `async def` callback's coroutine runs on the event loop's thread, which may
+    /// report it (with the GIL, which the round lets go of between bytecodes) before
+    /// `send` has returned Pending: core must be ready for that.
+    fn may_pend(&self) -> bool {
+        self.schedule.is_some()
+    }
+
     fn send(&self, id: ConnId, msg: &Message) -> SendOutcome {
         Python::try_attach(|py| {
             let m = shared_python(py, msg);

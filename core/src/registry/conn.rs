@@ -59,6 +59,11 @@ pub(crate) struct Queue {
     /// has not reported it yet. Until it does, later items wait here, where the limits
     /// and the policy apply (an async sink cannot move the backlog out of the bound).
     pub(crate) in_flight: Option<bool>,
+    /// Callback sinks that may pend: a send is being made (`Some(is_message)`); a
+    /// report that arrives before the sink has even returned Pending is kept in
+    /// `early` and applied when it does.
+    pub(crate) sending: Option<bool>,
+    pub(crate) early: Option<Result<(), String>>,
     /// Outboxes: readers waiting for an item (a push wakes them only then, so a
     /// broadcast to idle-reader outboxes touches no waker).
     pub(crate) waiters: u32,
@@ -84,6 +89,17 @@ pub(crate) enum Push {
     Failed,
     /// The connection has left; nothing was done.
     Gone,
+}
+
+/// What a `report_send` settled.
+pub(crate) enum Report {
+    /// The in-flight item (a message or a ping); `schedule` when the connection must
+    /// enter the ready queue again.
+    Settled { is_message: bool, schedule: bool },
+    /// The send has not returned Pending yet; the delivery task applies the result.
+    Early,
+    /// Nothing of this connection is in flight.
+    NothingInFlight,
 }
 
 /// What the delivery task found in a callback connection's queue.
@@ -304,37 +320,64 @@ impl Conn {
         false
     }
 
+    /// Callback sinks that may pend: a send begins.
+    pub(crate) fn begin_send(&self, is_message: bool) {
+        let mut q = lock(&self.queue);
+        q.sending = Some(is_message);
+        q.early = None;
+    }
+
+    /// Callback sinks that may pend: the send returned without pending.
+    pub(crate) fn end_send(&self) {
+        let mut q = lock(&self.queue);
+        q.sending = None;
+        q.early = None;
+    }
+
     /// Callback sinks: the sink returned Pending for an item; `rest` (the items taken
     /// after it in this turn) go back to the front of the queue until it reports.
-    pub(crate) fn park(&self, rest: Vec<Queued>, is_message: bool) {
+    /// Returns the report if it came already (then nothing is in flight).
+    pub(crate) fn park(&self, rest: Vec<Queued>, is_message: bool) -> Option<Result<(), String>> {
         let mut q = lock(&self.queue);
-        q.in_flight = Some(is_message);
+        q.sending = None;
+        let early = q.early.take();
+        if early.is_none() {
+            q.in_flight = Some(is_message);
+        }
         if q.closed.is_some() {
             let n = rest
                 .iter()
                 .filter(|i| matches!(i, Queued::Message(_)))
                 .count();
             q.dropped_total += n as u64;
-            return;
+            return early;
         }
         for item in rest.into_iter().rev() {
             q.bytes += item_len(&item);
             q.items.push_front(item);
         }
+        early
     }
 
-    /// Callback sinks: the in-flight item was reported. Returns what it was
-    /// (`Some(is_message)`, `None` if nothing was in flight) and whether the
-    /// connection must enter the ready queue again (more items, or its close).
-    pub(crate) fn unpark(&self) -> (Option<bool>, bool) {
+    /// A report arrived for this connection: what it settles.
+    pub(crate) fn settle_report(&self, result: &Result<(), String>) -> Report {
         let mut q = lock(&self.queue);
-        let was = q.in_flight.take();
-        let more = !q.items.is_empty() || (q.closed.is_some() && !q.close_delivered);
-        let schedule = was.is_some() && more && !q.scheduled;
-        if schedule {
-            q.scheduled = true;
+        if let Some(is_message) = q.in_flight.take() {
+            let more = !q.items.is_empty() || (q.closed.is_some() && !q.close_delivered);
+            let schedule = more && !q.scheduled;
+            if schedule {
+                q.scheduled = true;
+            }
+            return Report::Settled {
+                is_message,
+                schedule,
+            };
         }
-        (was, schedule)
+        if q.sending.is_some() {
+            q.early = Some(result.clone());
+            return Report::Early;
+        }
+        Report::NothingInFlight
     }
 
     /// Outboxes: the next item, or the close item once the connection has left.

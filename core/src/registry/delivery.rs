@@ -36,6 +36,13 @@ pub trait Sink: Send + Sync + 'static {
         SendOutcome::Sent
     }
 
+    /// Whether `send` or `ping` may return [`SendOutcome::Pending`]. A sink that may
+    /// must say so: core then gets ready for a `report_send` that arrives before the
+    /// call has even returned (an interpreter that runs the send on another thread).
+    fn may_pend(&self) -> bool {
+        false
+    }
+
     /// The connection left the registry for `reason`; called once, after its last
     /// send. Close the client's transport here.
     fn closed(&self, id: ConnId, reason: &str) {
@@ -195,20 +202,35 @@ fn deliver_round(
         let SinkKind::Callback(sink) = &conn.sink else {
             continue;
         };
-        match conn.drain_into(buf, TURN_ITEMS, &inner.settings) {
+        // A sink that may pend takes one item a turn: the next waits in the queue
+        // (under its bound) instead of in this task's hands.
+        let may_pend = sink.may_pend();
+        let turn = if may_pend { 1 } else { TURN_ITEMS };
+        match conn.drain_into(buf, turn, &inner.settings) {
             Drain::Items => {
                 let mut items = buf.drain(..);
                 while let Some(item) = items.next() {
                     let is_message = matches!(item, Queued::Message(_));
-                    let outcome = match &item {
+                    if may_pend {
+                        // Findable by a report that comes before send returns.
+                        inner.begin_send(&conn, is_message);
+                    }
+                    let mut outcome = match &item {
                         Queued::Message(m) => guarded(|| sink.send(conn.id, m)),
                         Queued::Ping => guarded(|| sink.ping(conn.id)),
                     };
                     if outcome == SendOutcome::Pending {
                         // One item in flight per connection: the rest wait in its
                         // queue (bounded, under the policy) until the sink reports.
-                        inner.park(&conn, items.by_ref().collect(), is_message);
-                        break;
+                        match inner.park(&conn, items.by_ref().collect(), is_message) {
+                            None => break,
+                            // Reported while send was still returning: settled now;
+                            // the rest were put back and come next turn.
+                            Some(Ok(())) => outcome = SendOutcome::Sent,
+                            Some(Err(why)) => outcome = SendOutcome::Failed(why),
+                        }
+                    } else if may_pend {
+                        inner.end_send(&conn);
                     }
                     if is_message && outcome == SendOutcome::Sent {
                         sent += 1;

@@ -727,42 +727,76 @@ impl Inner {
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// A sink returned Pending: the connection waits in `pending` for the report.
-    pub(crate) fn park(&self, conn: &Arc<Conn>, rest: Vec<conn::Queued>, is_message: bool) {
-        conn.park(rest, is_message);
+    /// A send of a sink that may pend begins: the connection is findable in
+    /// `pending` until it is settled.
+    pub(crate) fn begin_send(&self, conn: &Arc<Conn>, is_message: bool) {
+        conn.begin_send(is_message);
         lock(&self.pending).insert(conn.id, conn.clone());
     }
 
-    fn report(&self, id: ConnId, result: std::result::Result<(), String>) -> Result<()> {
-        let parked = lock(&self.pending).remove(&id);
-        let Some(conn) = parked else {
-            // Nothing in flight: a failure of a registered connection still counts
-            // (a binding that reports only failures of what it treated as sent).
-            if let Err(why) = result {
-                let conn = self.conn(id)?;
-                self.record_outcome(&conn, SendOutcome::Failed(why), false);
-                return Ok(());
-            }
-            return Err(Error::not_found(format!(
-                "connection {id} has no send in flight (it was reported already, or never pending)"
-            )));
-        };
-        let (was, schedule) = conn.unpark();
-        let is_message = was.unwrap_or(true);
-        let outcome = match result {
-            Ok(()) => {
-                if is_message {
-                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                SendOutcome::Sent
-            }
-            Err(why) => SendOutcome::Failed(why),
-        };
-        self.record_outcome(&conn, outcome, is_message);
-        if schedule {
-            self.ready.push(conn);
+    /// That send returned without pending.
+    pub(crate) fn end_send(&self, conn: &Conn) {
+        conn.end_send();
+        lock(&self.pending).remove(&conn.id);
+    }
+
+    /// A sink returned Pending: the connection waits in `pending` for the report,
+    /// unless the report came already (returned: the delivery task applies it).
+    pub(crate) fn park(
+        &self,
+        conn: &Arc<Conn>,
+        rest: Vec<conn::Queued>,
+        is_message: bool,
+    ) -> Option<std::result::Result<(), String>> {
+        let early = conn.park(rest, is_message);
+        let mut pending = lock(&self.pending);
+        if early.is_some() {
+            pending.remove(&conn.id);
+        } else {
+            pending.insert(conn.id, conn.clone());
         }
-        Ok(())
+        early
+    }
+
+    fn report(&self, id: ConnId, result: std::result::Result<(), String>) -> Result<()> {
+        let parked = lock(&self.pending).get(&id).cloned();
+        let conn = match parked {
+            Some(c) => c,
+            None => self.conn(id)?,
+        };
+        match conn.settle_report(&result) {
+            conn::Report::Early => Ok(()),
+            conn::Report::NothingInFlight => match result {
+                // A binding that reports only failures of what it treated as sent.
+                Err(why) => {
+                    self.record_outcome(&conn, SendOutcome::Failed(why), false);
+                    Ok(())
+                }
+                Ok(()) => Err(Error::not_found(format!(
+                    "connection {id} has no send in flight (it was reported already, or never pending)"
+                ))),
+            },
+            conn::Report::Settled {
+                is_message,
+                schedule,
+            } => {
+                lock(&self.pending).remove(&id);
+                let outcome = match result {
+                    Ok(()) => {
+                        if is_message {
+                            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        SendOutcome::Sent
+                    }
+                    Err(why) => SendOutcome::Failed(why),
+                };
+                self.record_outcome(&conn, outcome, is_message);
+                if schedule {
+                    self.ready.push(conn);
+                }
+                Ok(())
+            }
+        }
     }
 
     fn conn(&self, id: ConnId) -> Result<Arc<Conn>> {
