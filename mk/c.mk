@@ -76,6 +76,17 @@ $(C_OUT)/readme_example.c: $(C_README)
 	     inb {buf = buf $$0 "\n"} \
 	     END {if (!found) exit 1}' $< > $@
 
+# docs/registry.md's C example, extracted the same way and run under valgrind.
+$(C_OUT)/registry_example.c: $(ROOT)/docs/registry.md
+	@mkdir -p $(C_OUT)
+	awk '/^```c$$/ {inb=1; buf=""; next} \
+	     /^```$$/ {if (inb && buf ~ /sb_registry_register/) {printf "%s", buf; found=1; exit} inb=0; next} \
+	     inb {buf = buf $$0 "\n"} \
+	     END {if (!found) exit 1}' $< > $@
+
+$(C_OUT)/registry_example: $(C_OUT)/registry_example.c $(C_HEADER) $(C_SO)
+	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
+
 $(C_OUT)/readme_example: $(C_OUT)/readme_example.c $(C_HEADER) $(C_SO)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
@@ -112,7 +123,7 @@ c-tools:
 	    echo "c-tools: could not install$$missing; the tests that need it will fail" >&2; \
 	fi
 
-test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/echo $(C_OUT)/custom ## Run the C and C++ tests under valgrind and ASan
+test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/registry_example $(C_OUT)/echo $(C_OUT)/custom ## Run the C and C++ tests under valgrind and ASan
 	@cd $(ROOT) && failed=""; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t (valgrind)"; \
@@ -124,6 +135,8 @@ test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OU
 	done; \
 	echo "== README C example (valgrind)"; \
 	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/readme_example || failed="$$failed readme_example"; \
+	echo "== docs/registry.md C example (valgrind)"; \
+	$(VALGRIND) $(C_OUT)/registry_example | tee $(C_OUT)/registry_example.out && grep -q "^disconnected 1$$" $(C_OUT)/registry_example.out || failed="$$failed registry_example"; \
 	echo "== examples/c/echo.c (valgrind)"; \
 	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/echo >/dev/null || failed="$$failed echo"; \
 	echo "== examples/c/custom.c (valgrind)"; \

@@ -1,6 +1,6 @@
 'use strict';
 // The Node examples in the docs run: every ```js block that requires 'switchboard' in
-// README.md and in docs/node.md is run as a script against the echo server
+// README.md, docs/node.md and docs/registry.md is run as a script against the echo server
 // and must exit 0 on its own.
 
 const { test, before, after } = require('node:test');
@@ -12,10 +12,11 @@ const path = require('node:path');
 
 const { ROOT, startEchoServer } = require('./helpers');
 
-/** Every such block of README.md and of docs/node.md, as { file, code }. */
+/** Every such block of README.md, docs/node.md and docs/registry.md, as { file, code }. */
 function snippets() {
   const out = [];
-  for (const file of [path.join(ROOT, 'README.md'), path.join(ROOT, 'docs', 'node.md')]) {
+  const docs = ['README.md', path.join('docs', 'node.md'), path.join('docs', 'registry.md')];
+  for (const file of docs.map((d) => path.join(ROOT, d))) {
     if (!fs.existsSync(file)) continue;
     const text = fs.readFileSync(file, 'utf8');
     for (const m of text.matchAll(/```js\n([\s\S]*?)```/g)) {
@@ -47,7 +48,9 @@ test('the documented Node examples run', { timeout: 60_000 }, () => {
     const script = path.join(nodePath, `snippet-${i}.js`);
     fs.writeFileSync(script, code);
     const r = spawnSync(process.execPath, [script, server.target], {
-      env: { ...process.env, NODE_PATH: nodePath },
+      // The package under test, and the package's own dev dependencies (ws, for the
+      // registry's WebSocket example).
+      env: { ...process.env, NODE_PATH: [nodePath, path.join(ROOT, 'bindings', 'node', 'node_modules')].join(path.delimiter) },
       encoding: 'utf8',
       timeout: 20_000,
     });

@@ -38,7 +38,7 @@ def test_the_example_runs(server: EchoServer) -> None:
 def _doc_snippets() -> list[Any]:
     """Python blocks of the docs that use a placeholder server at tcp://127.0.0.1:7000."""
     found: list[Any] = []
-    for doc in (ROOT / "README.md", ROOT / "docs" / "python.md"):
+    for doc in (ROOT / "README.md", ROOT / "docs" / "python.md", ROOT / "docs" / "registry.md"):
         if doc.exists():
             blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
             for i, code in enumerate(blocks):
