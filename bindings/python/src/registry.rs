@@ -88,10 +88,7 @@ fn shared_python(py: Python<'_>, msg: &Message) -> Py<PyAny> {
     LAST.with(|cell| {
         let mut slot = cell.borrow_mut();
         if let Some((m, obj)) = &*slot {
-            if std::ptr::eq(m.data().as_ptr(), msg.data().as_ptr())
-                && m.len() == msg.len()
-                && m.is_text() == msg.is_text()
-            {
+            if m.ptr_eq(msg) {
                 return obj.clone_ref(py);
             }
         }

@@ -61,6 +61,13 @@ impl Message {
         self.text
     }
 
+    /// Whether `other` is this very message (the same shared bytes, as every
+    /// recipient of one broadcast gets), not merely equal bytes. A binding converts a
+    /// broadcast's message once per delivery round by asking this.
+    pub fn ptr_eq(&self, other: &Message) -> bool {
+        Arc::ptr_eq(&self.data, &other.data) && self.text == other.text
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.data.len()
