@@ -840,11 +840,12 @@ impl NativeRegistry {
     /// Ids that left meanwhile are skipped.
     #[napi]
     pub fn report_sent(&self, ids: Vec<f64>) {
-        for id in ids {
-            if id >= 1.0 && id.fract() == 0.0 {
-                let _ = self.registry.report_send(id as u64, Ok(()));
-            }
-        }
+        let ids: Vec<u64> = ids
+            .into_iter()
+            .filter(|id| *id >= 1.0 && id.fract() == 0.0)
+            .map(|id| id as u64)
+            .collect();
+        self.registry.report_sent_many(&ids);
     }
 
     /// Reports a failed delivery (a send or ping callback threw or rejected).
