@@ -650,9 +650,7 @@ impl Registry {
     /// reports a whole round of successful sends in one call). Ids with nothing in
     /// flight are skipped; returns how many were reported.
     pub fn report_sent_many(&self, ids: &[ConnId]) -> usize {
-        ids.iter()
-            .filter(|id| self.inner.report(**id, Ok(())).is_ok())
-            .count()
+        self.inner.report_many_ok(ids)
     }
 
     // ---- broadcast ----
@@ -758,8 +756,45 @@ impl Inner {
         early
     }
 
+    /// Successful reports of many connections: the pending table locked twice for
+    /// the whole batch, one hand-over of those that have more to deliver.
+    fn report_many_ok(&self, ids: &[ConnId]) -> usize {
+        // Taken out first: a send that begins after a settle below puts its own entry.
+        let conns: Vec<Arc<Conn>> = {
+            let mut pending = lock(&self.pending);
+            ids.iter().filter_map(|id| pending.remove(id)).collect()
+        };
+        let mut settled = 0;
+        let mut again: Vec<Arc<Conn>> = Vec::new();
+        let (mut sent, mut early) = (0, 0);
+        for conn in conns {
+            match conn.settle_report(&Ok(())) {
+                conn::Report::Settled {
+                    is_message,
+                    schedule,
+                } => {
+                    settled += 1;
+                    if is_message {
+                        sent += 1;
+                    }
+                    self.record_outcome(&conn, SendOutcome::Sent, is_message);
+                    if schedule {
+                        again.push(conn);
+                    }
+                }
+                // The delivery task applies it (and clears the entry).
+                conn::Report::Early => early += 1,
+                conn::Report::NothingInFlight => {}
+            }
+        }
+        self.counters.sent.fetch_add(sent, Ordering::Relaxed);
+        self.ready.push_all(&mut again);
+        settled + early
+    }
+
     fn report(&self, id: ConnId, result: std::result::Result<(), String>) -> Result<()> {
-        let parked = lock(&self.pending).get(&id).cloned();
+        // Taken out first: a send that begins after the settle below puts its own.
+        let parked = lock(&self.pending).remove(&id);
         let conn = match parked {
             Some(c) => c,
             None => self.conn(id)?,
@@ -780,7 +815,6 @@ impl Inner {
                 is_message,
                 schedule,
             } => {
-                lock(&self.pending).remove(&id);
                 let outcome = match result {
                     Ok(()) => {
                         if is_message {
