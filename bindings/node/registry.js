@@ -7,12 +7,12 @@
 //
 // Deliveries: core's delivery tasks buffer each round's items and hand them to
 // `dispatch(kinds, ids, args, messages, reasons)` here in one call of a weak
-// threadsafe function (see bindings/node/src/registry.rs). `dispatch` calls each
+// threadsafe function (see bindings/node/src/registry/bridge.rs). `dispatch` calls each
 // connection's `send` / `ping` / `close` and reports the results in one native call
 // per batch. A `send` that returns a Promise holds that connection's later items until
 // it settles, so one connection's messages always go out in order.
 
-// dispatch kinds, mirrored in src/registry.rs.
+// dispatch kinds, mirrored in src/registry/bridge.rs.
 const SEND = 0;
 const PING_KIND = 1;
 const CLOSE = 2;

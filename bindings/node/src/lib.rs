@@ -9,6 +9,7 @@
 //! `index.js` wraps them in the public `Manager`, `Pool` and `Lease` classes.
 
 mod custom;
+mod envelope;
 mod error;
 mod events;
 mod health;
@@ -22,8 +23,8 @@ mod settle;
 use napi_derive::napi;
 
 pub use custom::settle_call;
+pub use envelope::{NativeEnvelope, envelope_decode, envelope_encode};
 pub use error::SbStatus;
-pub use registry::{NativeEnvelope, envelope_decode, envelope_encode};
 
 /// The library version (core's Cargo version).
 #[napi]

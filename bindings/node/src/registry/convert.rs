@@ -1,0 +1,175 @@
+//! JS arguments as core values, and core's snapshots and reports as JS objects.
+
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Buffer, Either};
+use napi_derive::napi;
+use switchboard_core::Code;
+use switchboard_core::registry::{BroadcastReport, ConnId, ConnInfo, Message, Target};
+
+use crate::error::{Result, sb_error};
+use crate::sessions::count;
+
+/// `[key, value]` pairs from JS (built by `registry.js`, so always pairs).
+pub(super) fn pairs(v: Vec<Vec<String>>) -> Result<Vec<(String, String)>> {
+    v.into_iter()
+        .map(|p| match <[String; 2]>::try_from(p) {
+            Ok([k, v]) => Ok((k, v)),
+            Err(p) => Err(sb_error(
+                Code::InvalidArgument,
+                format!(
+                    "metadata entries must be [key, value] pairs, got {} strings",
+                    p.len()
+                ),
+            )),
+        })
+        .collect()
+}
+
+pub(super) fn conn_id(v: f64) -> Result<ConnId> {
+    count("connection id", v)
+}
+
+fn ids(what: &str, v: Vec<f64>) -> Result<Vec<ConnId>> {
+    v.into_iter()
+        .enumerate()
+        .map(|(i, x)| count(&format!("{what}[{i}]"), x))
+        .collect()
+}
+
+pub(super) fn message(data: Either<String, Buffer>) -> Message {
+    match data {
+        Either::A(s) => Message::text(&s),
+        Either::B(b) => Message::binary(b.to_vec()),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// What one broadcast (or send) did (core's `BroadcastReport`).
+#[napi(object)]
+pub struct NativeBroadcastReport {
+    pub recipients: f64,
+    pub queued: f64,
+    pub dropped: f64,
+    pub disconnected: f64,
+    pub elapsed_ms: f64,
+}
+
+impl From<BroadcastReport> for NativeBroadcastReport {
+    fn from(r: BroadcastReport) -> Self {
+        NativeBroadcastReport {
+            recipients: r.recipients as f64,
+            queued: r.queued as f64,
+            dropped: r.dropped as f64,
+            disconnected: r.disconnected as f64,
+            elapsed_ms: ms(r.elapsed),
+        }
+    }
+}
+
+/// A snapshot of one connection (core's `ConnInfo`).
+#[napi(object)]
+pub struct NativeConnInfo {
+    pub id: f64,
+    pub user: Option<String>,
+    /// `[key, value]` pairs sorted by key.
+    pub metadata: Vec<Vec<String>>,
+    pub topics: Vec<String>,
+    pub state: String,
+    pub sink: String,
+    pub age_ms: f64,
+    pub idle_ms: f64,
+    pub queued_messages: f64,
+    pub queued_bytes: f64,
+    pub sent: f64,
+    pub dropped: f64,
+    pub failed: f64,
+}
+
+impl From<ConnInfo> for NativeConnInfo {
+    fn from(c: ConnInfo) -> Self {
+        NativeConnInfo {
+            id: c.id as f64,
+            user: c.user,
+            metadata: c.metadata.into_iter().map(|(k, v)| vec![k, v]).collect(),
+            topics: c.topics,
+            state: c.state.as_str().to_string(),
+            sink: c.sink.to_string(),
+            age_ms: ms(c.age),
+            idle_ms: ms(c.idle),
+            queued_messages: c.queued_messages as f64,
+            queued_bytes: c.queued_bytes as f64,
+            sent: c.sent as f64,
+            dropped: c.dropped as f64,
+            failed: c.failed as f64,
+        }
+    }
+}
+
+/// One page of `list` (core's `ListPage`).
+#[napi(object)]
+pub struct NativeListPage {
+    pub connections: Vec<NativeConnInfo>,
+    pub next_cursor: Option<f64>,
+}
+
+/// A name and a count (a topic's subscribers, disconnects by reason, ...).
+#[napi(object)]
+pub struct NativeCount {
+    pub name: String,
+    pub count: f64,
+}
+
+pub(super) fn counts(it: impl IntoIterator<Item = (String, u64)>) -> Vec<NativeCount> {
+    it.into_iter()
+        .map(|(name, n)| NativeCount {
+            name,
+            count: n as f64,
+        })
+        .collect()
+}
+
+/// The registry's statistics (core's `RegistryStats`).
+#[napi(object)]
+pub struct NativeRegistryStats {
+    pub connections: f64,
+    pub active: f64,
+    pub topics: f64,
+    pub users: f64,
+    pub topic_counts: Vec<NativeCount>,
+    pub registered_total: f64,
+    pub broadcasts: f64,
+    pub messages_queued: f64,
+    pub messages_sent: f64,
+    pub messages_dropped: f64,
+    pub messages_failed: f64,
+    pub disconnects: Vec<NativeCount>,
+    pub rejections: Vec<NativeCount>,
+    pub cleanup_runs: f64,
+}
+
+/// What one cleanup pass did.
+#[napi(object)]
+pub struct NativeCleanupReport {
+    pub removed: f64,
+    pub pinged: f64,
+}
+
+pub(super) fn target(
+    all: bool,
+    topics: Vec<String>,
+    users: Vec<String>,
+    id_list: Vec<f64>,
+    except: Vec<f64>,
+) -> Result<Target> {
+    Ok(Target {
+        all,
+        topics,
+        users,
+        ids: ids("ids", id_list)?,
+        except: ids("except", except)?,
+    })
+}

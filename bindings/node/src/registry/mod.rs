@@ -1,0 +1,407 @@
+//! The live-connection registry (`manager.registry` in JS): core's `Registry`, method
+//! by method, as `NativeRegistry`. Around it, one concept a module:
+//!
+//! - [`bridge`]: core's deliveries to the connections' JS callbacks, one threadsafe
+//!   call per delivery round;
+//! - [`auth`]: the JS authenticate/authorize hooks, given to core per call;
+//! - [`outbox`]: `NativeOutbox`, a connection whose messages JS pulls;
+//! - [`convert`]: JS arguments as core values, core snapshots as JS objects.
+//!
+//! Every check and every error message comes from core; this module only translates.
+
+mod auth;
+mod bridge;
+mod convert;
+mod outbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Buffer, Either, Function};
+use napi_derive::napi;
+use switchboard_core::Code;
+use switchboard_core::registry::{ConnState, ListFilter, Registration, Registry};
+
+use crate::error::{Result, guard, sb_error, to_napi};
+use crate::sessions::count;
+
+use auth::{AuthnFn, AuthzFn, JsAuth};
+pub use bridge::DispatchArgs;
+use bridge::{BARRIER, Bridge, Hook, JsSink};
+use convert::{
+    NativeBroadcastReport, NativeCleanupReport, NativeConnInfo, NativeListPage,
+    NativeRegistryStats, conn_id, counts, message, pairs, target,
+};
+use outbox::NativeOutbox;
+
+/// The native registry of one manager.
+#[napi]
+pub struct NativeRegistry {
+    registry: Registry,
+    bridge: Arc<Bridge>,
+    handle: tokio::runtime::Handle,
+}
+
+impl NativeRegistry {
+    /// Wraps `registry`, installing the round hook that feeds `dispatch`.
+    pub fn new(
+        registry: &Registry,
+        handle: tokio::runtime::Handle,
+        dispatch: &Function<'_, DispatchArgs, ()>,
+    ) -> Result<NativeRegistry> {
+        let bridge = Bridge::new(dispatch)?;
+        registry.set_round_hook(Some(Arc::new(Hook(bridge.clone()))));
+        Ok(NativeRegistry {
+            registry: registry.clone(),
+            bridge,
+            handle,
+        })
+    }
+
+    fn registration(
+        user: Option<String>,
+        metadata: Vec<Vec<String>>,
+        topics: Vec<String>,
+        token: Option<String>,
+    ) -> Result<Registration> {
+        Ok(Registration {
+            user,
+            metadata: pairs(metadata)?,
+            topics,
+            token,
+        })
+    }
+}
+
+#[napi]
+impl NativeRegistry {
+    /// Registers a connection whose messages go to its JS `send` callback; returns
+    /// its id. The hooks (if set) are the registry's authenticate/authorize wrappers.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn register(
+        &self,
+        user: Option<String>,
+        metadata: Vec<Vec<String>>,
+        topics: Vec<String>,
+        token: Option<String>,
+        has_ping: bool,
+        authenticate: Option<AuthnFn<'_>>,
+        authorize: Option<AuthzFn<'_>>,
+    ) -> Result<f64> {
+        guard(|| {
+            let reg = Self::registration(user, metadata, topics, token)?;
+            let sink = Arc::new(JsSink {
+                bridge: self.bridge.clone(),
+                ping: has_ping,
+            });
+            let auth = JsAuth {
+                authenticate,
+                authorize,
+            };
+            let id = if auth.is_set() {
+                self.registry.register_with_auth(reg, sink, &auth)
+            } else {
+                self.registry.register(reg, sink)
+            };
+            id.map(|id| id as f64).map_err(to_napi)
+        })
+    }
+
+    /// Registers a connection whose messages the program pulls from the outbox.
+    #[napi]
+    pub fn register_outbox(
+        &self,
+        user: Option<String>,
+        metadata: Vec<Vec<String>>,
+        topics: Vec<String>,
+        token: Option<String>,
+        authenticate: Option<AuthnFn<'_>>,
+        authorize: Option<AuthzFn<'_>>,
+    ) -> Result<NativeOutbox> {
+        guard(|| {
+            let reg = Self::registration(user, metadata, topics, token)?;
+            let auth = JsAuth {
+                authenticate,
+                authorize,
+            };
+            let outbox = if auth.is_set() {
+                self.registry.register_outbox_with_auth(reg, &auth)
+            } else {
+                self.registry.register_outbox(reg)
+            };
+            Ok(NativeOutbox::new(
+                outbox.map_err(to_napi)?,
+                self.handle.clone(),
+            ))
+        })
+    }
+
+    /// Removes connection `id` for `reason` (empty or none: `unregistered`).
+    #[napi]
+    pub fn unregister(&self, id: f64, reason: Option<String>) -> Result<()> {
+        guard(|| {
+            self.registry
+                .unregister(conn_id(id)?, reason.as_deref().unwrap_or(""))
+                .map_err(to_napi)
+        })
+    }
+
+    /// A snapshot of connection `id`.
+    #[napi]
+    pub fn get(&self, id: f64) -> Result<NativeConnInfo> {
+        guard(|| Ok(self.registry.get(conn_id(id)?).map_err(to_napi)?.into()))
+    }
+
+    /// Whether connection `id` is registered.
+    #[napi]
+    pub fn contains(&self, id: f64) -> Result<bool> {
+        guard(|| Ok(self.registry.contains(conn_id(id)?)))
+    }
+
+    /// Connections registered now.
+    #[napi]
+    pub fn len(&self) -> f64 {
+        self.registry.len() as f64
+    }
+
+    /// Records traffic from connection `id` now.
+    #[napi]
+    pub fn touch(&self, id: f64) -> Result<()> {
+        guard(|| self.registry.touch(conn_id(id)?).map_err(to_napi))
+    }
+
+    /// Subscribes `id` to `topic` (false if it already was); `authorize` is the
+    /// registry's authorize wrapper, if set.
+    #[napi]
+    pub fn subscribe(
+        &self,
+        id: f64,
+        topic: String,
+        authorize: Option<AuthzFn<'_>>,
+    ) -> Result<bool> {
+        guard(|| {
+            let id = conn_id(id)?;
+            let r = match authorize {
+                Some(f) => {
+                    let auth = JsAuth {
+                        authenticate: None,
+                        authorize: Some(f),
+                    };
+                    self.registry.subscribe_with_auth(id, &topic, &auth)
+                }
+                None => self.registry.subscribe(id, &topic),
+            };
+            r.map_err(to_napi)
+        })
+    }
+
+    /// Unsubscribes `id` from `topic` (false if it was not subscribed).
+    #[napi]
+    pub fn unsubscribe(&self, id: f64, topic: String) -> Result<bool> {
+        guard(|| {
+            self.registry
+                .unsubscribe(conn_id(id)?, &topic)
+                .map_err(to_napi)
+        })
+    }
+
+    /// Sets (or with `null` removes) one metadata entry.
+    #[napi]
+    pub fn set_metadata(&self, id: f64, key: String, value: Option<String>) -> Result<()> {
+        guard(|| {
+            self.registry
+                .set_metadata(conn_id(id)?, &key, value.as_deref())
+                .map_err(to_napi)
+        })
+    }
+
+    /// Queues `data` for every connection the target matches, minus `except`.
+    #[napi]
+    pub fn broadcast(
+        &self,
+        data: Either<String, Buffer>,
+        all: bool,
+        topics: Vec<String>,
+        users: Vec<String>,
+        id_list: Vec<f64>,
+        except: Vec<f64>,
+    ) -> Result<NativeBroadcastReport> {
+        guard(|| {
+            let t = target(all, topics, users, id_list, except)?;
+            Ok(self
+                .registry
+                .broadcast(&t, message(data))
+                .map_err(to_napi)?
+                .into())
+        })
+    }
+
+    /// Queues `data` for connection `id` alone.
+    #[napi]
+    pub fn send(&self, id: f64, data: Either<String, Buffer>) -> Result<NativeBroadcastReport> {
+        guard(|| {
+            Ok(self
+                .registry
+                .send(conn_id(id)?, message(data))
+                .map_err(to_napi)?
+                .into())
+        })
+    }
+
+    /// One page of the connections the filter matches, in id order.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn list(
+        &self,
+        user: Option<String>,
+        topic: Option<String>,
+        meta_key: Option<String>,
+        meta_value: Option<String>,
+        state: Option<String>,
+        min_idle_ms: Option<f64>,
+        limit: Option<f64>,
+        cursor: Option<f64>,
+    ) -> Result<NativeListPage> {
+        guard(|| {
+            let state = match state {
+                None => None,
+                Some(s) => Some(ConnState::parse(&s).ok_or_else(|| {
+                    sb_error(
+                        Code::InvalidArgument,
+                        format!(
+                            "state must be one of active | idle, got \"{}\"",
+                            s.escape_default()
+                        ),
+                    )
+                })?),
+            };
+            let min_idle = match min_idle_ms {
+                None => None,
+                Some(v) if v.is_finite() && v >= 0.0 => Some(Duration::from_secs_f64(v / 1000.0)),
+                Some(v) => {
+                    return Err(sb_error(
+                        Code::InvalidArgument,
+                        format!("minIdleMs must be a number of milliseconds >= 0, got {v}"),
+                    ));
+                }
+            };
+            let limit = match limit {
+                None => 0,
+                Some(v) => usize::try_from(count("limit", v)?).unwrap_or(usize::MAX),
+            };
+            let cursor = cursor.map(|c| count("cursor", c)).transpose()?;
+            let filter = ListFilter {
+                user,
+                topic,
+                meta: meta_key.map(|k| (k, meta_value.unwrap_or_default())),
+                state,
+                min_idle,
+                limit,
+                cursor,
+            };
+            let page = self.registry.list(&filter).map_err(to_napi)?;
+            Ok(NativeListPage {
+                connections: page
+                    .connections
+                    .into_iter()
+                    .map(NativeConnInfo::from)
+                    .collect(),
+                next_cursor: page.next_cursor.map(|c| c as f64),
+            })
+        })
+    }
+
+    /// Removes every connection the target matches for `reason`; returns how many.
+    #[napi]
+    pub fn disconnect(
+        &self,
+        all: bool,
+        topics: Vec<String>,
+        users: Vec<String>,
+        id_list: Vec<f64>,
+        except: Vec<f64>,
+        reason: Option<String>,
+    ) -> Result<f64> {
+        guard(|| {
+            let t = target(all, topics, users, id_list, except)?;
+            self.registry
+                .disconnect(&t, reason.as_deref().unwrap_or(""))
+                .map(|n| n as f64)
+                .map_err(to_napi)
+        })
+    }
+
+    /// The registry's statistics.
+    #[napi]
+    pub fn stats(&self) -> Result<NativeRegistryStats> {
+        guard(|| {
+            let s = self.registry.stats().map_err(to_napi)?;
+            Ok(NativeRegistryStats {
+                connections: s.connections as f64,
+                active: s.active as f64,
+                topics: s.topics as f64,
+                users: s.users as f64,
+                topic_counts: counts(s.topic_counts),
+                registered_total: s.registered_total as f64,
+                broadcasts: s.broadcasts as f64,
+                messages_queued: s.messages_queued as f64,
+                messages_sent: s.messages_sent as f64,
+                messages_dropped: s.messages_dropped as f64,
+                messages_failed: s.messages_failed as f64,
+                disconnects: counts(s.disconnects),
+                rejections: counts(s.rejections),
+                cleanup_runs: s.cleanup_runs as f64,
+            })
+        })
+    }
+
+    /// Runs the heartbeat and stale-cleanup pass now.
+    #[napi]
+    pub fn cleanup(&self) -> Result<NativeCleanupReport> {
+        guard(|| {
+            let r = self.registry.cleanup().map_err(to_napi)?;
+            Ok(NativeCleanupReport {
+                removed: r.removed as f64,
+                pinged: r.pinged as f64,
+            })
+        })
+    }
+
+    /// Reports sends that JS completed (a batch of connection ids; one per message).
+    /// Ids that left meanwhile are skipped.
+    #[napi]
+    pub fn report_sent(&self, ids: Vec<f64>) {
+        let ids: Vec<u64> = ids
+            .into_iter()
+            .filter(|id| *id >= 1.0 && id.fract() == 0.0)
+            .map(|id| id as u64)
+            .collect();
+        self.registry.report_sent_many(&ids);
+    }
+
+    /// Reports a failed delivery (a send or ping callback threw or rejected).
+    #[napi]
+    pub fn report_failed(&self, id: f64, why: String) {
+        if id >= 1.0 && id.fract() == 0.0 {
+            let _ = self.registry.report_send(id as u64, Err(why));
+        }
+    }
+
+    /// Queues a barrier: `dispatch` sees it after everything queued before; false once
+    /// released.
+    #[napi]
+    pub fn barrier(&self, token: f64) -> bool {
+        if !self.bridge.push(BARRIER, token.max(0.0) as u64, None, None) {
+            return false;
+        }
+        self.bridge.flush()
+    }
+
+    /// Uninstalls the round hook and releases the threadsafe function.
+    #[napi]
+    pub fn release(&self) {
+        self.registry.set_round_hook(None);
+        self.bridge.release();
+    }
+}
