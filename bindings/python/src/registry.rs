@@ -638,7 +638,7 @@ static PING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn ping_object(py: Python<'_>) -> PyResult<Py<PyAny>> {
     PING.get_or_try_init(py, || {
-        py.import("switchboard._registry")?
+        py.import("switchboard._registry_types")?
             .getattr("PING")
             .map(Bound::unbind)
     })

@@ -53,21 +53,19 @@ from ._errors import (
     Unavailable,
 )
 from ._native import Lease, __version__
-from ._registry import (
+from ._envelope import envelope, parse_envelope
+from ._registry import Registry
+from ._registry_conn import Connection, Outbox
+from ._registry_types import (
     PING,
     BroadcastReport,
     CleanupReport,
-    Connection,
     ConnInfo,
     ConnInfoState,
     Item,
     ListPage,
-    Outbox,
     Ping,
-    Registry,
     RegistryStats,
-    envelope,
-    parse_envelope,
 )
 from ._sessions import Session, SessionInfo, Sessions, StoreKind, StreamInfo
 

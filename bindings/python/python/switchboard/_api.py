@@ -20,6 +20,8 @@ from types import TracebackType
 from typing import Any, Callable, Generator, Iterable, Literal, Mapping, Optional, Union
 
 from . import _native
+from ._args import running_loop as _running_loop
+from ._args import seconds as _seconds
 from ._errors import InternalError, InvalidArgument, NotFound, SwitchboardError, Unavailable
 from ._native import Lease
 from ._registry import Registry
@@ -146,28 +148,8 @@ def _add_pairs(pairs: list[tuple[str, str]], prefix: str, source: Mapping[Any, A
             pairs.append((key, _config_value(key, value)))
 
 
-def _seconds(what: str, value: Seconds) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgument(
-            f"{what} must be a number of seconds, a datetime.timedelta or None, "
-            f"got {type(value).__name__} {value!r}"
-        )
-    return float(value)
-
-
 # Tasks of async close callables scheduled on their loop (kept until done).
 _scheduled: set[asyncio.Task[Any]] = set()
-
-
-def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _sync_callable(

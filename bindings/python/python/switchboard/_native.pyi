@@ -6,7 +6,7 @@ from typing import Any, Callable, Literal, Optional, TypedDict, final, type_chec
 
 from typing_extensions import Buffer, Self, TypeAlias
 
-from switchboard._registry import Ping
+from switchboard._registry_types import Ping
 
 __all__ = [
     "__version__",

@@ -8,95 +8,50 @@ the program's: the registry hands each connection's messages to its sink, a send
 callback (:meth:`Registry.register`) or an outbox the program drains
 (:meth:`Registry.register_outbox`). Everything here translates; the behaviour is the
 core's (``docs/registry.md``).
+
+The pieces, one module each: the value types (``_registry_types``), the connection
+handles (``_registry_conn``), the event-loop lanes of async callbacks
+(``_registry_lanes``) and the JSON envelope (``_envelope``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import inspect
-import json
-import weakref
-from dataclasses import dataclass
-from datetime import timedelta
-from types import TracebackType
 from typing import (
     Any,
-    AsyncIterator,
-    Awaitable,
     Callable,
-    Deque,
-    Dict,
-    Final,
     Iterable,
-    Iterator,
     List,
-    Literal,
     Mapping,
     Optional,
     Tuple,
-    Union,
-    final,
 )
 
 from . import _native
-from ._errors import InvalidArgument, NotFound, SwitchboardError, Unavailable
+from ._args import is_u64, opt_str, running_loop, seconds
+from ._errors import InvalidArgument, NotFound
+from ._registry_conn import Connection, Outbox
+from ._registry_lanes import Lane
+from ._registry_types import (
+    BroadcastReport,
+    CleanupReport,
+    ConnInfo,
+    ConnInfoState,
+    ListPage,
+    Message,
+    RegistryStats,
+    broadcast_report,
+    conn_info,
+    registry_stats,
+)
 
-__all__ = [
-    "PING",
-    "Ping",
-    "Item",
-    "Registry",
-    "Connection",
-    "Outbox",
-    "ConnInfo",
-    "ListPage",
-    "BroadcastReport",
-    "CleanupReport",
-    "RegistryStats",
-    "ConnInfoState",
-    "envelope",
-    "parse_envelope",
-]
-
-_U64 = 1 << 64
-
-#: A connection's liveness (:attr:`ConnInfo.state`, ``Registry.list(state=...)``).
-ConnInfoState = Union[Literal["active"], Literal["idle"]]
-
-
-@final
-class Ping:
-    """The type of :data:`PING`, the item an outbox yields when the registry asks the
-    program to ping its client (``registry.heartbeat_interval``). There is one."""
-
-    __slots__ = ()
-    _instance: Optional[Ping] = None
-
-    def __new__(cls) -> Ping:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "switchboard.PING"
-
-    def __reduce__(self) -> str:
-        return "PING"
-
-
-#: The outbox item that asks the program to ping its client: ``item is switchboard.PING``.
-PING: Final[Ping] = Ping()
-
-#: What an outbox yields: a message (``str`` for text, ``bytes`` for binary) or :data:`PING`.
-Item = Union[bytes, str, Ping]
-
-#: A message to send: ``str`` is a text message (a WebSocket text frame), ``bytes`` (or
-#: any bytes-like object) a binary one.
-Message = Union[str, bytes, bytearray, memoryview]
-
+__all__ = ["Registry"]
 
 # --- argument helpers ----------------------------------------------------------------
+#
+# Each turns a Python argument into what the native module takes, refusing with
+# InvalidArgument what pyo3's conversion would refuse with a bare TypeError or
+# OverflowError (or, for a str given as a list, would take as a list of letters).
 
 
 def _id(id: object) -> int:
@@ -104,7 +59,8 @@ def _id(id: object) -> int:
     connection)."""
     if isinstance(id, bool) or not isinstance(id, int):
         raise InvalidArgument(f"a connection id is an int, got {type(id).__name__} {id!r}")
-    if not 0 <= id < _U64:
+    if not is_u64(id):
+        # Core never sees it (it is no u64): its NotFound, said here.
         raise NotFound(
             f"no registered connection with id {id} (it left, or was never registered)"
         )
@@ -120,7 +76,7 @@ def _ids(what: str, ids: Iterable[int]) -> list[int]:
             raise InvalidArgument(
                 f"{what}[{i}] must be a connection id (int), got {type(v).__name__} {v!r}"
             )
-        if 0 <= v < _U64:
+        if is_u64(v):
             out.append(v)
         # An id outside 0..2**64 names no connection: nothing to match or exclude.
     return out
@@ -144,12 +100,6 @@ def _names(what: str, one: Optional[str], many: Iterable[str]) -> list[str]:
     return out
 
 
-def _opt_str(what: str, value: object) -> Optional[str]:
-    if value is None or isinstance(value, str):
-        return value
-    raise InvalidArgument(f"{what} must be a str or None, got {type(value).__name__} {value!r}")
-
-
 def _metadata(metadata: Optional[Mapping[str, str]]) -> list[tuple[str, str]]:
     if metadata is None:
         return []
@@ -168,252 +118,51 @@ def _metadata(metadata: Optional[Mapping[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def _seconds(what: str, value: object) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgument(
-            f"{what} must be a number of seconds, a datetime.timedelta or None, "
-            f"got {type(value).__name__} {value!r}"
-        )
-    return float(value)
+def _callables(**hooks: Optional[Callable[..., Any]]) -> None:
+    """Refuses a hook that is given (not ``None``) but cannot be called."""
+    for what, f in hooks.items():
+        if f is not None and not callable(f):
+            raise InvalidArgument(f"{what} must be callable, got {type(f).__name__} {f!r}")
 
 
-def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+#: What the native register calls take after the sink: user, metadata, topics, token.
+_Registration = Tuple[Optional[str], List[Tuple[str, str]], List[str], Optional[str]]
 
 
-# --- values --------------------------------------------------------------------------
+def _registration(
+    user: object, metadata: Optional[Mapping[str, str]], topics: Iterable[str], token: object
+) -> _Registration:
+    """The arguments ``register`` and ``register_outbox`` share, converted."""
+    return (
+        opt_str("user", user),
+        _metadata(metadata),
+        _names("topics", None, topics),
+        opt_str("token", token),
+    )
 
 
-@dataclass(frozen=True)
-class BroadcastReport:
-    """What one :meth:`Registry.broadcast` (or :meth:`Registry.send`) did, counted by
-    the time it returned. Send callbacks run after it, on switchboard's threads."""
-
-    #: Connections the target matched (after ``exclude``).
-    recipients: int
-    #: Messages queued for delivery (one per recipient that took it).
-    queued: int
-    #: Messages dropped because a queue was full (``drop_new``, and what ``drop_oldest``
-    #: discarded).
-    dropped: int
-    #: Recipients removed as too slow (policy ``disconnect``).
-    disconnected: int
-    #: How long the fan-out took, in seconds.
-    elapsed: float
+#: What the native broadcast and disconnect take for their target: all, topics, users,
+#: ids and the except set.
+_Target = Tuple[bool, List[str], List[str], List[int], List[int]]
 
 
-@dataclass(frozen=True)
-class ConnInfo:
-    """A snapshot of one registered connection (:meth:`Registry.get`,
-    :meth:`Registry.list`). Durations are seconds by the manager's clock."""
-
-    #: Its id (unique within the process, never reused).
-    id: int
-    #: Its user, if it has one.
-    user: Optional[str]
-    #: Its metadata.
-    metadata: Dict[str, str]
-    #: Its topics, sorted.
-    topics: Tuple[str, ...]
-    #: ``"active"`` (heard from within ``registry.heartbeat_interval``) or ``"idle"``.
-    state: ConnInfoState
-    #: ``"callback"`` or ``"outbox"``.
-    sink: str
-    #: Seconds since it registered.
-    age: float
-    #: Seconds since it was last touched.
-    idle: float
-    #: Messages waiting in its queue.
-    queued_messages: int
-    #: Bytes waiting in its queue.
-    queued_bytes: int
-    #: Messages handed to its sink.
-    sent: int
-    #: Messages dropped for it (full queue).
-    dropped: int
-    #: Failed deliveries to it.
-    failed: int
-
-
-def _info(raw: Mapping[str, Any]) -> ConnInfo:
-    fields = dict(raw)
-    fields["topics"] = tuple(raw["topics"])
-    return ConnInfo(**fields)
-
-
-@dataclass(frozen=True)
-class ListPage:
-    """One page of :meth:`Registry.list`: pass ``next_cursor`` as ``cursor`` for the
-    next one (``None``: this was the last)."""
-
-    #: The records, in id order.
-    connections: Tuple[ConnInfo, ...]
-    #: The cursor of the next page, or ``None``.
-    next_cursor: Optional[int]
-
-
-@dataclass(frozen=True)
-class CleanupReport:
-    """What one :meth:`Registry.cleanup` pass did."""
-
-    #: Connections removed with reason ``stale``.
-    removed: int
-    #: Connections asked to ping their client.
-    pinged: int
-
-
-@dataclass(frozen=True)
-class RegistryStats:
-    """The registry's statistics (:meth:`Registry.stats`)."""
-
-    #: Connections registered now.
-    connections: int
-    #: Of those, heard from within the heartbeat interval.
-    active: int
-    #: Topics with at least one subscriber.
-    topics: int
-    #: Distinct users with at least one connection.
-    users: int
-    #: ``(topic, subscribers)``, largest first (every topic).
-    topic_counts: Tuple[Tuple[str, int], ...]
-    #: Connections ever registered.
-    registered_total: int
-    #: Broadcasts (and direct sends) made.
-    broadcasts: int
-    #: Messages queued for delivery.
-    messages_queued: int
-    #: Messages handed to sinks.
-    messages_sent: int
-    #: Messages dropped by full queues, or discarded when their connection left.
-    messages_dropped: int
-    #: Failed deliveries.
-    messages_failed: int
-    #: Connections removed, by reason (``stale``, ``send_failed``, ``slow_consumer``,
-    #: ``unregistered``, ``disconnected``, ``manager_closed`` or the program's own).
-    disconnects: Dict[str, int]
-    #: Register and subscribe calls refused by a limit, by the limit's key.
-    rejections: Dict[str, int]
-    #: Cleanup passes run.
-    cleanup_runs: int
-
-
-def _report(raw: Tuple[int, int, int, int, float]) -> BroadcastReport:
-    return BroadcastReport(*raw)
-
-
-# --- async sends ---------------------------------------------------------------------
-
-_REPORT_ALL = 1
-_REPORT_FAILURE = 2
-
-
-class _Inbox:
-    """The awaitables switchboard's delivery threads hand to one event loop: a delivery
-    round's worth reaches the loop in one ``call_soon_threadsafe`` (one wake-up), not one
-    per message. ``put`` runs on a delivery thread and ``_flush`` on the loop, both with
-    the GIL held; ``_flush`` clears ``_pending`` before it drains, so an item put while it
-    drains is either drained now or scheduled again."""
-
-    __slots__ = ("_loop", "_items", "_pending", "__weakref__")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._items: Deque[Tuple[_Lane, int, Awaitable[Any], int]] = collections.deque()
-        self._pending = False
-
-    def put(self, lane: _Lane, id: int, awaitable: Awaitable[Any], report: int) -> None:
-        if self._loop.is_closed():
-            _close(awaitable)
-            raise Unavailable("the event loop that runs this connection's async callbacks is closed")
-        self._items.append((lane, id, awaitable, report))
-        if not self._pending:
-            self._pending = True
-            try:
-                self._loop.call_soon_threadsafe(self._flush)
-            except RuntimeError:  # closed meanwhile
-                self._pending = False
-                raise
-
-    def _flush(self) -> None:
-        self._pending = False
-        items = self._items
-        while items:
-            lane, id, awaitable, report = items.popleft()
-            lane._push(id, awaitable, report)
-
-
-def _close(awaitable: Awaitable[Any]) -> None:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()
-
-
-_inboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _inbox(loop: asyncio.AbstractEventLoop) -> _Inbox:
-    box = _inboxes.get(loop)
-    if box is None:
-        box = _inboxes[loop] = _Inbox(loop)
-    return box
-
-
-class _Lane:
-    """Runs the awaitables one connection's callbacks return, in order, on the event
-    loop that was running when it registered, and reports each send's result to core."""
-
-    __slots__ = ("_inbox", "_loop", "_native", "_queue", "_running")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, native: _native.Registry) -> None:
-        self._inbox = _inbox(loop)
-        self._loop = loop
-        self._native = native
-        self._queue: Deque[Tuple[int, Awaitable[Any], int]] = collections.deque()
-        self._running = False
-
-    def schedule(self, id: int, awaitable: Awaitable[Any], report: int) -> None:
-        """Called on a switchboard thread (with the GIL): hands it to the loop."""
-        self._inbox.put(self, id, awaitable, report)
-
-    def _push(self, id: int, awaitable: Awaitable[Any], report: int) -> None:
-        self._queue.append((id, awaitable, report))
-        if not self._running:
-            self._running = True
-            task = self._loop.create_task(self._drain())
-            _tasks.add(task)
-            task.add_done_callback(_tasks.discard)
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                id, awaitable, report = self._queue.popleft()
-                error: Optional[str] = None
-                try:
-                    await awaitable
-                except asyncio.CancelledError:
-                    error = "the send was cancelled"
-                except Exception as exc:  # noqa: BLE001 - any failure is a failed send
-                    error = str(exc) or type(exc).__name__
-                if report == _REPORT_ALL or (report == _REPORT_FAILURE and error is not None):
-                    try:
-                        self._native.report_send(id, error)
-                    except (NotFound, Unavailable):  # it left meanwhile
-                        pass
-        finally:
-            self._running = False
-
-
-# Lane tasks in progress (kept until done, so they are not garbage-collected).
-_tasks: set[asyncio.Task[Any]] = set()
+def _target(
+    all: bool,
+    topic: Optional[str],
+    topics: Iterable[str],
+    user: Optional[str],
+    users: Iterable[str],
+    ids: Iterable[int],
+    exclude: Iterable[int],
+) -> _Target:
+    """The target ``broadcast`` and ``disconnect`` share, converted."""
+    return (
+        bool(all),
+        _names("topics", topic, topics),
+        _names("users", user, users),
+        _ids("ids", ids),
+        _ids("exclude", exclude),
+    )
 
 
 # --- the registry --------------------------------------------------------------------
@@ -466,10 +215,8 @@ class Registry:
         connection leaves: close the transport there (both may be ``async def`` too).
         ``token`` goes to the :meth:`set_authenticator` hook, whose user and metadata
         are merged over ``user`` and ``metadata``."""
-        for what, f in (("send", send), ("on_ping", on_ping), ("on_close", on_close)):
-            if f is not None and not callable(f):
-                raise InvalidArgument(f"{what} must be callable, got {type(f).__name__} {f!r}")
-        loop = _running_loop()
+        _callables(send=send, on_ping=on_ping, on_close=on_close)
+        loop = running_loop()
         if loop is None and any(
             inspect.iscoroutinefunction(f) for f in (send, on_ping, on_close) if f is not None
         ):
@@ -478,13 +225,10 @@ class Registry:
                 "to run on: register inside a running event loop (in an async def), or pass "
                 "plain functions"
             )
-        lane = None if loop is None else _Lane(loop, self._native)
+        lane = None if loop is None else Lane(loop, self._native)
         id = self._native.register(
             send,
-            _opt_str("user", user),
-            _metadata(metadata),
-            _names("topics", None, topics),
-            _opt_str("token", token),
+            *_registration(user, metadata, topics, token),
             on_ping,
             on_close,
             None if lane is None else lane.schedule,
@@ -502,12 +246,7 @@ class Registry:
         """Registers a connection whose messages the program pulls from the returned
         :class:`Outbox` (``for item in outbox`` on a thread, ``async for item in outbox``
         in asyncio). Arguments as for :meth:`register`."""
-        native = self._native.register_outbox(
-            _opt_str("user", user),
-            _metadata(metadata),
-            _names("topics", None, topics),
-            _opt_str("token", token),
-        )
+        native = self._native.register_outbox(*_registration(user, metadata, topics, token))
         return Outbox(self, native)
 
     def unregister(self, id: int, reason: str = "") -> None:
@@ -520,12 +259,10 @@ class Registry:
 
     def get(self, id: int) -> ConnInfo:
         """A snapshot of connection ``id``; :class:`NotFound` if it is not registered."""
-        return _info(self._native.get(_id(id)))
+        return conn_info(self._native.get(_id(id)))
 
     def __contains__(self, id: object) -> bool:
-        if isinstance(id, bool) or not isinstance(id, int) or not 0 <= id < _U64:
-            return False
-        return self._native.contains(id)
+        return is_u64(id) and self._native.contains(id)
 
     def __len__(self) -> int:
         return self._native.len()
@@ -554,27 +291,24 @@ class Registry:
                 raise InvalidArgument(f"meta must be a (key, value) tuple of str, got {meta!r}")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidArgument(f"limit must be a non-negative int, got {limit!r}")
-        if cursor is not None:
-            if isinstance(cursor, bool) or not isinstance(cursor, int) or not 0 <= cursor < _U64:
-                raise InvalidArgument(
-                    f"cursor must be a page's next_cursor (an int) or None, got {cursor!r}"
-                )
+        if cursor is not None and not is_u64(cursor):
+            raise InvalidArgument(
+                f"cursor must be a page's next_cursor (an int) or None, got {cursor!r}"
+            )
         raw, next_cursor = self._native.list(
-            _opt_str("user", user),
-            _opt_str("topic", topic),
+            opt_str("user", user),
+            opt_str("topic", topic),
             meta,
-            _opt_str("state", state),
-            _seconds("min_idle", min_idle),
+            opt_str("state", state),
+            seconds("min_idle", min_idle),
             limit,
             cursor,
         )
-        return ListPage(tuple(_info(c) for c in raw), next_cursor)
+        return ListPage(tuple(conn_info(c) for c in raw), next_cursor)
 
     def stats(self) -> RegistryStats:
         """The registry's statistics."""
-        raw: Dict[str, Any] = dict(self._native.stats())
-        raw["topic_counts"] = tuple((t, n) for t, n in raw["topic_counts"])
-        return RegistryStats(**raw)
+        return registry_stats(self._native.stats())
 
     # --- per connection -------------------------------------------------------------
 
@@ -594,7 +328,7 @@ class Registry:
 
     def set_metadata(self, id: int, key: str, value: Optional[str]) -> None:
         """Sets (or with ``None`` removes) one metadata entry of connection ``id``."""
-        self._native.set_metadata(_id(id), key, _opt_str("value", value))
+        self._native.set_metadata(_id(id), key, opt_str("value", value))
 
     # --- send -----------------------------------------------------------------------
 
@@ -616,21 +350,13 @@ class Registry:
         switchboard's threads; outboxes are drained by the program); a full queue meets
         ``registry.queue_full_policy``. :class:`InvalidArgument` if the target names
         nobody."""
-        return _report(
-            self._native.broadcast(
-                msg,
-                bool(all),
-                _names("topics", topic, topics),
-                _names("users", user, users),
-                _ids("ids", ids),
-                _ids("exclude", exclude),
-            )
-        )
+        target = _target(all, topic, topics, user, users, ids, exclude)
+        return broadcast_report(self._native.broadcast(msg, *target))
 
     def send(self, id: int, msg: Message) -> BroadcastReport:
         """Queues ``msg`` for connection ``id`` alone; :class:`NotFound` if it is not
         registered."""
-        return _report(self._native.send(_id(id), msg))
+        return broadcast_report(self._native.send(_id(id), msg))
 
     # --- admin ----------------------------------------------------------------------
 
@@ -651,14 +377,8 @@ class Registry:
         ``on_close(reason)`` (an outbox ends with ``closed_reason == reason``)."""
         if not isinstance(reason, str):
             raise InvalidArgument(f"reason must be a str, got {type(reason).__name__} {reason!r}")
-        return self._native.disconnect(
-            bool(all),
-            _names("topics", topic, topics),
-            _names("users", user, users),
-            _ids("ids", ids),
-            _ids("exclude", exclude),
-            reason,
-        )
+        target = _target(all, topic, topics, user, users, ids, exclude)
+        return self._native.disconnect(*target, reason)
 
     def cleanup(self) -> CleanupReport:
         """Runs the heartbeat and stale-cleanup pass now (the background pass runs it
@@ -687,9 +407,7 @@ class Registry:
                 raise InvalidArgument("authorize= needs authenticate=: set both, or neither")
             self._native.set_authenticator(None, None)
             return
-        for what, f in (("authenticate", authenticate), ("authorize", authorize)):
-            if f is not None and not callable(f):
-                raise InvalidArgument(f"{what} must be callable, got {type(f).__name__} {f!r}")
+        _callables(authenticate=authenticate, authorize=authorize)
         auth = authenticate
 
         def check_token(token: str) -> Tuple[Optional[str], List[Tuple[str, str]]]:
@@ -701,7 +419,7 @@ class Registry:
                     f"authenticate must return (user, metadata) or None, got {got!r}"
                 )
             user, meta = got
-            return _opt_str("the user authenticate returned", user), _metadata(meta)
+            return opt_str("the user authenticate returned", user), _metadata(meta)
 
         check_topic: Optional[Callable[[int, Optional[str], str], None]] = None
         if authorize is not None:
@@ -724,230 +442,3 @@ class _Refused(Exception):
     """A refusal by a hook that did not raise its own exception."""
 
 
-# --- connections ---------------------------------------------------------------------
-
-
-class Connection:
-    """A registered connection (:meth:`Registry.register`): the registry's calls
-    without the id. A context manager: the block's end unregisters it.
-    :meth:`unregister` / :meth:`close` are safe twice (and after the manager closed)."""
-
-    __slots__ = ("_registry", "_id")
-
-    def __init__(self, registry: Registry, id: int) -> None:
-        self._registry = registry
-        self._id = id
-
-    @property
-    def id(self) -> int:
-        """The connection's id (unique within the process, never reused)."""
-        return self._id
-
-    @property
-    def registered(self) -> bool:
-        """Whether it is still in the registry."""
-        try:
-            return self._id in self._registry
-        except SwitchboardError:
-            return False
-
-    def touch(self) -> None:
-        """:meth:`Registry.touch`: call it on every message from the client."""
-        self._registry.touch(self._id)
-
-    def subscribe(self, topic: str) -> bool:
-        """:meth:`Registry.subscribe`."""
-        return self._registry.subscribe(self._id, topic)
-
-    def unsubscribe(self, topic: str) -> bool:
-        """:meth:`Registry.unsubscribe`."""
-        return self._registry.unsubscribe(self._id, topic)
-
-    def set_metadata(self, key: str, value: Optional[str]) -> None:
-        """:meth:`Registry.set_metadata`."""
-        self._registry.set_metadata(self._id, key, value)
-
-    def info(self) -> ConnInfo:
-        """:meth:`Registry.get` for this connection."""
-        return self._registry.get(self._id)
-
-    def send(self, msg: Message) -> BroadcastReport:
-        """:meth:`Registry.send` to this connection."""
-        return self._registry.send(self._id, msg)
-
-    def unregister(self, reason: str = "") -> None:
-        """Removes it from the registry (:meth:`Registry.unregister`); does nothing if it
-        already left."""
-        try:
-            self._registry.unregister(self._id, reason)
-        except (NotFound, Unavailable):
-            pass
-
-    def close(self) -> None:
-        """:meth:`unregister` with the default reason."""
-        self.unregister()
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "registered" if self.registered else "gone"
-        return f"<switchboard.Connection id={self._id} {state}>"
-
-
-class Outbox(Connection):
-    """A connection whose messages the program pulls (:meth:`Registry.register_outbox`).
-
-    Items are messages (``str`` for text, ``bytes`` for binary) and :data:`PING` (ping
-    your client). ``for item in outbox`` waits on the calling thread with the GIL
-    released; ``async for item in outbox`` and ``await outbox.next_async()`` wait without
-    blocking the event loop. Both end when the connection leaves the registry;
-    :attr:`closed_reason` then says why (``"stale"``, ``"slow_consumer"``,
-    ``"send_failed"``, ``"manager_closed"``, the reason given to ``unregister`` or
-    ``disconnect``, ...). :meth:`close` (and the end of a ``with`` block) unregisters
-    the connection and closes the outbox."""
-
-    __slots__ = ("_outbox", "_inflight")
-
-    def __init__(self, registry: Registry, native: _native.Outbox) -> None:
-        super().__init__(registry, native.id)
-        self._outbox = native
-        self._inflight: Optional[asyncio.Future[Optional[Item]]] = None
-
-    @property
-    def closed_reason(self) -> Optional[str]:
-        """Why the connection left, once the outbox has yielded its end; else ``None``."""
-        return self._outbox.closed_reason
-
-    def touch(self) -> None:
-        """Records traffic from the client now (it stays ``active``, never ``stale``)."""
-        self._outbox.touch()
-
-    def next(self, timeout: Optional[float] = None) -> Optional[Item]:
-        """The next item, waiting up to ``timeout`` seconds (``None``: until one comes)
-        with the GIL released. ``None`` when none came in time, or when the connection
-        left (then :attr:`closed_reason` is set, and every later call returns ``None``
-        at once)."""
-        return self._outbox.next(_seconds("timeout", timeout))
-
-    def try_next(self) -> Optional[Item]:
-        """The next item if one is queued now, else ``None`` (never waits)."""
-        return self._outbox.try_next()
-
-    def __iter__(self) -> Iterator[Item]:
-        return self
-
-    def __next__(self) -> Item:
-        item = self._outbox.next(None)
-        if item is None:
-            raise StopIteration
-        return item
-
-    async def next_async(self) -> Optional[Item]:
-        """The next item, waiting without blocking the event loop; ``None`` once the
-        connection left. Cancelling the wait loses no item: the next call gets it."""
-        fut = self._inflight
-        if fut is None:
-            loop = asyncio.get_running_loop()
-            fut = loop.create_future()
-            self._inflight = fut
-
-            def settle(item: Optional[Item], exc: Optional[BaseException]) -> None:
-                # On a switchboard thread: hand the result to the loop.
-                try:
-                    loop.call_soon_threadsafe(_settle, fut, item, exc)
-                except RuntimeError:  # the loop is closed
-                    pass
-
-            try:
-                self._outbox.next_async(settle)
-            except BaseException:
-                self._inflight = None
-                raise
-        # shield: a cancelled caller leaves the wait (and its item) to the next call.
-        item = await asyncio.shield(fut)
-        if self._inflight is fut:
-            self._inflight = None
-        return item
-
-    def __aiter__(self) -> AsyncIterator[Item]:
-        return self
-
-    async def __anext__(self) -> Item:
-        item = await self.next_async()
-        if item is None:
-            raise StopAsyncIteration
-        return item
-
-    def close(self) -> None:
-        """Unregisters the connection (if it is still registered) and closes the outbox;
-        safe twice."""
-        self.unregister()
-        self._outbox.close()
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __repr__(self) -> str:
-        reason = self.closed_reason
-        if reason is not None:
-            return f"<switchboard.Outbox id={self._id} closed reason={reason!r}>"
-        state = "registered" if self.registered else "gone"
-        return f"<switchboard.Outbox id={self._id} {state}>"
-
-
-def _settle(
-    fut: asyncio.Future[Optional[Item]], item: Optional[Item], exc: Optional[BaseException]
-) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(item)
-
-
-# --- the envelope --------------------------------------------------------------------
-
-
-def envelope(
-    type: str,
-    data: Any = None,
-    topic: Optional[str] = None,
-    error: Optional[str] = None,
-) -> str:
-    """Seed 004's JSON message envelope as text: ``{"type": ..., "topic": ...,
-    "data": ..., "timestamp": "<RFC 3339, UTC>", "error": ...}`` (``None`` fields left
-    out). ``data`` is any value ``json.dumps`` takes. Made by core, as in every
-    language."""
-    data_json = None if data is None else json.dumps(data)
-    return _native.envelope_encode(type, _opt_str("topic", topic), data_json, _opt_str("error", error))
-
-
-def parse_envelope(text: Union[str, bytes]) -> Dict[str, Any]:
-    """Decodes an envelope into a dict with the keys ``type``, ``topic``, ``data``,
-    ``timestamp`` and ``error`` (``None`` when absent). :class:`InvalidArgument` says
-    what is wrong with text that is not one."""
-    if isinstance(text, (bytes, bytearray)):
-        try:
-            text = bytes(text).decode()
-        except UnicodeDecodeError as exc:
-            raise InvalidArgument(f"an envelope must be UTF-8 JSON text: {exc}") from None
-    if not isinstance(text, str):
-        raise InvalidArgument(f"an envelope is JSON text (str), got {type(text).__name__}")
-    kind, topic, data_json, timestamp, error = _native.envelope_decode(text)
-    return {
-        "type": kind,
-        "topic": topic,
-        "data": None if data_json is None else json.loads(data_json),
-        "timestamp": timestamp,
-        "error": error,
-    }
