@@ -358,6 +358,36 @@ pub struct TcpConnector {
 }
 
 impl TcpConnector {
+    /// Runs the probe (`probe.send` / `probe.expect`) on a socket that may be shared
+    /// (a named resource's): it only needs `&Socket`. See [`Connector::check`].
+    pub async fn probe(&self, conn: &Socket) -> Result<()> {
+        let (send, expect) = (&self.settings.probe_send, &self.settings.probe_expect);
+        if !send.is_empty() {
+            conn.write_all_async(send).await?;
+        }
+        let line = send.ends_with(b"\n");
+        let mut got: Vec<u8> = Vec::new();
+        while got.len() < expect.len() || (line && !got.ends_with(b"\n")) {
+            let chunk = conn.read_async(256).await?;
+            if chunk.is_empty() {
+                return Err(Error::unavailable("probe: connection closed by peer"));
+            }
+            got.extend_from_slice(&chunk);
+            if got.len() > 64 * 1024 {
+                break;
+            }
+        }
+        if got.starts_with(expect) {
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!(
+                "probe: expected an answer starting with \"{}\", got \"{}\"",
+                expect.escape_ascii(),
+                got.escape_ascii()
+            )))
+        }
+    }
+
     /// A connector with the given settings.
     pub fn new(settings: TcpSettings) -> Self {
         TcpConnector { settings }
@@ -424,31 +454,7 @@ impl Connector for TcpConnector {
     /// (and, when the probe is a line ending in `\n`, up to the end of the answer's
     /// line, so no part of the answer is left for the next user), then compares.
     async fn check(&self, conn: &mut Socket) -> Result<()> {
-        let (send, expect) = (&self.settings.probe_send, &self.settings.probe_expect);
-        if !send.is_empty() {
-            conn.write_all_async(send).await?;
-        }
-        let line = send.ends_with(b"\n");
-        let mut got: Vec<u8> = Vec::new();
-        while got.len() < expect.len() || (line && !got.ends_with(b"\n")) {
-            let chunk = conn.read_async(256).await?;
-            if chunk.is_empty() {
-                return Err(Error::unavailable("probe: connection closed by peer"));
-            }
-            got.extend_from_slice(&chunk);
-            if got.len() > 64 * 1024 {
-                break;
-            }
-        }
-        if got.starts_with(expect) {
-            Ok(())
-        } else {
-            Err(Error::unavailable(format!(
-                "probe: expected an answer starting with \"{}\", got \"{}\"",
-                expect.escape_ascii(),
-                got.escape_ascii()
-            )))
-        }
+        self.probe(conn).await
     }
 
     #[inline]

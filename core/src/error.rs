@@ -205,6 +205,9 @@ impl Error {
             | K::AddrNotAvailable
             | K::UnexpectedEof => Code::Unavailable,
             K::TimedOut | K::WouldBlock => Code::Timeout,
+            // The OS refused the address itself (a unix socket path longer than it
+            // allows): the configuration is wrong, not the network.
+            K::InvalidInput => Code::InvalidArgument,
             _ => Code::Io,
         };
         Error {

@@ -49,12 +49,17 @@ pub enum EventKind {
     /// A registered connection's queue filled up; `reason` is the policy's outcome
     /// (`drop_oldest`, `drop_new` or `disconnect`).
     SlowConsumer,
+    /// A named resource's status changed (`resource`, `old_state` -> `new_state`,
+    /// `reason` the error that caused it, if one).
+    ResourceState,
+    /// A consumer was detached from a resource deleted with force (`resource`).
+    ResourceDetached,
 }
 
 impl EventKind {
     /// Every kind, in the order of their stable numbers (C's `sb_event_kind` is the
     /// position here plus one).
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::LeakSuspected,
         EventKind::ConnectionState,
         EventKind::EndpointState,
@@ -71,6 +76,8 @@ impl EventKind {
         EventKind::Subscribed,
         EventKind::Unsubscribed,
         EventKind::SlowConsumer,
+        EventKind::ResourceState,
+        EventKind::ResourceDetached,
     ];
 
     /// The stable name used in every language: `leak_suspected`, `breaker_state`, ...
@@ -92,6 +99,8 @@ impl EventKind {
             EventKind::Subscribed => "subscribed",
             EventKind::Unsubscribed => "unsubscribed",
             EventKind::SlowConsumer => "slow_consumer",
+            EventKind::ResourceState => "resource_state",
+            EventKind::ResourceDetached => "resource_detached",
         }
     }
 }
@@ -128,6 +137,8 @@ pub struct Event {
     /// `send_failed`, `slow_consumer`, or the program's own), which policy a slow
     /// consumer met, or which limit refused a call (`registry.max_total_connections`).
     pub reason: Option<String>,
+    /// The named resource it concerns, if one.
+    pub resource: Option<String>,
     /// The reason, as a sentence for humans.
     pub message: String,
 }
@@ -149,6 +160,7 @@ impl Event {
             topic: None,
             user: None,
             reason: None,
+            resource: None,
             message: message.into(),
         }
     }

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod pool;
 pub mod random;
 pub mod registry;
+pub mod resources;
 pub mod runtime;
 pub mod sessions;
 
@@ -49,6 +50,7 @@ pub use pool::{
     AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats, WeakPool,
 };
 pub use registry::Registry;
+pub use resources::{ResourceHandle, ResourceInfo, ResourceStatus, Resources};
 pub use sessions::{SessionDetails, SessionInfo, Sessions, StreamHandle, StreamInfo};
 
 /// The library version, from Cargo.toml.

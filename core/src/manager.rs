@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventCallback};
 use crate::pool::{Pool, PoolStats};
 use crate::registry::Registry;
+use crate::resources::Resources;
 use crate::runtime::{self, RuntimeShared};
 use crate::sessions::Sessions;
 
@@ -56,6 +57,7 @@ struct ManagerInner {
     events: Arc<EventBus>,
     sessions: Sessions,
     registry: Registry,
+    resources: Resources,
     /// Set when `runtime.clock = manual` (or [`Manager::with_clock`] was given one).
     manual_clock: Option<ManualClock>,
 }
@@ -128,6 +130,8 @@ impl Manager {
         let shared = Arc::new(shared);
         sessions.start_background(&shared)?;
         registry.start_background(&shared, workers)?;
+        let resources = Resources::new(config, events.clone());
+        resources.start_background(&shared);
         Ok(Manager {
             inner: Arc::new(ManagerInner {
                 config: config.clone(),
@@ -140,6 +144,7 @@ impl Manager {
                 events,
                 sessions,
                 registry,
+                resources,
                 manual_clock,
             }),
         })
@@ -298,7 +303,8 @@ impl Manager {
     pub fn metrics_text(&self) -> String {
         let sessions = Box::new(self.inner.sessions.collector());
         let registry = Box::new(self.inner.registry.collector());
-        crate::metrics::render_with(self.pool_stats(), vec![sessions, registry])
+        let resources = Box::new(self.inner.resources.collector());
+        crate::metrics::render_with(self.pool_stats(), vec![sessions, registry, resources])
     }
 
     /// The streaming sessions, their catalog and the offset store
@@ -310,6 +316,11 @@ impl Manager {
     /// The live-connection registry (`registry.*` keys).
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The named shared connections (eKuiper's named resources).
+    pub fn resources(&self) -> &Resources {
+        &self.inner.resources
     }
 
     /// Moves a manual clock (`runtime.clock = manual`) forward by `by`: breakers,
@@ -357,6 +368,8 @@ impl ManagerInner {
                 format!("writing buffered commits on close failed: {e}"),
             ));
         }
+        // Named resources close their connections.
+        self.resources.shutdown();
         // Registered connections leave with reason manager_closed; their close
         // callbacks run on the runtime before it stops.
         self.registry.shutdown(
