@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use napi_derive::napi;
 use switchboard_core::{EndpointHealth, HealthReport};
 
-fn ms(d: Duration) -> f64 {
+/// A duration in milliseconds, as JS objects carry it.
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 

@@ -10,7 +10,7 @@ use switchboard_core::{AcquireOptions, AnyConnector, BreakerOp, Pool};
 
 use crate::custom::Bridge;
 use crate::error::{Result, guard, sb_error, to_napi};
-use crate::health::{NativeEndpointHealth, NativeHealthReport, endpoint_list};
+use crate::health::{NativeEndpointHealth, NativeHealthReport, endpoint_list, ms};
 use crate::lease::NativeLease;
 use crate::manager::duration;
 use crate::settle::Settle;
@@ -52,10 +52,6 @@ pub struct LatencySummary {
     pub p90: f64,
     /// 99th percentile.
     pub p99: f64,
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 impl From<&HistogramSnapshot> for LatencySummary {

@@ -32,6 +32,7 @@ use napi::threadsafe_function::{
 use switchboard_core::Error;
 use switchboard_core::registry::{ConnId, Message, RoundHook, SendOutcome, Sink};
 
+use super::convert::js_message;
 use crate::error::{Result, to_napi};
 
 /// `dispatch` kinds, mirrored in `registry.js`.
@@ -69,11 +70,7 @@ impl Batch {
     /// The index of `msg` in `messages`, reusing the last one when it is the same
     /// shared message (every recipient of a broadcast gets the same bytes).
     fn message_index(&mut self, msg: &Message) -> u32 {
-        if let Some(last) = self.messages.last()
-            && last.is_text() == msg.is_text()
-            && last.len() == msg.len()
-            && std::ptr::eq(last.data().as_ptr(), msg.data().as_ptr())
-        {
+        if self.messages.last().is_some_and(|last| last.ptr_eq(msg)) {
             return (self.messages.len() - 1) as u32;
         }
         self.messages.push(msg.clone());
@@ -81,14 +78,7 @@ impl Batch {
     }
 
     fn into_args(self) -> DispatchArgs {
-        let messages = self
-            .messages
-            .into_iter()
-            .map(|m| match m.as_text() {
-                Some(t) => Either::A(t.to_string()),
-                None => Either::B(Buffer::from(m.data().to_vec())),
-            })
-            .collect();
+        let messages = self.messages.iter().map(js_message).collect();
         FnArgs::from((self.kinds, self.ids, self.args, messages, self.reasons))
     }
 }

@@ -1,13 +1,12 @@
 //! JS arguments as core values, and core's snapshots and reports as JS objects.
 
-use std::time::Duration;
-
 use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
 use switchboard_core::Code;
 use switchboard_core::registry::{BroadcastReport, ConnId, ConnInfo, Message, Target};
 
 use crate::error::{Result, sb_error};
+use crate::health::ms;
 use crate::sessions::count;
 
 /// `[key, value]` pairs from JS (built by `registry.js`, so always pairs).
@@ -37,6 +36,7 @@ fn ids(what: &str, v: Vec<f64>) -> Result<Vec<ConnId>> {
         .collect()
 }
 
+/// A message from JS: a string is a text message, a Buffer a binary one.
 pub(super) fn message(data: Either<String, Buffer>) -> Message {
     match data {
         Either::A(s) => Message::text(&s),
@@ -44,8 +44,18 @@ pub(super) fn message(data: Either<String, Buffer>) -> Message {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// A message for JS, the other way round.
+pub(super) fn js_message(m: &Message) -> Either<String, Buffer> {
+    match m.as_text() {
+        Some(t) => Either::A(t.to_string()),
+        None => Either::B(Buffer::from(m.data().to_vec())),
+    }
+}
+
+/// A connection id that JS reports a delivery for (`registry.js` only reports ids it
+/// was given, so anything else is skipped rather than named).
+pub(super) fn reported_id(v: f64) -> Option<ConnId> {
+    (v >= 1.0 && v.fract() == 0.0).then_some(v as ConnId)
 }
 
 /// What one broadcast (or send) did (core's `BroadcastReport`).

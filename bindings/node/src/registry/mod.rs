@@ -20,7 +20,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::{Buffer, Either, Function};
 use napi_derive::napi;
 use switchboard_core::Code;
-use switchboard_core::registry::{ConnState, ListFilter, Registration, Registry};
+use switchboard_core::registry::{ConnId, ConnState, ListFilter, Registration, Registry};
 
 use crate::error::{Result, guard, sb_error, to_napi};
 use crate::sessions::count;
@@ -30,7 +30,7 @@ pub use bridge::DispatchArgs;
 use bridge::{BARRIER, Bridge, Hook, JsSink};
 use convert::{
     NativeBroadcastReport, NativeCleanupReport, NativeConnInfo, NativeListPage,
-    NativeRegistryStats, conn_id, counts, message, pairs, target,
+    NativeRegistryStats, conn_id, counts, message, pairs, reported_id, target,
 };
 use outbox::NativeOutbox;
 
@@ -372,19 +372,15 @@ impl NativeRegistry {
     /// Ids that left meanwhile are skipped.
     #[napi]
     pub fn report_sent(&self, ids: Vec<f64>) {
-        let ids: Vec<u64> = ids
-            .into_iter()
-            .filter(|id| *id >= 1.0 && id.fract() == 0.0)
-            .map(|id| id as u64)
-            .collect();
+        let ids: Vec<ConnId> = ids.into_iter().filter_map(reported_id).collect();
         self.registry.report_sent_many(&ids);
     }
 
     /// Reports a failed delivery (a send or ping callback threw or rejected).
     #[napi]
     pub fn report_failed(&self, id: f64, why: String) {
-        if id >= 1.0 && id.fract() == 0.0 {
-            let _ = self.registry.report_send(id as u64, Err(why));
+        if let Some(id) = reported_id(id) {
+            let _ = self.registry.report_send(id, Err(why));
         }
     }
 

@@ -7,6 +7,7 @@ use napi::bindgen_prelude::{Buffer, Either, Object};
 use napi_derive::napi;
 use switchboard_core::registry::{Item, Outbox};
 
+use super::convert::js_message;
 use crate::error::{Result, guard};
 use crate::settle::Settle;
 
@@ -23,10 +24,7 @@ impl From<Item> for NativeItem {
         match item {
             Item::Message(m) => NativeItem {
                 kind: 0,
-                data: Some(match m.as_text() {
-                    Some(t) => Either::A(t.to_string()),
-                    None => Either::B(Buffer::from(m.data().to_vec())),
-                }),
+                data: Some(js_message(&m)),
                 reason: None,
             },
             Item::Ping => NativeItem {
