@@ -1,6 +1,7 @@
-//! Checking the raw arguments C passes in: strings, buffers and out-pointers.
+//! Checking the raw arguments C passes in: strings, string and number arrays,
+//! versioned structs, buffers and out-pointers; and the strings handed back.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::{CStr, CString, c_char};
 
 use switchboard_core::{Error, Result};
 
@@ -27,6 +28,70 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
     })
 }
 
+/// An optional string argument: NULL is `None`.
+///
+/// # Safety
+///
+/// `p` must be NULL or a NUL-terminated string valid for `'a`.
+pub(crate) unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded caller's contract.
+        unsafe { str_arg(p, what) }.map(Some)
+    }
+}
+
+/// `n` strings at `p` (named `what[i]` in messages); `p` may be NULL when `n` is 0.
+///
+/// # Safety
+///
+/// `p` must be NULL with `n` 0, or point to `n` pointers that are NULL (rejected) or
+/// NUL-terminated strings valid for `'a`.
+pub(crate) unsafe fn str_array<'a>(
+    p: *const *const c_char,
+    n: usize,
+    what: &str,
+) -> Result<Vec<&'a str>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(null_arg(what));
+    }
+    let mut out = Vec::with_capacity(n.min(4096));
+    for i in 0..n {
+        // SAFETY: `n` readable pointers by the caller's contract.
+        let s = unsafe { *p.add(i) };
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        out.push(unsafe { str_arg(s, &format!("{what}[{i}]")) }?);
+    }
+    Ok(out)
+}
+
+/// A copy of the `n` numbers at `p` (`uint64_t` ids, `int64_t` offsets, ...); `p` may
+/// be NULL when `n` is 0.
+///
+/// # Safety
+///
+/// `p` must be NULL with `n` 0, or point to `n` readable, initialised `T`.
+pub(crate) unsafe fn num_array<T: Copy>(p: *const T, n: usize, what: &str) -> Result<Vec<T>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(null_arg(what));
+    }
+    if n > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(Error::invalid_argument(format!(
+            "{what} length {n} is too large"
+        )));
+    }
+    // SAFETY: non-NULL, `n` readable values by the caller's contract, and their size
+    // in bytes fits in an isize (checked above).
+    Ok(unsafe { std::slice::from_raw_parts(p, n) }.to_vec())
+}
+
 /// Fails unless out-pointer `out` (named `what`) is non-NULL. Checked before any work,
 /// so that a NULL out-pointer has no side effect.
 pub(crate) fn check_out<T>(out: *mut T, what: &str) -> Result<()> {
@@ -46,6 +111,18 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
     // SAFETY: by the caller's contract; `T` is a plain C value (int, size_t, pointer)
     // so there is nothing to drop at the destination.
     unsafe { out.write(value) }
+}
+
+/// Writes `value` through an optional out-pointer (NULL: not wanted).
+///
+/// # Safety
+///
+/// `out` must be NULL or aligned and writable.
+pub(crate) unsafe fn write_opt<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { write_out(out, value) };
+    }
 }
 
 fn check_len(len: usize, what: &str) -> Result<()> {
@@ -148,6 +225,13 @@ pub(crate) fn copy_str<const N: usize>(dst: &mut [c_char; N], s: &str) {
     }
 }
 
+/// A C string of `s` for a snapshot or a callback; a string with a NUL inside (core
+/// accepts any Rust string) is cut at the NUL.
+pub(crate) fn c_string(s: &str) -> CString {
+    let cut = s.split('\0').next().unwrap_or("");
+    CString::new(cut).unwrap_or_default()
+}
+
 /// The `struct_size` the caller set in the versioned struct at `out` (already checked
 /// non-NULL), named `ty` in the message; InvalidArgument when it is smaller than a
 /// `size_t` (not set).
@@ -165,6 +249,27 @@ pub(crate) unsafe fn struct_room<T>(out: *const T, ty: &str) -> Result<usize> {
         )));
     }
     Ok(room)
+}
+
+/// A copy of the caller's input struct `T` at `p` (which starts with its
+/// `size_t struct_size`): the first `min(struct_size, sizeof(T))` bytes, the rest
+/// zero (NULL pointers, false, 0), so a program built against an older header with a
+/// shorter struct works. InvalidArgument when `struct_size` was not set.
+///
+/// # Safety
+///
+/// `p` must be non-NULL and point to `struct_size` readable bytes; `T` must be a
+/// repr(C) struct of integers, bools and raw pointers (valid when zeroed).
+pub(crate) unsafe fn read_versioned<T: Copy>(p: *const T, ty: &str) -> Result<T> {
+    // SAFETY: non-NULL; its first size_t is readable by the caller's contract.
+    let room = unsafe { struct_room(p, ty) }?;
+    let n = room.min(std::mem::size_of::<T>());
+    let mut v = std::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: `n` readable bytes at `p` (the caller's struct_size) and `n` writable in
+    // `v`; they cannot overlap.
+    unsafe { std::ptr::copy_nonoverlapping(p.cast::<u8>(), v.as_mut_ptr().cast::<u8>(), n) };
+    // SAFETY: T is valid zeroed, and the bytes copied are the caller's valid fields.
+    Ok(unsafe { v.assume_init() })
 }
 
 /// Writes the listed fields of `$src` (a `$ty`) that lie entirely within the first

@@ -3,7 +3,8 @@
 //! One module per C object ([`config`], [`manager`], [`connector`], [`pool`], [`lease`], [`events`]) and
 //! [`resilience`] (endpoint breakers, backoff and health of a pool) and [`sessions`]
 //! (streaming sessions and their offsets, by id on a manager) and [`registry`] (the
-//! live-connection registry: send callbacks or outboxes, broadcast, auth hook), plus
+//! live-connection registry: send callbacks or outboxes, broadcast, auth hook) and
+//! [`envelope`] (the JSON message envelope), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
 //! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
@@ -33,11 +34,15 @@ pub mod sessions;
 
 pub mod registry;
 
+pub mod envelope;
+
 mod args;
 mod handles;
+mod snapshot_table;
 
 pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
 pub use connector::{sb_check_fn, sb_close_fn, sb_connect_fn, sb_connector, sb_free_fn};
+pub use envelope::{sb_envelope_decode, sb_envelope_encode};
 pub use error::{last_error, sb_last_error, sb_status, sb_status_str};
 pub use events::{
     SB_EVENT_ENDPOINT_LEN, SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, SB_EVENT_REASON_LEN,
@@ -60,12 +65,11 @@ pub use pool::{
 };
 pub use registry::{
     SB_AUTH_WHY_LEN, sb_authenticate_fn, sb_authorize_fn, sb_broadcast_report, sb_closed_fn,
-    sb_conn_info, sb_conn_info_free, sb_conn_list, sb_conn_list_free, sb_envelope_decode,
-    sb_envelope_encode, sb_grant, sb_grant_add_meta, sb_grant_set_user, sb_item_kind,
-    sb_list_filter, sb_ping_fn, sb_registration, sb_registry_broadcast, sb_registry_cleanup,
-    sb_registry_contains, sb_registry_disconnect, sb_registry_get, sb_registry_get_stats,
-    sb_registry_len, sb_registry_list, sb_registry_next, sb_registry_outbox_free,
-    sb_registry_register, sb_registry_register_outbox, sb_registry_send,
+    sb_conn_info, sb_conn_info_free, sb_conn_list, sb_conn_list_free, sb_grant, sb_grant_add_meta,
+    sb_grant_set_user, sb_item_kind, sb_list_filter, sb_ping_fn, sb_registration,
+    sb_registry_broadcast, sb_registry_cleanup, sb_registry_contains, sb_registry_disconnect,
+    sb_registry_get, sb_registry_get_stats, sb_registry_len, sb_registry_list, sb_registry_next,
+    sb_registry_outbox_free, sb_registry_register, sb_registry_register_outbox, sb_registry_send,
     sb_registry_set_authenticator, sb_registry_set_metadata, sb_registry_stats,
     sb_registry_stats_free, sb_registry_subscribe, sb_registry_touch, sb_registry_unregister,
     sb_registry_unsubscribe, sb_send_fn, sb_target,

@@ -4,91 +4,18 @@
 //! this module only translates arguments and the `sb_session_info` / `sb_catalog`
 //! snapshots (the only things here the library allocates for the caller).
 
-use std::collections::HashMap;
 use std::ffi::{CString, c_char};
-use std::sync::Mutex;
 
 use switchboard_core::sessions::SessionInfo;
 use switchboard_core::{Error, SessionDetails};
 
-use crate::args::{check_out, str_arg, write_out};
+use crate::args::{
+    c_string, check_out, num_array, opt_str, str_arg, str_array, write_opt, write_out,
+};
 use crate::error::{guard, null_arg, sb_status};
 use crate::handles::addr;
 use crate::manager::{MANAGERS, sb_manager};
-
-/// Writes `value` through an optional out-pointer (NULL: not wanted).
-///
-/// # Safety
-///
-/// `out` must be NULL or aligned and writable.
-unsafe fn write_opt<T>(out: *mut T, value: T) {
-    if !out.is_null() {
-        // SAFETY: non-NULL and writable by the caller's contract.
-        unsafe { write_out(out, value) };
-    }
-}
-
-/// `n` strings at `p` (named `what[i]` in messages); `p` may be NULL when `n` is 0.
-///
-/// # Safety
-///
-/// `p` must be NULL with `n` 0, or point to `n` pointers that are NULL (rejected) or
-/// NUL-terminated strings valid for `'a`.
-unsafe fn str_array<'a>(
-    p: *const *const c_char,
-    n: usize,
-    what: &str,
-) -> Result<Vec<&'a str>, Error> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if p.is_null() {
-        return Err(null_arg(what));
-    }
-    let mut out = Vec::with_capacity(n.min(4096));
-    for i in 0..n {
-        // SAFETY: `n` readable pointers by the caller's contract.
-        let s = unsafe { *p.add(i) };
-        // SAFETY: NULL or NUL-terminated by the caller's contract.
-        out.push(unsafe { str_arg(s, &format!("{what}[{i}]")) }?);
-    }
-    Ok(out)
-}
-
-/// An optional string argument: NULL is `None`.
-///
-/// # Safety
-///
-/// `p` must be NULL or a NUL-terminated string valid for `'a`.
-unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Error> {
-    if p.is_null() {
-        Ok(None)
-    } else {
-        // SAFETY: forwarded caller's contract.
-        unsafe { str_arg(p, what) }.map(Some)
-    }
-}
-
-/// `n` offsets at `p`; `p` may be NULL when `n` is 0.
-///
-/// # Safety
-///
-/// `p` must be NULL with `n` 0, or point to `n` readable `int64_t`.
-unsafe fn i64_array(p: *const i64, n: usize, what: &str) -> Result<Vec<i64>, Error> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if p.is_null() {
-        return Err(null_arg(what));
-    }
-    if n > isize::MAX as usize / 8 {
-        return Err(Error::invalid_argument(format!(
-            "{what} length {n} is too large"
-        )));
-    }
-    // SAFETY: non-NULL, `n` readable values by the caller's contract.
-    Ok(unsafe { std::slice::from_raw_parts(p, n) }.to_vec())
-}
+use crate::snapshot_table::{SnapshotTable, not_live};
 
 /// Registers session key `session_key` of data source `data_source` in the manager's
 /// catalog, so that sessions may be opened on it. `*added` (if not NULL) receives
@@ -226,7 +153,7 @@ pub unsafe extern "C" fn sb_session_open(
                 str_arg(data_source, "data_source")?,
                 str_arg(session_key, "session_key")?,
                 str_array(streams, streams_len, "streams")?,
-                i64_array(offsets, offsets_len, "stream_offsets")?,
+                num_array(offsets, offsets_len, "stream_offsets")?,
             )
         };
         check_out(id_out, "id_out")?;
@@ -718,37 +645,8 @@ enum Snapshot {
     Catalog,
 }
 
-/// Addresses of the snapshots handed out and not yet freed, with their kind, so that a
-/// double free, a made-up pointer or one of the other kind is reported instead of being
-/// undefined behaviour.
-static LIVE_SNAPSHOTS: Mutex<Option<HashMap<usize, Snapshot>>> = Mutex::new(None);
-
-fn remember(p: usize, kind: Snapshot) {
-    let mut live = LIVE_SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
-    live.get_or_insert_with(HashMap::new).insert(p, kind);
-}
-
-/// Takes `p` out of the registry if it is a live snapshot of `kind`.
-fn forget(p: usize, kind: Snapshot) -> bool {
-    let mut live = LIVE_SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
-    let found = match live.as_mut() {
-        Some(l) if l.get(&p) == Some(&kind) => l.remove(&p).is_some(),
-        _ => false,
-    };
-    // With nothing live, let go of the table too: a program that freed everything
-    // leaves no allocation of ours behind.
-    if live.as_ref().is_some_and(|l| l.is_empty()) {
-        *live = None;
-    }
-    found
-}
-
-/// A C string of `s`; a name with a NUL inside (core accepts any Rust string) is cut
-/// at the NUL.
-fn c_string(s: &str) -> CString {
-    let cut = s.split('\0').next().unwrap_or("");
-    CString::new(cut).unwrap_or_default()
-}
+/// Snapshots handed out and not yet freed.
+static LIVE: SnapshotTable<Snapshot> = SnapshotTable::new();
 
 fn snapshot(s: &SessionInfo) -> *mut sb_session_info {
     let mut strings = Vec::with_capacity(2 + s.streams.len());
@@ -798,7 +696,7 @@ fn snapshot(s: &SessionInfo) -> *mut sb_session_info {
         _streams: streams,
     });
     let p = Box::into_raw(b).cast::<sb_session_info>();
-    remember(p as usize, Snapshot::Session);
+    LIVE.remember(p as usize, Snapshot::Session);
     p
 }
 
@@ -834,11 +732,8 @@ pub extern "C" fn sb_session_info_free(info: *mut sb_session_info) -> sb_status 
         if info.is_null() {
             return Ok(());
         }
-        if !forget(info as usize, Snapshot::Session) {
-            return Err(Error::new(
-                switchboard_core::Code::InvalidHandle,
-                "not a live sb_session_info (freed already, or not made by sb_session_get)",
-            ));
+        if !LIVE.forget(info as usize, Snapshot::Session) {
+            return Err(not_live("sb_session_info", "sb_session_get"));
         }
         // SAFETY: a pointer made by Box::into_raw in `snapshot` (the registry says so)
         // and not freed since (it was still registered); `info` is the first field of
@@ -913,7 +808,7 @@ pub unsafe extern "C" fn sb_session_catalog(
             _keys: keys,
         });
         let p = Box::into_raw(b).cast::<sb_catalog>();
-        remember(p as usize, Snapshot::Catalog);
+        LIVE.remember(p as usize, Snapshot::Catalog);
         // SAFETY: checked non-NULL; writable by the caller's contract.
         unsafe { write_out(out, p) };
         Ok(())
@@ -928,11 +823,8 @@ pub extern "C" fn sb_catalog_free(catalog: *mut sb_catalog) -> sb_status {
         if catalog.is_null() {
             return Ok(());
         }
-        if !forget(catalog as usize, Snapshot::Catalog) {
-            return Err(Error::new(
-                switchboard_core::Code::InvalidHandle,
-                "not a live sb_catalog (freed already, or not made by sb_session_catalog)",
-            ));
+        if !LIVE.forget(catalog as usize, Snapshot::Catalog) {
+            return Err(not_live("sb_catalog", "sb_session_catalog"));
         }
         // SAFETY: made by Box::into_raw in sb_session_catalog and not freed since (it
         // was registered); `cat` is the first field of the repr(C) CatalogBox.

@@ -67,9 +67,22 @@ fn version_macros_match_cargo_toml() {
 fn header_declares_every_exported_function() {
     let header = fresh();
     let src_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    // ffi/src and its module folders (ffi/src/registry/).
+    let mut files = Vec::new();
+    let mut dirs = vec![src_dir];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
     let mut exported = 0;
-    for entry in std::fs::read_dir(src_dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for path in files {
+        let text = std::fs::read_to_string(path).unwrap();
         for line in text.lines() {
             // Exported functions are `pub`; test callbacks inside `mod tests` are not.
             if !line.trim_start().starts_with("pub ") {
