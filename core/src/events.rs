@@ -54,12 +54,15 @@ pub enum EventKind {
     ResourceState,
     /// A consumer was detached from a resource deleted with force (`resource`).
     ResourceDetached,
+    /// A resource was updated: its consumers now use a new connection (`resource`,
+    /// `endpoint` the new one).
+    ResourceRebound,
 }
 
 impl EventKind {
     /// Every kind, in the order of their stable numbers (C's `sb_event_kind` is the
     /// position here plus one).
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::LeakSuspected,
         EventKind::ConnectionState,
         EventKind::EndpointState,
@@ -78,6 +81,7 @@ impl EventKind {
         EventKind::SlowConsumer,
         EventKind::ResourceState,
         EventKind::ResourceDetached,
+        EventKind::ResourceRebound,
     ];
 
     /// The stable name used in every language: `leak_suspected`, `breaker_state`, ...
@@ -101,6 +105,7 @@ impl EventKind {
             EventKind::SlowConsumer => "slow_consumer",
             EventKind::ResourceState => "resource_state",
             EventKind::ResourceDetached => "resource_detached",
+            EventKind::ResourceRebound => "resource_rebound",
         }
     }
 }

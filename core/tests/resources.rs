@@ -322,3 +322,88 @@ fn metric_lines_and_closed_manager() {
     assert_eq!(r.get("bus").unwrap_err().code(), Code::Unavailable);
     assert_eq!(h.status(), ResourceStatus::Disconnected);
 }
+
+#[test]
+fn update_swaps_every_consumer_to_the_new_endpoint_while_the_old_one_drains() {
+    let old_side = TcpListener::bind("127.0.0.1:0").unwrap();
+    let old_target = format!("tcp://{}", old_side.local_addr().unwrap());
+    let new_server = EchoServer::start();
+    let m = manager();
+    let r = m.resources();
+    r.create(
+        "bus",
+        "tcp",
+        &[("endpoint", &old_target), ("health.interval", "20ms")],
+    )
+    .unwrap();
+    let a = r.attach("bus", "a").unwrap();
+    let b = r.attach("bus", "b").unwrap();
+    let in_flight = a.wait_ready(LONG).unwrap(); // an operation still using the old one
+    let (mut old_conn, _) = old_side.accept().unwrap();
+
+    // An update that cannot connect changes nothing.
+    let dead = format!("tcp://127.0.0.1:{}", common::dead_port());
+    let e = r.update("bus", &[("endpoint", &dead)]).unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    assert!(e.message().contains("was not updated"), "{e}");
+    assert_eq!(r.get("bus").unwrap().endpoint, old_target);
+
+    r.update(
+        "bus",
+        &[
+            ("endpoint", &new_server.target()),
+            ("health.interval", "20ms"),
+        ],
+    )
+    .unwrap();
+    let rebound = std::iter::from_fn(|| m.poll_event(Duration::ZERO))
+        .filter(|e| e.kind == EventKind::ResourceRebound && e.resource.as_deref() == Some("bus"))
+        .count();
+    assert_eq!(rebound, 1);
+    for h in [&a, &b] {
+        echo_roundtrip(h, b"on the new one\n");
+    }
+    assert_eq!(
+        new_server.accepted(),
+        1,
+        "one new connection for both consumers"
+    );
+    assert_eq!(r.get("bus").unwrap().endpoint, new_server.target());
+    assert_eq!(r.get("bus").unwrap().status, ResourceStatus::Connected);
+
+    // The old connection stays open for the operation still holding it, then closes.
+    in_flight.send_all(b"last words").unwrap();
+    let mut buf = [0u8; 10];
+    old_conn.set_read_timeout(Some(LONG)).unwrap();
+    old_conn.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"last words");
+    drop(in_flight);
+    assert_eq!(
+        old_conn.read(&mut buf).unwrap(),
+        0,
+        "closed once the last user let go"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        new_server.accepted(),
+        1,
+        "the old task is gone: nothing redials"
+    );
+
+    // Anonymous resources are their props: no update.
+    let anon = r
+        .attach_anonymous("tcp", &[("endpoint", &new_server.target())], "z")
+        .unwrap();
+    let e = r
+        .update(anon.id(), &[("endpoint", &old_target)])
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(
+        r.update("nope", &[("endpoint", &old_target)])
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    drop((a, b, anon));
+    m.close(LONG).unwrap();
+}

@@ -19,10 +19,10 @@
 //! ```
 //!
 //! What is built: `tcp` and `unix` resources, create / attach / detach / delete
-//! (force), anonymous resources keyed by their props, the status machine with events
-//! and metrics, `wait_ready`, `report_failure`. Not yet (issue 10): `update` (rebind),
-//! persistence (`resources.path`), custom connector types, and the C, Python and Node
-//! bindings.
+//! (force), anonymous resources keyed by their props, `update` without dropping
+//! consumers, the status machine with events and metrics, `wait_ready`,
+//! `report_failure`. Not yet (issue 10): persistence (`resources.path`), custom
+//! connector types, and the C, Python and Node bindings.
 
 mod metrics;
 mod resource;
@@ -200,7 +200,7 @@ impl Inner {
     }
 
     fn start(&self, res: &Arc<Resource>) -> Result<()> {
-        self.runtime()?.spawn(resource::run(res.clone()))?;
+        self.runtime()?.spawn(resource::run(res.clone(), 0, None))?;
         Ok(())
     }
 
@@ -215,10 +215,10 @@ impl Inner {
             // Only if no one attached again meanwhile.
             if lock(&res.state).consumers.is_empty()
                 && anon
-                    .get(&res.props.canonical)
+                    .get(&res.props().canonical)
                     .is_some_and(|r| Arc::ptr_eq(r, res))
             {
-                anon.remove(&res.props.canonical);
+                anon.remove(&res.props().canonical);
                 drop(anon);
                 res.shut("its last consumer detached");
             }
@@ -394,6 +394,63 @@ impl Resources {
         }
         lock(&res.state).consumers.clear();
         res.shut("deleted");
+        Ok(())
+    }
+
+    /// Updates resource `id` to `props` without dropping its consumers: a connection
+    /// with the new props is opened first (this call waits for it, within the new
+    /// `connect_timeout`, and fails, changing nothing, if it cannot be opened), then
+    /// swapped in for every consumer, who sees a `resource_rebound` event (and a new
+    /// socket from [`ResourceHandle::socket`]); the old connection closes when the
+    /// consumers still using it let go. The type stays; FailedPrecondition for an
+    /// anonymous resource (its props are its identity).
+    pub fn update(&self, id: &str, props: &[(&str, &str)]) -> Result<()> {
+        self.inner.check_open()?;
+        let found = lock(&self.inner.named).get(id).cloned();
+        let Some(res) = found else {
+            if lock(&self.inner.anonymous).values().any(|r| r.id == id) {
+                return Err(Error::failed_precondition(format!(
+                    "resource \"{id}\" is anonymous: its props are its identity, so it cannot be updated; attach_anonymous with the new props instead"
+                )));
+            }
+            return Err(not_found(id));
+        };
+        let props = types::Props::parse(&res.kind, props, &self.inner.defaults)?;
+        let rt = self.inner.runtime()?;
+        let connector = crate::connector::TcpConnector::new(
+            crate::connector::TcpSettings::from_config(&props.config),
+        );
+        let timeout = props
+            .config
+            .duration("pool.connect_timeout")
+            .max(Duration::from_millis(1));
+        let endpoint = props.endpoint.clone();
+        let sock = rt.block_on(async move {
+            use crate::connector::Connector;
+            match tokio::time::timeout(timeout, connector.connect(&endpoint)).await {
+                Ok(r) => {
+                    let sock = r?;
+                    if connector.has_check() {
+                        connector.probe(&sock).await?;
+                    }
+                    Ok(sock)
+                }
+                Err(_) => Err(Error::timeout(format!(
+                    "connect to {endpoint} timed out after {}",
+                    crate::config::fmt_duration(timeout)
+                ))),
+            }
+        })?
+        .map_err(|e| {
+            Error::new(
+                e.code(),
+                format!("resource \"{id}\" was not updated (its consumers keep the old connection): {e}"),
+            )
+        })?;
+        let sock = Arc::new(sock);
+        let generation = res.rebind(props, sock.clone());
+        // The new task starts from the connection the update opened.
+        rt.spawn(resource::run(res.clone(), generation, Some(sock)))?;
         Ok(())
     }
 

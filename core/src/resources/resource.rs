@@ -28,7 +28,12 @@ pub(crate) struct Resource {
     pub(crate) id: String,
     pub(crate) kind: String,
     pub(crate) anonymous: bool,
-    pub(crate) props: Props,
+    /// The props now (an update swaps them).
+    props: Mutex<Arc<Props>>,
+    /// Bumped by an update: the task of an older generation ends.
+    pub(crate) generation: AtomicU64,
+    /// Wakes the task so that it sees a new generation.
+    pub(crate) rebind: Notify,
     pub(crate) state: Mutex<State>,
     /// The status, for waiters (`wait_ready`).
     pub(crate) status_tx: watch::Sender<ResourceStatus>,
@@ -65,7 +70,9 @@ impl Resource {
             id,
             kind: kind.to_string(),
             anonymous,
-            props,
+            props: Mutex::new(Arc::new(props)),
+            generation: AtomicU64::new(0),
+            rebind: Notify::new(),
             state: Mutex::new(State {
                 status: ResourceStatus::Connecting,
                 last_error: None,
@@ -85,12 +92,17 @@ impl Resource {
         }
     }
 
+    pub(crate) fn props(&self) -> Arc<Props> {
+        lock(&self.props).clone()
+    }
+
     pub(crate) fn info(&self) -> ResourceInfo {
+        let endpoint = self.props().endpoint_text.clone();
         let s = lock(&self.state);
         ResourceInfo {
             id: self.id.clone(),
             kind: self.kind.clone(),
-            endpoint: self.props.endpoint_text.clone(),
+            endpoint,
             anonymous: self.anonymous,
             status: s.status,
             last_error: s.last_error.clone(),
@@ -130,7 +142,7 @@ impl Resource {
         };
         self.events.emit(Event {
             resource: Some(self.id.clone()),
-            endpoint: Some(self.props.endpoint_text.clone()),
+            endpoint: Some(self.props().endpoint_text.clone()),
             old_state: Some(from.as_str()),
             new_state: Some(to.as_str()),
             reason: error,
@@ -144,6 +156,30 @@ impl Resource {
                 ),
             )
         });
+    }
+
+    /// An update: the new props and their connection, swapped in for every consumer
+    /// (consumers still holding the old socket finish with it; it closes when the
+    /// last of them lets go). Returns the generation the new task must run as.
+    pub(crate) fn rebind(&self, props: Props, sock: Arc<Socket>) -> u64 {
+        let old = std::mem::replace(&mut *lock(&self.props), Arc::new(props));
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.rebind.notify_waiters();
+        self.rebind.notify_one();
+        self.transition(ResourceStatus::Connected, Some(sock), None);
+        let new = self.props();
+        self.events.emit(Event {
+            resource: Some(self.id.clone()),
+            endpoint: Some(new.endpoint_text.clone()),
+            ..Event::new(
+                EventKind::ResourceRebound,
+                format!(
+                    "resource \"{}\" was updated: its consumers now use {} (was {})",
+                    self.id, new.endpoint_text, old.endpoint_text
+                ),
+            )
+        });
+        generation
     }
 
     /// The current connection, or Unavailable saying why there is none.
@@ -208,8 +244,9 @@ impl Resource {
 /// configuration errors), then watch the connection (a liveness check every
 /// `health.interval`, and a probe when a consumer reports a failure), and redial
 /// when it is lost.
-pub(crate) async fn run(res: Arc<Resource>) {
-    let cfg = &res.props.config;
+pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<Arc<Socket>>) {
+    let props = res.props();
+    let cfg = &props.config;
     let connector = TcpConnector::new(TcpSettings::from_config(cfg));
     let mut backoff = Backoff::new(BackoffSettings::from_config(cfg));
     let connect_timeout = cfg
@@ -220,14 +257,25 @@ pub(crate) async fn run(res: Arc<Resource>) {
         .max(Duration::from_millis(1));
     let every = Some(cfg.duration("health.interval")).filter(|d| !d.is_zero());
     let mut lost = false;
+    let stale = || {
+        res.stopping.load(Ordering::Acquire) || res.generation.load(Ordering::Acquire) != generation
+    };
     loop {
-        if res.stopping.load(Ordering::Acquire) {
+        if stale() {
             return;
         }
-        let dial = tokio::time::timeout(connect_timeout, connector.connect(&res.props.endpoint));
-        let attempt = tokio::select! {
-            r = dial => r,
-            _ = res.stop.notified() => return,
+        let attempt = match first.take() {
+            // An update dialled it already.
+            Some(sock) => Ok(Ok(sock)),
+            None => {
+                let dial =
+                    tokio::time::timeout(connect_timeout, connector.connect(&props.endpoint));
+                tokio::select! {
+                    r = dial => r.map(|c| c.map(Arc::new)),
+                    _ = res.stop.notified() => return,
+                    _ = res.rebind.notified() => continue,
+                }
+            }
         };
         let sock = match attempt {
             Ok(Ok(sock)) => sock,
@@ -240,7 +288,7 @@ pub(crate) async fn run(res: Arc<Resource>) {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!(
                         "connect to {} timed out after {}",
-                        res.props.endpoint_text,
+                        props.endpoint_text,
                         crate::config::fmt_duration(connect_timeout)
                     ),
                 };
@@ -249,6 +297,7 @@ pub(crate) async fn run(res: Arc<Resource>) {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
                     _ = res.stop.notified() => return,
+                    _ = res.rebind.notified() => continue,
                 }
             }
         };
@@ -264,14 +313,17 @@ pub(crate) async fn run(res: Arc<Resource>) {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
                     _ = res.stop.notified() => return,
+                    _ = res.rebind.notified() => continue,
                 }
             }
+        }
+        if stale() {
+            return;
         }
         backoff.reset();
         if lost {
             lock(&res.state).reconnects += 1;
         }
-        let sock = Arc::new(sock);
         res.transition(ResourceStatus::Connected, Some(sock.clone()), None);
         // Watch it until it is lost.
         let why = loop {
@@ -279,6 +331,12 @@ pub(crate) async fn run(res: Arc<Resource>) {
                 _ = sleep_or_forever(every) => false,
                 _ = res.kick.notified() => true,
                 _ = res.stop.notified() => return,
+                _ = res.rebind.notified() => {
+                    if stale() {
+                        return;
+                    }
+                    continue;
+                }
             };
             if !sock.is_alive() {
                 break "the connection was closed by the peer".to_string();
