@@ -421,6 +421,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "How often buffered commits are written when offsets.sync is interval (must be above 0 then).",
     },
     KeySpec {
+        key: "resources.path",
+        kind: Kind::Text,
+        default: "",
+        doc: "File of the named-resource store (an embedded crash-safe database, created if missing; one process at a time): each create, update and delete is on disk when it returns, and a manager opened on the file recreates them. Empty: named resources live as long as the manager.",
+    },
+    KeySpec {
         key: "registry.max_total_connections",
         kind: Kind::Int {
             min: 0,
@@ -520,8 +526,18 @@ pub const KEYS: &[KeySpec] = &[
 
 /// The known sections, for short keys such as Python's `pool_max_size=`.
 const SECTIONS: &[&str] = &[
-    "runtime", "pool", "tcp", "probe", "breaker", "backoff", "retry", "health", "sessions",
-    "offsets", "registry",
+    "runtime",
+    "pool",
+    "tcp",
+    "probe",
+    "breaker",
+    "backoff",
+    "retry",
+    "health",
+    "sessions",
+    "offsets",
+    "registry",
+    "resources",
 ];
 
 /// Looks up a key's spec.

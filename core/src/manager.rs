@@ -122,6 +122,7 @@ impl Manager {
         // Settings that contradict each other fail before any thread starts.
         let events = Arc::new(EventBus::default());
         let registry = Registry::new(config, events.clone(), clock.clone())?;
+        let resources = Resources::new(config, events.clone())?;
         let (rt, shared) = RuntimeShared::build(workers)?;
         crate::backoff::set_max_concurrent_reconnects(
             config.u64("backoff.max_concurrent_reconnects") as usize,
@@ -130,8 +131,7 @@ impl Manager {
         let shared = Arc::new(shared);
         sessions.start_background(&shared)?;
         registry.start_background(&shared, workers)?;
-        let resources = Resources::new(config, events.clone());
-        resources.start_background(&shared);
+        resources.start_background(&shared)?;
         Ok(Manager {
             inner: Arc::new(ManagerInner {
                 config: config.clone(),

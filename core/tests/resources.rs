@@ -407,3 +407,47 @@ fn update_swaps_every_consumer_to_the_new_endpoint_while_the_old_one_drains() {
     drop((a, b, anon));
     m.close(LONG).unwrap();
 }
+
+#[test]
+fn named_resources_persist_across_a_manager_reopen() {
+    let server = EchoServer::start();
+    let other = EchoServer::start();
+    let path = std::env::temp_dir().join(format!("sb-resources-{}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut cfg = Config::new();
+    cfg.set("resources.path", path.to_str().unwrap()).unwrap();
+    {
+        let m = Manager::new(&cfg).unwrap();
+        let r = m.resources();
+        r.create(
+            "kept",
+            "tcp",
+            &[("endpoint", &server.target()), ("health.interval", "1s")],
+        )
+        .unwrap();
+        r.create("moved", "tcp", &[("endpoint", &server.target())])
+            .unwrap();
+        r.create("gone", "tcp", &[("endpoint", &server.target())])
+            .unwrap();
+        r.update("moved", &[("endpoint", &other.target())]).unwrap();
+        r.delete("gone", false).unwrap();
+        let _anon = r
+            .attach_anonymous("tcp", &[("endpoint", &server.target())], "x")
+            .unwrap();
+        m.close(LONG).unwrap();
+    }
+    let m = Manager::new(&cfg).unwrap();
+    let r = m.resources();
+    let ids: Vec<String> = r.list().unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(
+        ids,
+        vec!["kept", "moved"],
+        "named ones only, as last updated"
+    );
+    assert_eq!(r.get("moved").unwrap().endpoint, other.target());
+    let h = r.attach("kept", "again").unwrap();
+    echo_roundtrip(&h, b"back\n");
+    drop(h);
+    m.close(LONG).unwrap();
+    let _ = std::fs::remove_file(&path);
+}

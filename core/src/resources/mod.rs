@@ -21,11 +21,12 @@
 //! What is built: `tcp` and `unix` resources, create / attach / detach / delete
 //! (force), anonymous resources keyed by their props, `update` without dropping
 //! consumers, the status machine with events and metrics, `wait_ready`,
-//! `report_failure`. Not yet (issue 10): persistence (`resources.path`), custom
+//! `report_failure`, persistence (`resources.path`). Not yet (issue 10): custom
 //! connector types, and the C, Python and Node bindings.
 
 mod metrics;
 mod resource;
+mod store;
 mod types;
 
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ struct Inner {
     anonymous: Mutex<HashMap<String, Arc<Resource>>>,
     next_anonymous: AtomicU64,
     closed: AtomicBool,
+    /// `resources.path`: named resources kept on disk.
+    store: Option<store::ResourceStore>,
 }
 
 /// The manager's named resources ([`crate::Manager::resources`]). Cheap to clone.
@@ -227,8 +230,15 @@ impl Inner {
 }
 
 impl Resources {
-    pub(crate) fn new(defaults: &Config, events: Arc<EventBus>) -> Resources {
-        Resources {
+    /// Opens the store when `resources.path` is set (Io if it cannot be opened).
+    pub(crate) fn new(defaults: &Config, events: Arc<EventBus>) -> Result<Resources> {
+        let path = defaults.get("resources.path")?.to_string();
+        let store = if path.is_empty() {
+            None
+        } else {
+            Some(store::ResourceStore::open(&path)?)
+        };
+        Ok(Resources {
             inner: Arc::new(Inner {
                 defaults: defaults.clone(),
                 events,
@@ -237,12 +247,45 @@ impl Resources {
                 anonymous: Mutex::new(HashMap::new()),
                 next_anonymous: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
+                store,
             }),
-        }
+        })
     }
 
-    pub(crate) fn start_background(&self, rt: &Arc<RuntimeShared>) {
+    /// Starts the resources the store holds (each as if created now). One that no
+    /// longer validates is left out with a `resource_state` event saying why.
+    pub(crate) fn start_background(&self, rt: &Arc<RuntimeShared>) -> Result<()> {
         let _ = self.inner.rt.set(rt.clone());
+        let Some(store) = &self.inner.store else {
+            return Ok(());
+        };
+        let (stored, unreadable) = store.load()?;
+        for id in unreadable {
+            self.skipped(&id, "its stored entry could not be read".to_string());
+        }
+        for s in stored {
+            let props: Vec<(&str, &str)> = s
+                .props
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            if let Err(e) = self.create_unstored(&s.id, &s.kind, &props) {
+                self.skipped(&s.id, e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    fn skipped(&self, id: &str, why: String) {
+        self.inner.events.emit(Event {
+            resource: Some(id.to_string()),
+            new_state: Some(ResourceStatus::Disconnected.as_str()),
+            reason: Some(why.clone()),
+            ..Event::new(
+                EventKind::ResourceState,
+                format!("stored resource \"{id}\" was not recreated: {why}"),
+            )
+        });
     }
 
     /// Closes every resource (their connections close; status `disconnected`).
@@ -262,6 +305,9 @@ impl Resources {
         for r in all {
             r.shut("the manager closed");
         }
+        if let Some(store) = &self.inner.store {
+            store.close();
+        }
     }
 
     /// Creates resource `id` of `kind` (`tcp` or `unix`) with `props`: `endpoint`
@@ -270,7 +316,27 @@ impl Resources {
     /// background, and redialled with backoff until it succeeds; a configuration error
     /// stops it as `disconnected`. InvalidArgument names a bad prop; an id in use is
     /// InvalidArgument too.
+    /// With `resources.path` set, it is stored (on disk when this returns) and
+    /// recreated by a manager opened on the same file.
     pub fn create(&self, id: &str, kind: &str, props: &[(&str, &str)]) -> Result<()> {
+        self.create_unstored(id, kind, props)?;
+        if let Some(store) = &self.inner.store {
+            let raw = lock(&self.inner.named)
+                .get(id)
+                .map(|r| r.props().raw.clone())
+                .unwrap_or_default();
+            if let Err(e) = store.put(id, kind, &raw) {
+                // Not stored: not created either.
+                if let Some(r) = lock(&self.inner.named).remove(id) {
+                    r.shut("it could not be stored");
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn create_unstored(&self, id: &str, kind: &str, props: &[(&str, &str)]) -> Result<()> {
         self.inner.check_open()?;
         if id.is_empty() {
             return Err(Error::invalid_argument(
@@ -381,6 +447,9 @@ impl Resources {
                 names.join(", ")
             )));
         }
+        if let Some(store) = &self.inner.store {
+            store.remove(id)?;
+        }
         named.remove(id);
         drop(named);
         for (_, name) in &consumers {
@@ -447,6 +516,9 @@ impl Resources {
                 format!("resource \"{id}\" was not updated (its consumers keep the old connection): {e}"),
             )
         })?;
+        if let Some(store) = &self.inner.store {
+            store.put(id, &res.kind, &props.raw)?;
+        }
         let sock = Arc::new(sock);
         let generation = res.rebind(props, sock.clone());
         // The new task starts from the connection the update opened.

@@ -82,6 +82,8 @@ pub(crate) struct Props {
     pub(crate) config: Config,
     /// Sorted `key=value` pairs as given: the identity of an anonymous resource.
     pub(crate) canonical: String,
+    /// The props as given, for the persistent store.
+    pub(crate) raw: Vec<(String, String)>,
 }
 
 impl Props {
@@ -145,6 +147,10 @@ impl Props {
             endpoint_text: text,
             config: defaults.merged(&config),
             canonical: format!("{kind}|{}", pairs.join("|")),
+            raw: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
     }
 }
