@@ -118,30 +118,16 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
     throw invalid(`a message must be a string, a Buffer or a Uint8Array, got ${describe(msg)}`);
   }
 
-  function reportFrom(r) {
-    return { recipients: r.recipients, queued: r.queued, dropped: r.dropped, disconnected: r.disconnected, elapsedMs: r.elapsedMs };
-  }
+  // Snapshots and reports come from the native side in their public shape (see
+  // src/registry/convert.rs), but for maps keyed by the program's strings (metadata,
+  // disconnect reasons): those come as pairs and become objects here, where
+  // Object.fromEntries defines each key (a native property set would treat
+  // `__proto__` as the prototype).
 
+  /** A native connection snapshot, its metadata pairs made an object. */
   function infoFrom(c) {
-    return {
-      id: c.id,
-      user: c.user ?? null,
-      metadata: Object.fromEntries(c.metadata),
-      topics: c.topics,
-      state: c.state,
-      sink: c.sink,
-      ageMs: c.ageMs,
-      idleMs: c.idleMs,
-      queuedMessages: c.queuedMessages,
-      queuedBytes: c.queuedBytes,
-      sent: c.sent,
-      dropped: c.dropped,
-      failed: c.failed,
-    };
-  }
-
-  function byName(list) {
-    return Object.fromEntries(list.map((c) => [c.name, c.count]));
+    c.metadata = Object.fromEntries(c.metadata);
+    return c;
   }
 
   // ---- delivery ---------------------------------------------------------------------
@@ -550,12 +536,12 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
      */
     broadcast(msg, target) {
       const data = dataOf(msg);
-      return reportFrom(this.#native.broadcast(data, ...targetFrom(target, 'broadcast()')));
+      return this.#native.broadcast(data, ...targetFrom(target, 'broadcast()'));
     }
 
     /** Queues `msg` for connection `id` alone (SB_NOT_FOUND if it is not registered). */
     send(id, msg) {
-      return reportFrom(this.#native.send(idOf(id, 'id'), dataOf(msg)));
+      return this.#native.send(idOf(id, 'id'), dataOf(msg));
     }
 
     /**
@@ -587,7 +573,8 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
         num(f.limit, 'limit'),
         f.cursor === undefined || f.cursor === null ? null : idOf(f.cursor, 'cursor'),
       );
-      return { connections: page.connections.map(infoFrom), nextCursor: page.nextCursor ?? null };
+      page.connections.forEach(infoFrom);
+      return page;
     }
 
     /**
@@ -602,22 +589,9 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
     /** The registry's statistics. */
     stats() {
       const s = this.#native.stats();
-      return {
-        connections: s.connections,
-        active: s.active,
-        topics: s.topics,
-        users: s.users,
-        topicCounts: s.topicCounts.map((c) => [c.name, c.count]),
-        registeredTotal: s.registeredTotal,
-        broadcasts: s.broadcasts,
-        messagesQueued: s.messagesQueued,
-        messagesSent: s.messagesSent,
-        messagesDropped: s.messagesDropped,
-        messagesFailed: s.messagesFailed,
-        disconnects: byName(s.disconnects),
-        rejections: byName(s.rejections),
-        cleanupRuns: s.cleanupRuns,
-      };
+      s.disconnects = Object.fromEntries(s.disconnects);
+      s.rejections = Object.fromEntries(s.rejections);
+      return s;
     }
 
     /** Runs the heartbeat and stale-cleanup pass now: `{ removed, pinged }`. */

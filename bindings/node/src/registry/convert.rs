@@ -3,7 +3,9 @@
 use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
 use switchboard_core::Code;
-use switchboard_core::registry::{BroadcastReport, ConnId, ConnInfo, Message, Target};
+use switchboard_core::registry::{
+    BroadcastReport, CleanupReport, ConnId, ConnInfo, ListPage, Message, RegistryStats, Target,
+};
 
 use crate::error::{Result, sb_error};
 use crate::health::ms;
@@ -80,13 +82,14 @@ impl From<BroadcastReport> for NativeBroadcastReport {
     }
 }
 
-/// A snapshot of one connection (core's `ConnInfo`).
-#[napi(object)]
+/// A snapshot of one connection (core's `ConnInfo`), in the shape `registry.js`
+/// returns (absent user: `null`) but for `metadata`, which it turns into an object.
+#[napi(object, use_nullable = true)]
 pub struct NativeConnInfo {
     pub id: f64,
     pub user: Option<String>,
     /// `[key, value]` pairs sorted by key.
-    pub metadata: Vec<Vec<String>>,
+    pub metadata: Vec<(String, String)>,
     pub topics: Vec<String>,
     pub state: String,
     pub sink: String,
@@ -104,7 +107,7 @@ impl From<ConnInfo> for NativeConnInfo {
         NativeConnInfo {
             id: c.id as f64,
             user: c.user,
-            metadata: c.metadata.into_iter().map(|(k, v)| vec![k, v]).collect(),
+            metadata: c.metadata.into_iter().collect(),
             topics: c.topics,
             state: c.state.as_str().to_string(),
             sink: c.sink.to_string(),
@@ -119,46 +122,70 @@ impl From<ConnInfo> for NativeConnInfo {
     }
 }
 
-/// One page of `list` (core's `ListPage`).
-#[napi(object)]
+/// One page of `list` (core's `ListPage`; last page: `nextCursor` is `null`).
+#[napi(object, use_nullable = true)]
 pub struct NativeListPage {
     pub connections: Vec<NativeConnInfo>,
     pub next_cursor: Option<f64>,
 }
 
-/// A name and a count (a topic's subscribers, disconnects by reason, ...).
-#[napi(object)]
-pub struct NativeCount {
-    pub name: String,
-    pub count: f64,
+impl From<ListPage> for NativeListPage {
+    fn from(p: ListPage) -> Self {
+        NativeListPage {
+            connections: p
+                .connections
+                .into_iter()
+                .map(NativeConnInfo::from)
+                .collect(),
+            next_cursor: p.next_cursor.map(|c| c as f64),
+        }
+    }
 }
 
-pub(super) fn counts(it: impl IntoIterator<Item = (String, u64)>) -> Vec<NativeCount> {
-    it.into_iter()
-        .map(|(name, n)| NativeCount {
-            name,
-            count: n as f64,
-        })
-        .collect()
+/// `(name, count)` pairs: a topic's subscribers, disconnects by reason, ...
+fn counts(it: impl IntoIterator<Item = (String, u64)>) -> Vec<(String, f64)> {
+    it.into_iter().map(|(name, n)| (name, n as f64)).collect()
 }
 
-/// The registry's statistics (core's `RegistryStats`).
+/// The registry's statistics (core's `RegistryStats`). `disconnects` and `rejections`
+/// are pairs, which `registry.js` turns into objects.
 #[napi(object)]
 pub struct NativeRegistryStats {
     pub connections: f64,
     pub active: f64,
     pub topics: f64,
     pub users: f64,
-    pub topic_counts: Vec<NativeCount>,
+    pub topic_counts: Vec<(String, f64)>,
     pub registered_total: f64,
     pub broadcasts: f64,
     pub messages_queued: f64,
     pub messages_sent: f64,
     pub messages_dropped: f64,
     pub messages_failed: f64,
-    pub disconnects: Vec<NativeCount>,
-    pub rejections: Vec<NativeCount>,
+    pub disconnects: Vec<(String, f64)>,
+    pub rejections: Vec<(String, f64)>,
     pub cleanup_runs: f64,
+}
+
+impl From<RegistryStats> for NativeRegistryStats {
+    fn from(s: RegistryStats) -> Self {
+        NativeRegistryStats {
+            connections: s.connections as f64,
+            active: s.active as f64,
+            topics: s.topics as f64,
+            users: s.users as f64,
+            topic_counts: counts(s.topic_counts),
+            registered_total: s.registered_total as f64,
+            broadcasts: s.broadcasts as f64,
+            messages_queued: s.messages_queued as f64,
+            messages_sent: s.messages_sent as f64,
+            messages_dropped: s.messages_dropped as f64,
+            messages_failed: s.messages_failed as f64,
+            disconnects: counts(s.disconnects),
+            rejections: counts(s.rejections),
+            cleanup_runs: s.cleanup_runs as f64,
+        }
+    }
 }
 
 /// What one cleanup pass did.
@@ -166,6 +193,15 @@ pub struct NativeRegistryStats {
 pub struct NativeCleanupReport {
     pub removed: f64,
     pub pinged: f64,
+}
+
+impl From<CleanupReport> for NativeCleanupReport {
+    fn from(r: CleanupReport) -> Self {
+        NativeCleanupReport {
+            removed: r.removed as f64,
+            pinged: r.pinged as f64,
+        }
+    }
 }
 
 pub(super) fn target(

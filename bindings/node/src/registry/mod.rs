@@ -30,7 +30,7 @@ pub use bridge::DispatchArgs;
 use bridge::{BARRIER, Bridge, Hook, JsSink};
 use convert::{
     NativeBroadcastReport, NativeCleanupReport, NativeConnInfo, NativeListPage,
-    NativeRegistryStats, conn_id, counts, message, pairs, reported_id, target,
+    NativeRegistryStats, conn_id, message, pairs, reported_id, target,
 };
 use outbox::NativeOutbox;
 
@@ -300,15 +300,7 @@ impl NativeRegistry {
                 limit,
                 cursor,
             };
-            let page = self.registry.list(&filter).map_err(to_napi)?;
-            Ok(NativeListPage {
-                connections: page
-                    .connections
-                    .into_iter()
-                    .map(NativeConnInfo::from)
-                    .collect(),
-                next_cursor: page.next_cursor.map(|c| c as f64),
-            })
+            Ok(self.registry.list(&filter).map_err(to_napi)?.into())
         })
     }
 
@@ -335,37 +327,13 @@ impl NativeRegistry {
     /// The registry's statistics.
     #[napi]
     pub fn stats(&self) -> Result<NativeRegistryStats> {
-        guard(|| {
-            let s = self.registry.stats().map_err(to_napi)?;
-            Ok(NativeRegistryStats {
-                connections: s.connections as f64,
-                active: s.active as f64,
-                topics: s.topics as f64,
-                users: s.users as f64,
-                topic_counts: counts(s.topic_counts),
-                registered_total: s.registered_total as f64,
-                broadcasts: s.broadcasts as f64,
-                messages_queued: s.messages_queued as f64,
-                messages_sent: s.messages_sent as f64,
-                messages_dropped: s.messages_dropped as f64,
-                messages_failed: s.messages_failed as f64,
-                disconnects: counts(s.disconnects),
-                rejections: counts(s.rejections),
-                cleanup_runs: s.cleanup_runs as f64,
-            })
-        })
+        guard(|| Ok(self.registry.stats().map_err(to_napi)?.into()))
     }
 
     /// Runs the heartbeat and stale-cleanup pass now.
     #[napi]
     pub fn cleanup(&self) -> Result<NativeCleanupReport> {
-        guard(|| {
-            let r = self.registry.cleanup().map_err(to_napi)?;
-            Ok(NativeCleanupReport {
-                removed: r.removed as f64,
-                pinged: r.pinged as f64,
-            })
-        })
+        guard(|| Ok(self.registry.cleanup().map_err(to_napi)?.into()))
     }
 
     /// Reports sends that JS completed (a batch of connection ids; one per message).
