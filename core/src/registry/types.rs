@@ -297,6 +297,17 @@ impl ConnState {
             _ => None,
         }
     }
+
+    /// Parses a list filter's state: InvalidArgument naming the accepted words (one
+    /// message for every binding).
+    pub fn parse_arg(s: &str) -> crate::Result<ConnState> {
+        Self::parse(s).ok_or_else(|| {
+            crate::Error::invalid_argument(format!(
+                "state must be one of active | idle, got \"{}\"",
+                s.escape_default()
+            ))
+        })
+    }
 }
 
 /// A snapshot of one registered connection.
