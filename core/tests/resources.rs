@@ -33,7 +33,8 @@ fn transitions(m: &Manager, id: &str, seen: &mut Vec<String>) -> Vec<String> {
 }
 
 fn echo_roundtrip(h: &switchboard_core::ResourceHandle, text: &[u8]) {
-    let sock = h.wait_ready(LONG).unwrap();
+    h.wait_ready(LONG).unwrap();
+    let sock = h.socket().unwrap();
     sock.send_all(text).unwrap();
     let mut buf = vec![0u8; text.len()];
     let mut got = 0;
@@ -338,7 +339,8 @@ fn update_swaps_every_consumer_to_the_new_endpoint_while_the_old_one_drains() {
     .unwrap();
     let a = r.attach("bus", "a").unwrap();
     let b = r.attach("bus", "b").unwrap();
-    let in_flight = a.wait_ready(LONG).unwrap(); // an operation still using the old one
+    a.wait_ready(LONG).unwrap();
+    let in_flight = a.socket().unwrap(); // an operation still using the old one
     let (mut old_conn, _) = old_side.accept().unwrap();
 
     // An update that cannot connect changes nothing.
@@ -431,6 +433,9 @@ fn named_resources_persist_across_a_manager_reopen() {
             .unwrap();
         r.update("moved", &[("endpoint", &other.target())]).unwrap();
         r.delete("gone", false).unwrap();
+        r.register_type("bus", switchboard_core::FnConnector::blocking(|_| Ok(7u32)))
+            .unwrap();
+        r.create("mine", "bus", &[("endpoint", "bus://x")]).unwrap();
         let _anon = r
             .attach_anonymous("tcp", &[("endpoint", &server.target())], "x")
             .unwrap();
@@ -444,10 +449,94 @@ fn named_resources_persist_across_a_manager_reopen() {
         vec!["kept", "moved"],
         "named ones only, as last updated"
     );
+    // A stored resource of the program's type comes back once the type is registered.
+    r.register_type("bus", switchboard_core::FnConnector::blocking(|_| Ok(7u32)))
+        .unwrap();
+    let mine = r.attach("mine", "me").unwrap();
+    mine.wait_ready(LONG).unwrap();
+    assert_eq!(mine.object::<u32>().unwrap(), 7);
+    drop(mine);
     assert_eq!(r.get("moved").unwrap().endpoint, other.target());
     let h = r.attach("kept", "again").unwrap();
     echo_roundtrip(&h, b"back\n");
     drop(h);
     m.close(LONG).unwrap();
     let _ = std::fs::remove_file(&path);
+}
+
+/// A program's own object: a "client" with a number and a flag its check reads.
+#[derive(Clone)]
+struct Client {
+    n: u64,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[test]
+fn a_registered_type_shares_the_programs_objects() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let m = manager();
+    let r = m.resources();
+    let made = Arc::new(AtomicU64::new(0));
+    let closed = Arc::new(AtomicU64::new(0));
+    let healthy = Arc::new(AtomicBool::new(true));
+    let (mk, cl, hl) = (made.clone(), closed.clone(), healthy.clone());
+    let connector = switchboard_core::FnConnector::blocking(move |ep| {
+        assert_eq!(ep.to_string(), "bus://primary");
+        Ok(Client {
+            n: mk.fetch_add(1, Ordering::SeqCst) + 1,
+            healthy: hl.clone(),
+        })
+    })
+    .with_blocking_check(|c: Client| {
+        if c.healthy.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(switchboard_core::Error::unavailable(
+                "the client says it is unwell",
+            ))
+        }
+    })
+    .with_close(move |_c: Client| {
+        cl.fetch_add(1, Ordering::SeqCst);
+    });
+    r.register_type("bus", connector).unwrap();
+    assert_eq!(
+        r.register_type("tcp", switchboard_core::FnConnector::blocking(|_| Ok(0u8)))
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+    r.create(
+        "main",
+        "bus",
+        &[("endpoint", "bus://primary"), ("health.interval", "20ms")],
+    )
+    .unwrap();
+    let a = r.attach("main", "a").unwrap();
+    let b = r.attach("main", "b").unwrap();
+    a.wait_ready(LONG).unwrap();
+    assert_eq!(a.object::<Client>().unwrap().n, 1);
+    assert_eq!(b.object::<Client>().unwrap().n, 1, "one object for both");
+    assert_eq!(a.socket().unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(
+        a.object::<String>().unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    // The check fails: the object is replaced (and the old one closed), same id.
+    healthy.store(false, Ordering::SeqCst);
+    assert!(wait_until(LONG, || made.load(Ordering::SeqCst) >= 2));
+    healthy.store(true, Ordering::SeqCst);
+    assert!(wait_until(LONG, || a
+        .object::<Client>()
+        .is_ok_and(|c| c.n >= 2)));
+    assert!(wait_until(LONG, || closed.load(Ordering::SeqCst) >= 1));
+    drop((a, b));
+    r.delete("main", false).unwrap();
+    m.close(LONG).unwrap();
+    assert!(
+        wait_until(LONG, || closed.load(Ordering::SeqCst)
+            == made.load(Ordering::SeqCst)),
+        "every object closed"
+    );
 }

@@ -10,8 +10,8 @@
 //! resources.create("bus", "tcp", &[("endpoint", "tcp://127.0.0.1:6379"), ("health.interval", "1s")])?;
 //! let feed = resources.attach("bus", "feed")?;
 //! let control = resources.attach("bus", "control")?; // the same connection
-//! let socket = feed.wait_ready(Duration::from_secs(5))?; // across reconnects
-//! socket.send_all(b"PING\r\n")?;
+//! feed.wait_ready(Duration::from_secs(5))?; // across reconnects
+//! feed.send_all(b"PING\r\n")?; // the current socket: feed.socket()?
 //! assert!(resources.delete("bus", false).is_err()); // FailedPrecondition: feed, control
 //! drop((feed, control));
 //! resources.delete("bus", false)?;
@@ -24,6 +24,7 @@
 //! `report_failure`, persistence (`resources.path`). Not yet (issue 10): custom
 //! connector types, and the C, Python and Node bindings.
 
+mod dialer;
 mod metrics;
 mod resource;
 mod store;
@@ -42,6 +43,7 @@ use crate::runtime::RuntimeShared;
 
 use resource::{Resource, lock};
 
+pub use dialer::{ResourceConn, SharedObject};
 pub use types::{ResourceInfo, ResourceStatus};
 
 /// Handle ids (one per attach) come from one counter for the process.
@@ -58,6 +60,10 @@ struct Inner {
     closed: AtomicBool,
     /// `resources.path`: named resources kept on disk.
     store: Option<store::ResourceStore>,
+    /// Connector types the program registered, by name.
+    types: Mutex<HashMap<String, Arc<dyn dialer::Dialer>>>,
+    /// Stored resources of a type not registered yet: made when it is.
+    waiting: Mutex<Vec<store::Stored>>,
 }
 
 /// The manager's named resources ([`crate::Manager::resources`]). Cheap to clone.
@@ -112,26 +118,47 @@ impl ResourceHandle {
         lock(&self.res.state).status
     }
 
-    /// The current connection; Unavailable while connecting or recovering (naming
-    /// the last error).
+    /// The current socket of a built-in (`tcp`, `unix`) resource; Unavailable while
+    /// connecting or recovering (naming the last error).
     pub fn socket(&self) -> Result<Arc<Socket>> {
         self.check()?;
         self.res.socket()
     }
 
+    /// The current object of a resource of the program's type `T` (registered with
+    /// [`Resources::register_type`]); Unavailable while connecting or recovering.
+    pub fn object<T: Clone + Send + Sync + 'static>(&self) -> Result<T> {
+        self.check()?;
+        let conn = self.res.conn()?;
+        dialer::object::<T>(&conn).ok_or_else(|| {
+            Error::failed_precondition(format!(
+                "resource \"{}\" of type \"{}\" does not hold objects of the type asked for",
+                self.res.id, self.res.kind
+            ))
+        })
+    }
+
+    /// The current connection, whichever kind it is.
+    pub fn conn(&self) -> Result<ResourceConn> {
+        self.check()?;
+        self.res.conn()
+    }
+
     /// Waits on the calling thread (not an async runtime's) until the resource is
-    /// connected, across reconnects; Timeout after `timeout`.
-    pub fn wait_ready(&self, timeout: Duration) -> Result<Arc<Socket>> {
+    /// connected, across reconnects; Timeout after `timeout`, Unavailable if it
+    /// stopped. Then take [`ResourceHandle::socket`] or [`ResourceHandle::object`].
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
         self.check()?;
         let rt = self.resources.inner.runtime()?;
         let res = self.res.clone();
         rt.block_on(async move { res.ready(timeout).await })?
+            .map(|_| ())
     }
 
     /// [`ResourceHandle::wait_ready`] for async callers.
-    pub async fn ready(&self, timeout: Duration) -> Result<Arc<Socket>> {
+    pub async fn ready(&self, timeout: Duration) -> Result<()> {
         self.check()?;
-        self.res.ready(timeout).await
+        self.res.ready(timeout).await.map(|_| ())
     }
 
     /// Writes all of `buf` to the current connection (counted in the resource's
@@ -248,6 +275,8 @@ impl Resources {
                 next_anonymous: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 store,
+                types: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -264,16 +293,25 @@ impl Resources {
             self.skipped(&id, "its stored entry could not be read".to_string());
         }
         for s in stored {
-            let props: Vec<(&str, &str)> = s
-                .props
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            if let Err(e) = self.create_unstored(&s.id, &s.kind, &props) {
-                self.skipped(&s.id, e.to_string());
+            if s.kind != "tcp" && s.kind != "unix" {
+                // The program registers its types after the manager opens.
+                lock(&self.inner.waiting).push(s);
+                continue;
             }
+            self.recreate(&s);
         }
         Ok(())
+    }
+
+    fn recreate(&self, s: &store::Stored) {
+        let props: Vec<(&str, &str)> = s
+            .props
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Err(e) = self.create_unstored(&s.id, &s.kind, &props) {
+            self.skipped(&s.id, e.to_string());
+        }
     }
 
     fn skipped(&self, id: &str, why: String) {
@@ -310,7 +348,69 @@ impl Resources {
         }
     }
 
-    /// Creates resource `id` of `kind` (`tcp` or `unix`) with `props`: `endpoint`
+    /// Registers a connector type of the program's own objects (a bus client, an RPC
+    /// stub) under `name`, for [`Resources::create`] and
+    /// [`Resources::attach_anonymous`]: the same [`crate::FnConnector`] a pool takes
+    /// (connect, an optional check, used as the resource's probe, and close, run when
+    /// the last holder of an object lets go). Stored resources of this type
+    /// (`resources.path`) are recreated now. InvalidArgument for an empty name, `tcp`
+    /// or `unix`, or a name already registered.
+    pub fn register_type<T: Clone + Send + Sync + 'static>(
+        &self,
+        name: &str,
+        connector: crate::FnConnector<T>,
+    ) -> Result<()> {
+        self.inner.check_open()?;
+        if name.is_empty() || name == "tcp" || name == "unix" {
+            return Err(Error::invalid_argument(format!(
+                "a resource type name must be non-empty and not tcp or unix (the built-in types), got \"{}\"",
+                name.escape_default()
+            )));
+        }
+        let mut types = lock(&self.inner.types);
+        if types.contains_key(name) {
+            return Err(Error::invalid_argument(format!(
+                "resource type \"{name}\" is already registered"
+            )));
+        }
+        types.insert(
+            name.to_string(),
+            Arc::new(dialer::Custom(Arc::new(connector))),
+        );
+        drop(types);
+        // Stored resources of this type, waiting since the manager opened.
+        let ready: Vec<store::Stored> = {
+            let mut waiting = lock(&self.inner.waiting);
+            let (now, later) = std::mem::take(&mut *waiting)
+                .into_iter()
+                .partition(|s| s.kind == name);
+            *waiting = later;
+            now
+        };
+        for s in &ready {
+            self.recreate(s);
+        }
+        Ok(())
+    }
+
+    /// The dialer of `kind` for `props`: the built-in connector with the props'
+    /// `tcp.*` / `probe.*` settings, or the registered type.
+    fn dialer(&self, kind: &str, props: &types::Props) -> Arc<dyn dialer::Dialer> {
+        match lock(&self.inner.types).get(kind) {
+            Some(d) => d.clone(),
+            None => Arc::new(dialer::Builtin(Arc::new(
+                crate::connector::TcpConnector::new(crate::connector::TcpSettings::from_config(
+                    &props.config,
+                )),
+            ))),
+        }
+    }
+
+    fn custom(&self, kind: &str) -> bool {
+        lock(&self.inner.types).contains_key(kind)
+    }
+
+    /// Creates resource `id` of `kind` (`tcp`, `unix` or a registered type) with `props`: `endpoint`
     /// and any pool keys (`connect_timeout`, `probe.send`, `backoff.*`, `health.*`,
     /// `tcp.*`), over the manager's. Its connection is dialled at once, in the
     /// background, and redialled with backoff until it succeeds; a configuration error
@@ -343,7 +443,8 @@ impl Resources {
                 "a resource id must be a non-empty string",
             ));
         }
-        let props = types::Props::parse(kind, props, &self.inner.defaults)?;
+        let props = types::Props::parse(kind, self.custom(kind), props, &self.inner.defaults)?;
+        let dialer = self.dialer(kind, &props);
         let res = {
             let mut named = lock(&self.inner.named);
             if named.contains_key(id) {
@@ -353,6 +454,7 @@ impl Resources {
             }
             let res = Arc::new(Resource::new(
                 id.to_string(),
+                dialer,
                 kind,
                 false,
                 props,
@@ -389,7 +491,8 @@ impl Resources {
         consumer: &str,
     ) -> Result<ResourceHandle> {
         self.inner.check_open()?;
-        let props = types::Props::parse(kind, props, &self.inner.defaults)?;
+        let props = types::Props::parse(kind, self.custom(kind), props, &self.inner.defaults)?;
+        let dialer = self.dialer(kind, &props);
         let (res, fresh) = {
             let mut anon = lock(&self.inner.anonymous);
             match anon.get(&props.canonical) {
@@ -399,6 +502,7 @@ impl Resources {
                     let key = props.canonical.clone();
                     let r = Arc::new(Resource::new(
                         format!("anonymous-{n}"),
+                        dialer,
                         kind,
                         true,
                         props,
@@ -484,45 +588,48 @@ impl Resources {
             }
             return Err(not_found(id));
         };
-        let props = types::Props::parse(&res.kind, props, &self.inner.defaults)?;
+        let props = types::Props::parse(
+            &res.kind,
+            self.custom(&res.kind),
+            props,
+            &self.inner.defaults,
+        )?;
         let rt = self.inner.runtime()?;
-        let connector = crate::connector::TcpConnector::new(
-            crate::connector::TcpSettings::from_config(&props.config),
-        );
+        let dialer = self.dialer(&res.kind, &props);
         let timeout = props
             .config
             .duration("pool.connect_timeout")
             .max(Duration::from_millis(1));
         let endpoint = props.endpoint.clone();
-        let sock = rt.block_on(async move {
-            use crate::connector::Connector;
-            match tokio::time::timeout(timeout, connector.connect(&endpoint)).await {
-                Ok(r) => {
-                    let sock = r?;
-                    if connector.has_check() {
-                        connector.probe(&sock).await?;
+        let d = dialer.clone();
+        let conn = rt
+            .block_on(async move {
+                match tokio::time::timeout(timeout, d.connect(&endpoint)).await {
+                    Ok(r) => {
+                        let conn = r?;
+                        if d.has_probe() {
+                            d.probe(&conn).await?;
+                        }
+                        Ok(conn)
                     }
-                    Ok(sock)
+                    Err(_) => Err(Error::timeout(format!(
+                        "connect to {endpoint} timed out after {}",
+                        crate::config::fmt_duration(timeout)
+                    ))),
                 }
-                Err(_) => Err(Error::timeout(format!(
-                    "connect to {endpoint} timed out after {}",
-                    crate::config::fmt_duration(timeout)
-                ))),
-            }
-        })?
-        .map_err(|e| {
-            Error::new(
-                e.code(),
-                format!("resource \"{id}\" was not updated (its consumers keep the old connection): {e}"),
-            )
-        })?;
+            })?
+            .map_err(|e: Error| {
+                Error::new(
+                    e.code(),
+                    format!("resource \"{id}\" was not updated (its consumers keep the old connection): {e}"),
+                )
+            })?;
         if let Some(store) = &self.inner.store {
             store.put(id, &res.kind, &props.raw)?;
         }
-        let sock = Arc::new(sock);
-        let generation = res.rebind(props, sock.clone());
+        let generation = res.rebind(props, dialer, conn.clone());
         // The new task starts from the connection the update opened.
-        rt.spawn(resource::run(res.clone(), generation, Some(sock)))?;
+        rt.spawn(resource::run(res.clone(), generation, Some(conn)))?;
         Ok(())
     }
 

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
+use super::dialer::{Dialer, ResourceConn};
 use super::types::{Props, ResourceInfo, ResourceStatus};
 use crate::backoff::{Backoff, BackoffSettings};
-use crate::connector::{Connector, Socket, TcpConnector, TcpSettings};
+use crate::connector::Socket;
 use crate::error::{Code, Error, Result};
 use crate::events::{Event, EventBus, EventKind};
 
@@ -17,7 +18,7 @@ pub(crate) struct State {
     pub(crate) status: ResourceStatus,
     pub(crate) last_error: Option<String>,
     pub(crate) stopped: bool,
-    pub(crate) socket: Option<Arc<Socket>>,
+    pub(crate) conn: Option<ResourceConn>,
     /// (handle id, consumer name), in attach order.
     pub(crate) consumers: Vec<(u64, String)>,
     pub(crate) reconnects: u64,
@@ -26,6 +27,8 @@ pub(crate) struct State {
 
 pub(crate) struct Resource {
     pub(crate) id: String,
+    /// How its connection is made (an update may change the settings).
+    dialer: Mutex<Arc<dyn Dialer>>,
     pub(crate) kind: String,
     pub(crate) anonymous: bool,
     /// The props now (an update swaps them).
@@ -60,6 +63,7 @@ fn is_config_error(e: &Error) -> bool {
 impl Resource {
     pub(crate) fn new(
         id: String,
+        dialer: Arc<dyn Dialer>,
         kind: &str,
         anonymous: bool,
         props: Props,
@@ -68,6 +72,7 @@ impl Resource {
         let (status_tx, _) = watch::channel(ResourceStatus::Connecting);
         Resource {
             id,
+            dialer: Mutex::new(dialer),
             kind: kind.to_string(),
             anonymous,
             props: Mutex::new(Arc::new(props)),
@@ -77,7 +82,7 @@ impl Resource {
                 status: ResourceStatus::Connecting,
                 last_error: None,
                 stopped: false,
-                socket: None,
+                conn: None,
                 consumers: Vec::new(),
                 reconnects: 0,
                 connected_at: None,
@@ -117,13 +122,13 @@ impl Resource {
 
     /// Moves to `to` (once: the same status again is no transition), with the
     /// socket and error that go with it, and emits the `resource_state` event.
-    fn transition(&self, to: ResourceStatus, socket: Option<Arc<Socket>>, error: Option<String>) {
+    fn transition(&self, to: ResourceStatus, conn: Option<ResourceConn>, error: Option<String>) {
         let from = {
             let mut s = lock(&self.state);
             if let Some(e) = &error {
                 s.last_error = Some(e.clone());
             }
-            s.socket = socket;
+            s.conn = conn;
             s.connected_at = (to == ResourceStatus::Connected).then(Instant::now);
             if to == ResourceStatus::Disconnected && !self.stopping.load(Ordering::Acquire) {
                 s.stopped = true;
@@ -161,12 +166,13 @@ impl Resource {
     /// An update: the new props and their connection, swapped in for every consumer
     /// (consumers still holding the old socket finish with it; it closes when the
     /// last of them lets go). Returns the generation the new task must run as.
-    pub(crate) fn rebind(&self, props: Props, sock: Arc<Socket>) -> u64 {
+    pub(crate) fn rebind(&self, props: Props, dialer: Arc<dyn Dialer>, conn: ResourceConn) -> u64 {
         let old = std::mem::replace(&mut *lock(&self.props), Arc::new(props));
+        *lock(&self.dialer) = dialer;
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.rebind.notify_waiters();
         self.rebind.notify_one();
-        self.transition(ResourceStatus::Connected, Some(sock), None);
+        self.transition(ResourceStatus::Connected, Some(conn), None);
         let new = self.props();
         self.events.emit(Event {
             resource: Some(self.id.clone()),
@@ -183,10 +189,10 @@ impl Resource {
     }
 
     /// The current connection, or Unavailable saying why there is none.
-    pub(crate) fn socket(&self) -> Result<Arc<Socket>> {
+    pub(crate) fn conn(&self) -> Result<ResourceConn> {
         let s = lock(&self.state);
-        match &s.socket {
-            Some(sock) => Ok(sock.clone()),
+        match &s.conn {
+            Some(c) => Ok(c.clone()),
             None => Err(Error::unavailable(format!(
                 "resource \"{}\" is {}{}",
                 self.id,
@@ -199,22 +205,33 @@ impl Resource {
         }
     }
 
+    /// The current socket of a built-in resource.
+    pub(crate) fn socket(&self) -> Result<Arc<Socket>> {
+        match self.conn()? {
+            ResourceConn::Socket(s) => Ok(s),
+            ResourceConn::Object(_) => Err(Error::failed_precondition(format!(
+                "resource \"{}\" is of the program's type \"{}\": it holds the program's object, not a socket (use object())",
+                self.id, self.kind
+            ))),
+        }
+    }
+
     /// Waits until connected (across reconnects) or `timeout`.
-    pub(crate) async fn ready(&self, timeout: Duration) -> Result<Arc<Socket>> {
+    pub(crate) async fn ready(&self, timeout: Duration) -> Result<ResourceConn> {
         let mut rx = self.status_tx.subscribe();
         let wait = async {
             loop {
                 let status = *rx.borrow_and_update();
                 if status == ResourceStatus::Connected {
-                    if let Ok(s) = self.socket() {
-                        return Ok(s);
+                    if let Ok(c) = self.conn() {
+                        return Ok(c);
                     }
                 }
                 if status == ResourceStatus::Disconnected {
-                    return self.socket();
+                    return self.conn();
                 }
                 if rx.changed().await.is_err() {
-                    return self.socket();
+                    return self.conn();
                 }
             }
         };
@@ -244,10 +261,10 @@ impl Resource {
 /// configuration errors), then watch the connection (a liveness check every
 /// `health.interval`, and a probe when a consumer reports a failure), and redial
 /// when it is lost.
-pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<Arc<Socket>>) {
+pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<ResourceConn>) {
     let props = res.props();
     let cfg = &props.config;
-    let connector = TcpConnector::new(TcpSettings::from_config(cfg));
+    let dialer = lock(&res.dialer).clone();
     let mut backoff = Backoff::new(BackoffSettings::from_config(cfg));
     let connect_timeout = cfg
         .duration("pool.connect_timeout")
@@ -268,10 +285,9 @@ pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<A
             // An update dialled it already.
             Some(sock) => Ok(Ok(sock)),
             None => {
-                let dial =
-                    tokio::time::timeout(connect_timeout, connector.connect(&props.endpoint));
+                let dial = tokio::time::timeout(connect_timeout, dialer.connect(&props.endpoint));
                 tokio::select! {
-                    r = dial => r.map(|c| c.map(Arc::new)),
+                    r = dial => r,
                     _ = res.stop.notified() => return,
                     _ = res.rebind.notified() => continue,
                 }
@@ -301,8 +317,8 @@ pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<A
                 }
             }
         };
-        if connector.has_check() {
-            let probed = tokio::time::timeout(probe_timeout, connector.probe(&sock)).await;
+        if dialer.has_probe() {
+            let probed = tokio::time::timeout(probe_timeout, dialer.probe(&sock)).await;
             if !matches!(probed, Ok(Ok(()))) {
                 let why = match probed {
                     Ok(Err(e)) => e.to_string(),
@@ -338,17 +354,21 @@ pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<A
                     continue;
                 }
             };
-            if !sock.is_alive() {
+            if !dialer.alive(&sock) {
                 break "the connection was closed by the peer".to_string();
             }
-            if forced && connector.has_check() {
-                // A consumer reported a failure: probe now (on the shared socket; the
-                // consumers were told it is suspect) instead of at the next check.
-                let probed = tokio::time::timeout(probe_timeout, connector.probe(&sock)).await;
+            if (forced || dialer.probe_periodically()) && dialer.has_probe() {
+                // A consumer reported a failure (or the program's own check is the
+                // only check there is): probe now instead of at the next check.
+                let probed = tokio::time::timeout(probe_timeout, dialer.probe(&sock)).await;
                 if !matches!(probed, Ok(Ok(()))) {
-                    break "a probe after a reported failure failed".to_string();
+                    break if forced {
+                        "a probe after a reported failure failed".to_string()
+                    } else {
+                        "the check failed".to_string()
+                    };
                 }
-            } else if forced && sock.is_broken() {
+            } else if forced && matches!(&sock, ResourceConn::Socket(s) if s.is_broken()) {
                 break "a consumer reported a failure on a broken connection".to_string();
             }
         };

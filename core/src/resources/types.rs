@@ -91,10 +91,17 @@ impl Props {
     /// `host:port` for tcp, `unix:///path` or `/path` for unix) and any pool keys
     /// (`pool.connect_timeout`, `probe.*`, `backoff.*`, `health.*`, `tcp.*`), each
     /// named in its InvalidArgument.
-    pub(crate) fn parse(kind: &str, props: &[(&str, &str)], defaults: &Config) -> Result<Props> {
-        if kind != "tcp" && kind != "unix" {
+    /// A registered (`custom`) type takes any non-empty endpoint, which its connector
+    /// receives as [`Endpoint::Named`].
+    pub(crate) fn parse(
+        kind: &str,
+        custom: bool,
+        props: &[(&str, &str)],
+        defaults: &Config,
+    ) -> Result<Props> {
+        if kind != "tcp" && kind != "unix" && !custom {
             return Err(Error::invalid_argument(format!(
-                "resource type \"{}\" is not known; the built-in types are tcp and unix",
+                "resource type \"{}\" is not known; the built-in types are tcp and unix, and a program registers its own with register_type",
                 kind.escape_default()
             )));
         }
@@ -120,6 +127,23 @@ impl Props {
                 }
             )));
         };
+        if custom {
+            if raw.is_empty() {
+                return Err(Error::invalid_argument(format!(
+                    "a {kind} resource needs a non-empty endpoint prop"
+                )));
+            }
+            return Ok(Props {
+                endpoint: Endpoint::Named(raw.to_string()),
+                endpoint_text: raw.to_string(),
+                config: defaults.merged(&config),
+                canonical: format!("{kind}|{}", pairs.join("|")),
+                raw: props
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            });
+        }
         let text = if raw.contains("://") {
             raw.to_string()
         } else if kind == "unix" {
