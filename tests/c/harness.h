@@ -18,8 +18,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,6 +351,149 @@ static inline char *metrics_text(sb_manager *m) {
         if (st != SB_RESOURCE_EXHAUSTED) return NULL;
     }
     return NULL;
+}
+
+/* ---- the registry (test_registry.c and test_registry_admin.c) ---- */
+
+/* Fails unless `call` returns `want` and the last error contains `needle`. */
+#define EXPECT_ERR(call, want, needle)                                                 \
+    do {                                                                               \
+        EXPECT_ST(call, want);                                                         \
+        EXPECT_ERROR_MENTIONS(needle);                                                 \
+    } while (0)
+
+/* A manager on the manual clock with `settings` (key, value, ..., NULL). */
+static inline int reg_manager_open(const char *const *settings, sb_manager **m) {
+    sb_config *cfg = NULL;
+    EXPECT_OK(sb_config_new(&cfg));
+    EXPECT_OK(sb_config_set(cfg, "runtime.clock", "manual"));
+    for (size_t i = 0; settings != NULL && settings[i] != NULL; i += 2) {
+        EXPECT_OK(sb_config_set(cfg, settings[i], settings[i + 1]));
+    }
+    EXPECT_OK(sb_manager_new(cfg, m));
+    EXPECT_OK(sb_config_free(cfg));
+    return 0;
+}
+
+/* Closes and frees a manager. */
+static inline int reg_manager_close(sb_manager *m) {
+    EXPECT_OK(sb_manager_close(m, 2000));
+    EXPECT_OK(sb_manager_free(m));
+    return 0;
+}
+
+/* A registration of `user` (NULL: none) on `ntopics` topics. */
+static inline sb_registration reg_of(const char *user, const char **topics, size_t ntopics) {
+    sb_registration r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    r.user = user;
+    r.topics = topics;
+    r.topics_len = ntopics;
+    return r;
+}
+
+/* An sb_target with only struct_size set: fill in whom it is for. */
+static inline sb_target reg_target(void) {
+    sb_target t;
+    memset(&t, 0, sizeof t);
+    t.struct_size = sizeof t;
+    return t;
+}
+
+/* Registers an outbox connection of `user` on `topics`. */
+static inline int reg_outbox(sb_manager *m, const char *user, const char **topics, size_t n,
+                             uint64_t *id) {
+    sb_registration r = reg_of(user, topics, n);
+    EXPECT_OK(sb_registry_register_outbox(m, &r, id));
+    return 0;
+}
+
+/* Broadcasts `text` (a text message) to `t`, filling `*r`. */
+static inline sb_status bcast(sb_manager *m, const sb_target *t, const char *text,
+                               sb_broadcast_report *r) {
+    memset(r, 0, sizeof *r);
+    r->struct_size = sizeof *r;
+    return sb_registry_broadcast(m, t, (const uint8_t *)text, strlen(text), true, r);
+}
+
+/* A recording send-callback sink. */
+typedef struct {
+    pthread_mutex_t mu;
+    char got[8192];
+    int messages;
+    int pings;
+    int closed;
+    char reason[64];
+    int fail; /* send returns this */
+    atomic_int *freed;
+} recorder;
+
+static inline int rec_send(void *ud, uint64_t id, const uint8_t *data, size_t len, bool is_text) {
+    (void)id;
+    recorder *r = ud;
+    pthread_mutex_lock(&r->mu);
+    if (r->fail == 0 && strlen(r->got) + len + 2 < sizeof r->got) {
+        strncat(r->got, (const char *)data, len);
+        strcat(r->got, is_text ? "|" : "#");
+        r->messages++;
+    }
+    int rc = r->fail;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static inline int rec_ping(void *ud, uint64_t id) {
+    (void)id;
+    recorder *r = ud;
+    pthread_mutex_lock(&r->mu);
+    r->pings++;
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+static inline void rec_closed(void *ud, uint64_t id, const char *reason) {
+    (void)id;
+    recorder *r = ud;
+    pthread_mutex_lock(&r->mu);
+    r->closed++;
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* free_userdata: only counts (the case owns the recorder and destroys it after the
+ * manager is closed, so it can still read it). */
+static inline void rec_free(void *ud) {
+    recorder *r = ud;
+    atomic_fetch_add(r->freed, 1);
+}
+
+static inline void rec_destroy(recorder *r) {
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static inline recorder *rec_new(atomic_int *freed) {
+    recorder *r = calloc(1, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    r->freed = freed;
+    return r;
+}
+
+/* Reads one field of a recorder under its lock. */
+static inline int rec_int(recorder *r, const int *field) {
+    pthread_mutex_lock(&r->mu);
+    int v = *field;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+/* Registers a connection of `user` on `topics` whose sink is recorder `r`. */
+static inline int rec_register(sb_manager *m, const char *user, const char **topics, size_t n,
+                               recorder *r, uint64_t *id) {
+    sb_registration reg = reg_of(user, topics, n);
+    EXPECT_OK(sb_registry_register(m, &reg, rec_send, rec_ping, rec_closed, r, rec_free, id));
+    return 0;
 }
 
 #endif /* SB_TEST_HARNESS_H */
