@@ -421,6 +421,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "How often buffered commits are written when offsets.sync is interval (must be above 0 then).",
     },
     KeySpec {
+        key: "resources.on_connect",
+        kind: Kind::Text,
+        default: "",
+        doc: "Bytes a built-in resource sends on every new connection, before it counts as connected, with C escapes: the session state a server forgets when a connection is lost, e.g. \"HELLO 3\\r\\nSUBSCRIBE news\\r\\n\" for Redis. Empty: nothing.",
+    },
+    KeySpec {
         key: "resources.path",
         kind: Kind::Text,
         default: "",

@@ -38,12 +38,20 @@ pub(crate) trait Dialer: Send + Sync {
     fn probe(&self, conn: &ResourceConn) -> BoxFuture<Result<()>>;
 }
 
-pub(crate) struct Builtin(pub(crate) Arc<TcpConnector>);
+/// The built-in connector, and the bytes sent on each new connection
+/// (`resources.on_connect`).
+pub(crate) struct Builtin(pub(crate) Arc<TcpConnector>, pub(crate) Arc<[u8]>);
 
 impl Dialer for Builtin {
     fn connect(&self, endpoint: &Endpoint) -> BoxFuture<Result<ResourceConn>> {
-        let (c, ep) = (self.0.clone(), endpoint.clone());
-        Box::pin(async move { Ok(ResourceConn::Socket(Arc::new(c.connect(&ep).await?))) })
+        let (c, ep, hello) = (self.0.clone(), endpoint.clone(), self.1.clone());
+        Box::pin(async move {
+            let sock = c.connect(&ep).await?;
+            if !hello.is_empty() {
+                sock.write_all_async(&hello).await?;
+            }
+            Ok(ResourceConn::Socket(Arc::new(sock)))
+        })
     }
     fn alive(&self, conn: &ResourceConn) -> bool {
         match conn {

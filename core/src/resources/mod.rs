@@ -398,11 +398,12 @@ impl Resources {
     fn dialer(&self, kind: &str, props: &types::Props) -> Arc<dyn dialer::Dialer> {
         match lock(&self.inner.types).get(kind) {
             Some(d) => d.clone(),
-            None => Arc::new(dialer::Builtin(Arc::new(
-                crate::connector::TcpConnector::new(crate::connector::TcpSettings::from_config(
-                    &props.config,
+            None => Arc::new(dialer::Builtin(
+                Arc::new(crate::connector::TcpConnector::new(
+                    crate::connector::TcpSettings::from_config(&props.config),
                 )),
-            ))),
+                Arc::from(props.config.bytes("resources.on_connect")),
+            )),
         }
     }
 
