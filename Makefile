@@ -43,6 +43,9 @@ build-rust: ## Build the Rust core and the C library
 	$(CARGO) build $(CARGO_PROFILE_FLAG) -p switchboard-core -p switchboard-ffi
 
 test-rust: ## Run the Rust tests (core and ffi), fmt and clippy
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server missing (core/tests/resources_redis.rs needs it); installing the Debian package"; \
+	  apt-get update && apt-get install -y redis-server; }
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test -p switchboard-core -p switchboard-ffi
