@@ -66,6 +66,11 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../../docs/resilience.md")]
 pub struct ResilienceDoctests;
 
+/// docs/resources.md's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/resources.md")]
+pub struct ResourcesDoctests;
+
 /// docs/registry.md's Rust examples, compiled as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/registry.md")]
