@@ -98,6 +98,22 @@ fn main() -> Result<(), switchboard_core::Error> {
         "rust: registry broadcast reached {} of 2 (bob excluded); alice got {got}",
         report.recipients
     );
+    // A named resource: one connection to the echo server shared by two consumers.
+    let resources = manager.resources();
+    resources.create("echo", "tcp", &[("endpoint", target.as_str())])?;
+    let feed = resources.attach("echo", "feed")?;
+    let control = resources.attach("echo", "control")?;
+    control.wait_ready(Duration::from_secs(5))?;
+    control.send_all(b"shared\n")?;
+    let mut buf = [0u8; 7];
+    let n = feed.recv(&mut buf)?;
+    println!(
+        "rust: resource \"echo\" {} with consumers {:?}; feed read {:?}",
+        feed.status().as_str(),
+        resources.get("echo")?.consumers,
+        String::from_utf8_lossy(&buf[..n])
+    );
+    drop((feed, control));
     manager.close(Duration::from_secs(2))?;
     println!("rust: manager closed");
     Ok(())
