@@ -10,7 +10,7 @@
  *   UTF-8. Durations are milliseconds.
  *
  * Handles
- *   sb_config, sb_manager, sb_pool and sb_lease are opaque. Their pointer values are
+ *   sb_config, sb_manager, sb_pool, sb_lease and sb_resource are opaque. Their pointer values are
  *   generation-checked ids, not addresses: passing NULL, a freed or released handle,
  *   or a handle of the wrong type to any function returns SB_INVALID_HANDLE instead of
  *   undefined behaviour. Never dereference them.
@@ -27,6 +27,9 @@
  *     sb_registry_get -> sb_conn_info_free, sb_registry_list -> sb_conn_list_free,
  *     sb_registry_get_stats -> sb_registry_stats_free   (registry snapshots)
  *     sb_registry_register_outbox -> sb_registry_outbox_free (or sb_manager_free)
+ *     sb_resource_attach, sb_resource_attach_anonymous -> sb_resource_detach
+ *     sb_resource_get -> sb_resource_info_free, sb_resource_list ->
+ *     sb_resource_info_list_free   (resource snapshots)
  *   The _free and _release functions accept NULL (SB_OK); a second call on the same
  *   handle returns SB_INVALID_HANDLE. Configs are copied when passed to _new.
  *   Closing or freeing a manager closes its pools; their handles and leases then fail
@@ -54,6 +57,7 @@
  *     succeeds, the other returns SB_INVALID_HANDLE, and a released lease's connection
  *     goes back to the pool only when the last call using it returns.
  *   - Blocking calls (sb_pool_acquire, sb_lease_send/_send_all/_recv,
+ *     sb_resource_wait_ready, sb_resource_update, sb_resource_send_all/_recv,
  *     sb_pool_warm, sb_pool_run_upkeep, sb_pool_run_health_checks, sb_manager_close,
  *     sb_manager_poll_event) wait on the calling thread; no call is handed to another
  *     thread and back. The library starts its own threads (runtime.worker_threads,
@@ -93,6 +97,20 @@
  *   and sb_broadcast_report start with struct_size: set it to sizeof the struct.
  *   With runtime.clock = manual, sb_manager_advance_clock moves time for heartbeats
  *   and stale cleanup (sb_registry_cleanup runs the pass at once).
+ *
+ * Resources
+ *   Named shared connections (sb_resource_*) live in a manager: sb_resource_create
+ *   makes one by id (tcp, unix, or a type registered with sb_resource_register_type
+ *   from an sb_connector, as a custom pool), dialled and redialled on the library's
+ *   runtime threads; consumers attach by name and each holds an sb_resource handle
+ *   sharing the one connection (sb_resource_detach ends it). The connection changes
+ *   after a reconnect or sb_resource_update: take sb_resource_fd (or
+ *   sb_resource_object) again for each use, never keep it; sb_resource_send_all and
+ *   sb_resource_recv always use the current one. Single writer, as for a lease: the
+ *   program makes sure one consumer writes (and one reads) at a time. Calls on a
+ *   handle may run on any thread. sb_resource_wait_ready and sb_resource_update block
+ *   the calling thread; the rest does not wait. State changes come as
+ *   SB_EVENT_RESOURCE_STATE events (sb_event.resource names it).
  *
  * Events
  *   Events (a lease held past pool.leak_detection_threshold, a connection, endpoint
@@ -194,6 +212,11 @@
  * Size of `sb_event.reason` in bytes, NUL included. Longer reasons are truncated.
  */
 #define SB_EVENT_REASON_LEN 256
+
+/**
+ * Size of `sb_event.resource` in bytes, NUL included. Longer ids are truncated.
+ */
+#define SB_EVENT_RESOURCE_LEN 256
 
 /**
  * Size of the `why` buffer the auth callbacks get, NUL included.
@@ -427,6 +450,22 @@ enum sb_event_kind
      * policy's outcome (`drop_oldest`, `drop_new` or `disconnect`).
      */
     SB_EVENT_SLOW_CONSUMER = 16,
+    /**
+     * A named resource changed state ("resource_state"; `resource`, `old_state`,
+     * `new_state` among "connecting", "connected", "recovering", "disconnected",
+     * and `reason` the error that caused it, if one).
+     */
+    SB_EVENT_RESOURCE_STATE = 17,
+    /**
+     * A consumer was detached from a resource deleted with force
+     * ("resource_detached"; `resource`). Its `sb_resource` then fails.
+     */
+    SB_EVENT_RESOURCE_DETACHED = 18,
+    /**
+     * A resource was updated (`sb_resource_update`) and every consumer now uses the
+     * new connection ("resource_rebound"; `resource`): take the fd again.
+     */
+    SB_EVENT_RESOURCE_REBOUND = 19,
 };
 #ifndef __cplusplus
 typedef int32_t sb_event_kind;
@@ -461,6 +500,36 @@ enum sb_item_kind
 };
 #ifndef __cplusplus
 typedef int32_t sb_item_kind;
+#endif // __cplusplus
+
+/**
+ * Where a resource's one connection is. The numbers are stable.
+ */
+enum sb_resource_state
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+    /**
+     * The first dial is in progress (retried with backoff while it fails).
+     */
+    SB_RESOURCE_CONNECTING = 1,
+    /**
+     * Connected: consumers can use it.
+     */
+    SB_RESOURCE_CONNECTED = 2,
+    /**
+     * The connection was lost and is being redialled.
+     */
+    SB_RESOURCE_RECOVERING = 3,
+    /**
+     * Stopped: a configuration error (no more retries), deleted, or the manager
+     * closed.
+     */
+    SB_RESOURCE_DISCONNECTED = 4,
+};
+#ifndef __cplusplus
+typedef int32_t sb_resource_state;
 #endif // __cplusplus
 
 /**
@@ -528,6 +597,19 @@ typedef struct sb_manager sb_manager;
  * at once.
  */
 typedef struct sb_pool sb_pool;
+
+/**
+ * One consumer's share of a named or anonymous resource (`sb_resource_attach`,
+ * `sb_resource_attach_anonymous`), ended by `sb_resource_detach` exactly once.
+ *
+ * The connection is shared by every consumer of the resource: like a lease's, one
+ * consumer writes at a time and one reads at a time (the program coordinates its
+ * consumers' writes and reads). It also changes: after a reconnect or an
+ * `sb_resource_update` the resource holds a new connection, so take its fd
+ * (`sb_resource_fd`) or object (`sb_resource_object`) again for each use rather than
+ * keeping it. The calls on a handle may run on any thread, concurrently.
+ */
+typedef struct sb_resource sb_resource;
 
 /**
  * The connect callback of an `sb_connector`. Opens one connection to `endpoint` (one
@@ -1007,9 +1089,15 @@ typedef struct {
     /**
      * Why: a disconnect reason (`SB_EVENT_UNREGISTERED`), a policy outcome
      * (`SB_EVENT_SLOW_CONSUMER`), or the limit's key for a registry refusal
-     * (`SB_EVENT_REJECTED`); "" when none.
+     * (`SB_EVENT_REJECTED`), the error behind a resource's state change
+     * (`SB_EVENT_RESOURCE_STATE`); "" when none.
      */
     char reason[SB_EVENT_REASON_LEN];
+    /**
+     * The named resource it concerns (`SB_EVENT_RESOURCE_*`; an anonymous one's
+     * `anonymous-<n>`); "" when none. Appended later: check `struct_size`.
+     */
+    char resource[SB_EVENT_RESOURCE_LEN];
 } sb_event;
 
 /**
@@ -1532,6 +1620,86 @@ typedef struct {
      */
     const uint64_t *rejection_counts;
 } sb_registry_stats;
+
+/**
+ * A snapshot of one resource (`sb_resource_get`, or an element of
+ * `sb_resource_info_list.resources`). Its strings and arrays live as long as the
+ * snapshot.
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * Its id (`anonymous-<n>` for an anonymous one).
+     */
+    const char *id;
+    /**
+     * Its type: `tcp`, `unix` or a registered one.
+     */
+    const char *kind;
+    /**
+     * The endpoint it connects to, as written (`tcp://host:port`).
+     */
+    const char *endpoint;
+    /**
+     * Whether it was made by `sb_resource_attach_anonymous`.
+     */
+    bool anonymous;
+    /**
+     * Where its connection is.
+     */
+    sb_resource_state state;
+    /**
+     * The last connect or check error, or NULL.
+     */
+    const char *last_error;
+    /**
+     * Whether it stopped retrying (a configuration error).
+     */
+    bool stopped;
+    /**
+     * How many consumers are attached.
+     */
+    size_t consumers_len;
+    /**
+     * Their names, in attach order (NULL when none).
+     */
+    const char *const *consumers;
+    /**
+     * Connections lost and redialled.
+     */
+    uint64_t reconnects;
+    /**
+     * Bytes read through `sb_resource_recv` (not through the fd).
+     */
+    uint64_t bytes_in;
+    /**
+     * Bytes written through `sb_resource_send_all`.
+     */
+    uint64_t bytes_out;
+    /**
+     * How long the current connection has been up, in nanoseconds (0 unless
+     * connected).
+     */
+    uint64_t connected_for_ns;
+} sb_resource_info;
+
+/**
+ * Every resource of a manager (`sb_resource_list`), freed (once) by
+ * `sb_resource_info_list_free`.
+ */
+typedef struct {
+    /**
+     * How many resources.
+     */
+    size_t len;
+    /**
+     * The resources, named and anonymous, sorted by id (NULL when none).
+     */
+    const sb_resource_info *resources;
+} sb_resource_info_list;
 
 #ifdef __cplusplus
 extern "C" {
@@ -2952,6 +3120,308 @@ sb_status sb_envelope_decode(const char *text,
                              size_t topic_len,
                              char *data_buf,
                              size_t data_len);
+
+/**
+ * Creates resource `id` of type `kind` (`"tcp"`, `"unix"`, or a type registered with
+ * `sb_resource_register_type`) with `n` props `keys[i] = values[i]`: `endpoint`
+ * (`tcp://host:port` or `host:port`; `unix:///path` or `/path`; any non-empty string
+ * for a registered type) and any pool keys, as for `sb_config_set`
+ * (`connect_timeout`, `backoff.*`, `health.interval`, `probe.send`, `tcp.*`,
+ * `resources.on_connect`, ...), over the manager's. Its one connection is dialled at
+ * once in the background and redialled with backoff while it fails; a
+ * configuration error (say, a unix path longer than the OS allows) stops it as
+ * `SB_RESOURCE_DISCONNECTED` with the reason in `sb_resource_info.last_error`. Does
+ * not wait: see `sb_resource_wait_ready`.
+ *
+ * `resources.on_connect` (C escapes, as `probe.send`) is sent on every new
+ * connection before it counts as connected: the session state a server forgets on
+ * a reconnect (`"HELLO 3\\r\\nSUBSCRIBE news\\r\\n"` for Redis).
+ *
+ * With the manager's `resources.path` set, the resource is stored on disk by the
+ * time this returns, and a manager opened on the same file recreates it.
+ *
+ * Returns `SB_INVALID_ARGUMENT` for a bad prop (the message names its key), an
+ * unknown type, an empty id or an id in use; `SB_UNAVAILABLE` once the manager is
+ * closed.
+ *
+ * # Safety
+ *
+ * `id` and `kind` must be NUL-terminated strings; `keys` and `values` must each be
+ * NULL with `n` 0, or point to `n` NUL-terminated strings.
+ */
+sb_status sb_resource_create(sb_manager *manager,
+                             const char *id,
+                             const char *kind,
+                             const char *const *keys,
+                             const char *const *values,
+                             size_t n);
+
+/**
+ * Updates resource `id` to the `n` props given (all of them, as for
+ * `sb_resource_create`; the type stays) without dropping its consumers: blocks the
+ * calling thread while a connection with the new props is opened (within their
+ * `connect_timeout`); if it cannot be, nothing changes and the error says so.
+ * Then every consumer is moved to it (an `SB_EVENT_RESOURCE_REBOUND` event):
+ * `sb_resource_fd` gives the new descriptor from now on, and the old connection
+ * closes once nothing uses it.
+ *
+ * Returns `SB_NOT_FOUND` for an unknown id, `SB_FAILED_PRECONDITION` for an
+ * anonymous resource (its props are its identity), `SB_INVALID_ARGUMENT` for a bad
+ * prop, or the connect's error (`SB_UNAVAILABLE`, `SB_TIMEOUT`).
+ *
+ * # Safety
+ *
+ * As for `sb_resource_create`.
+ */
+sb_status sb_resource_update(sb_manager *manager,
+                             const char *id,
+                             const char *const *keys,
+                             const char *const *values,
+                             size_t n);
+
+/**
+ * Deletes resource `id` and closes its connection. While consumers are attached it
+ * returns `SB_FAILED_PRECONDITION`, the message naming them, unless `force`: then
+ * each consumer gets an `SB_EVENT_RESOURCE_DETACHED` event and its `sb_resource`
+ * then fails (`SB_FAILED_PRECONDITION` / `SB_UNAVAILABLE`; it still needs its
+ * `sb_resource_detach`). `SB_NOT_FOUND` for an unknown id.
+ *
+ * # Safety
+ *
+ * `id` must be a NUL-terminated string.
+ */
+sb_status sb_resource_delete(sb_manager *manager,
+                             const char *id,
+                             bool force);
+
+/**
+ * Registers a resource type `name` of the program's own objects (a bus client, an
+ * RPC stub), made, checked and closed by `connector` exactly as a custom pool's
+ * (`sb_pool_new_custom`, whose documentation of threads and calls allowed inside the
+ * callbacks applies): `connect` receives the resource's endpoint prop; `check` is
+ * the resource's health check, run every `health.interval` (a failure replaces the
+ * object, keeping the id); `close` runs once per object, when the last holder lets
+ * go of it (the resource after a reconnect, an update, a delete, or the last detach
+ * of an anonymous one). Stored resources of this type (`resources.path`) are
+ * recreated now.
+ *
+ * Ownership of `connector->userdata` passes to the library with this call, even on
+ * failure: `free_userdata` runs exactly once, after the last callback, once the
+ * manager is freed and every `sb_resource` of the type detached.
+ *
+ * Returns `SB_INVALID_ARGUMENT` for a NULL `connect`, an empty name, `tcp`, `unix`
+ * or a name already registered.
+ *
+ * # Safety
+ *
+ * `name` must be a NUL-terminated string; `connector` NULL (rejected) or a valid
+ * `sb_connector` (see `sb_pool_new_custom`).
+ */
+sb_status sb_resource_register_type(sb_manager *manager,
+                                    const char *name,
+                                    const sb_connector *connector);
+
+/**
+ * Attaches consumer `consumer` (a name, shown in `sb_resource_info.consumers` and in
+ * the refusal of `sb_resource_delete`) to resource `id` and stores its handle in
+ * `*out`: it shares the resource's one connection. Does not wait for it to be
+ * connected (`sb_resource_wait_ready`). `SB_NOT_FOUND` for an unknown id.
+ *
+ * # Safety
+ *
+ * `id` and `consumer` must be NUL-terminated strings; `out` NULL (rejected) or a
+ * writable `sb_resource *`.
+ */
+sb_status sb_resource_attach(sb_manager *manager,
+                             const char *id,
+                             const char *consumer,
+                             sb_resource **out);
+
+/**
+ * Attaches consumer `consumer` to the unnamed resource of type `kind` with the `n`
+ * props given (as for `sb_resource_create`) and stores its handle in `*out`: every
+ * caller with equal props shares one resource (made by the first, with the id
+ * `anonymous-<n>`, see `sb_resource_id`), closed when its last consumer detaches.
+ *
+ * # Safety
+ *
+ * `kind` and `consumer` must be NUL-terminated strings; `keys` and `values` each
+ * NULL with `n` 0 or `n` NUL-terminated strings; `out` NULL (rejected) or writable.
+ */
+sb_status sb_resource_attach_anonymous(sb_manager *manager,
+                                       const char *kind,
+                                       const char *const *keys,
+                                       const char *const *values,
+                                       size_t n,
+                                       const char *consumer,
+                                       sb_resource **out);
+
+/**
+ * Detaches the consumer and ends its handle (the one free of an `sb_resource`; every
+ * handle needs it, also after a forced delete or a closed manager). The last detach
+ * of an anonymous resource closes its connection. NULL is a no-op (`SB_OK`); a
+ * handle already detached returns `SB_INVALID_HANDLE`. A call still running on the
+ * handle in another thread (say, `sb_resource_recv`) finishes first.
+ */
+sb_status sb_resource_detach(sb_resource *resource);
+
+/**
+ * Copies the resource's id (`"anonymous-<n>"` for an anonymous one) into `buf` as a
+ * NUL-terminated string, as `sb_lease_endpoint` does: `*written` (if not NULL) gets
+ * the size needed with its NUL; `SB_RESOURCE_EXHAUSTED` when `len` is too small.
+ *
+ * # Safety
+ *
+ * `buf` must point to `len` writable bytes (or `len` be 0); `written` NULL or a
+ * writable `size_t`.
+ */
+sb_status sb_resource_id(const sb_resource *resource,
+                         char *buf,
+                         size_t len,
+                         size_t *written);
+
+/**
+ * Stores the resource's state now in `*out`. Works after a forced delete and on a
+ * closed manager (`SB_RESOURCE_DISCONNECTED`).
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `sb_resource_state`.
+ */
+sb_status sb_resource_status(const sb_resource *resource,
+                             sb_resource_state *out);
+
+/**
+ * Blocks the calling thread until the resource is connected, across reconnects,
+ * for at most `timeout_ms` milliseconds: `SB_OK`, `SB_TIMEOUT`, or `SB_UNAVAILABLE`
+ * if it stopped (a configuration error, deleted, the manager closed). Then take the
+ * fd or object. Must not be called from a switchboard callback
+ * (`SB_FAILED_PRECONDITION` on its threads).
+ */
+sb_status sb_resource_wait_ready(const sb_resource *resource,
+                                 uint64_t timeout_ms);
+
+/**
+ * Tells the resource this consumer saw an error (a failed send, an unexpected EOF):
+ * it checks the connection now (and probes it, when `probe.send` is set) and
+ * redials if it is lost, instead of waiting for the next health check. Does not
+ * wait.
+ */
+sb_status sb_resource_report_failure(const sb_resource *resource);
+
+/**
+ * Stores the file descriptor of the resource's current connection (`tcp` and
+ * `unix` resources) in `*out`. It stays owned by the resource, in blocking mode:
+ * do not close it. The descriptor CHANGES: after a reconnect (`SB_EVENT_RESOURCE_STATE`
+ * to "connected") or an `sb_resource_update` (`SB_EVENT_RESOURCE_REBOUND`) the
+ * resource holds a new connection, and the old descriptor is closed once nothing
+ * uses it, after which its number may be reused by any open(). So take it again for
+ * each use, and prefer `sb_resource_send_all` / `sb_resource_recv`, which always use
+ * the current connection and count the bytes; the fd is for `poll()`.
+ *
+ * Returns `SB_UNAVAILABLE` while connecting or recovering (naming the last error),
+ * `SB_FAILED_PRECONDITION` for a resource of a registered type (use
+ * `sb_resource_object`) or a detached consumer (forced delete).
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `int`.
+ */
+sb_status sb_resource_fd(const sb_resource *resource,
+                         int *out);
+
+/**
+ * Stores the current object of a resource of a registered type (made by its
+ * `sb_connector` connect callback) in `*out`. It stays owned by the resource, and it
+ * changes like a fd: after a failed check, an update or a delete the resource lets
+ * go of it and its close callback runs once nothing holds it, so take it again for
+ * each use and keep the program's own reference (in the object) if a use may
+ * outlast a reconnect.
+ *
+ * Returns `SB_UNAVAILABLE` while connecting or recovering, `SB_FAILED_PRECONDITION`
+ * for a `tcp` / `unix` resource (use `sb_resource_fd`).
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `void *`.
+ */
+sb_status sb_resource_object(const sb_resource *resource,
+                             void **out);
+
+/**
+ * Writes all `len` bytes of `buf` to the resource's current connection, blocking
+ * (counted in `switchboard_resource_bytes_total{direction="out"}`). Single writer:
+ * the program makes sure one consumer writes at a time. On `SB_IO` call
+ * `sb_resource_report_failure`, then `sb_resource_wait_ready`, and send again.
+ *
+ * # Safety
+ *
+ * `buf` must point to `len` readable bytes (or `len` be 0).
+ */
+sb_status sb_resource_send_all(const sb_resource *resource,
+                               const uint8_t *buf,
+                               size_t len);
+
+/**
+ * Reads up to `len` bytes from the resource's current connection into `buf`,
+ * blocking until at least one arrives (`poll()` its fd first to bound the wait), and
+ * stores the count in `*n` (0: the peer closed it; report the failure and wait for
+ * it to be ready again). Counted in `switchboard_resource_bytes_total{direction="in"}`.
+ * Single reader: one consumer reads at a time.
+ *
+ * # Safety
+ *
+ * `buf` must point to `len` writable bytes (or `len` be 0); `n` NULL (rejected) or a
+ * writable `size_t`.
+ */
+sb_status sb_resource_recv(const sb_resource *resource,
+                           uint8_t *buf,
+                           size_t len,
+                           size_t *n);
+
+/**
+ * The name of a resource state (`"connecting"`, `"connected"`, `"recovering"`,
+ * `"disconnected"`: the `old_state` / `new_state` of `SB_EVENT_RESOURCE_STATE`), or
+ * `"unknown"`. Static: never free it.
+ */
+const char *sb_resource_state_str(int32_t state);
+
+/**
+ * Stores in `*out` a snapshot of resource `id` (named, or an anonymous one's
+ * `anonymous-<n>`); free it with `sb_resource_info_free` (once). `SB_NOT_FOUND`
+ * for an unknown id, `SB_UNAVAILABLE` once the manager is closed.
+ *
+ * # Safety
+ *
+ * `id` must be a NUL-terminated string; `out` NULL (rejected) or a writable
+ * `sb_resource_info *`.
+ */
+sb_status sb_resource_get(const sb_manager *manager,
+                          const char *id,
+                          sb_resource_info **out);
+
+/**
+ * Frees a snapshot made by `sb_resource_get`. NULL is a no-op; a pointer that is not
+ * one (freed already) returns `SB_INVALID_HANDLE` and frees nothing.
+ */
+sb_status sb_resource_info_free(sb_resource_info *info);
+
+/**
+ * Stores in `*out` every resource of the manager, named and anonymous, sorted by
+ * id; free it with `sb_resource_info_list_free` (once).
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `sb_resource_info_list *`.
+ */
+sb_status sb_resource_list(const sb_manager *manager,
+                           sb_resource_info_list **out);
+
+/**
+ * Frees a list made by `sb_resource_list`. NULL is a no-op; a pointer that is not
+ * one returns `SB_INVALID_HANDLE`.
+ */
+sb_status sb_resource_info_list_free(sb_resource_info_list *list);
 
 #ifdef __cplusplus
 }  // extern "C"

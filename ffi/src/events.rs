@@ -58,6 +58,16 @@ pub enum sb_event_kind {
     /// A registered connection's queue filled up ("slow_consumer"); `reason` is the
     /// policy's outcome (`drop_oldest`, `drop_new` or `disconnect`).
     SB_EVENT_SLOW_CONSUMER = 16,
+    /// A named resource changed state ("resource_state"; `resource`, `old_state`,
+    /// `new_state` among "connecting", "connected", "recovering", "disconnected",
+    /// and `reason` the error that caused it, if one).
+    SB_EVENT_RESOURCE_STATE = 17,
+    /// A consumer was detached from a resource deleted with force
+    /// ("resource_detached"; `resource`). Its `sb_resource` then fails.
+    SB_EVENT_RESOURCE_DETACHED = 18,
+    /// A resource was updated (`sb_resource_update`) and every consumer now uses the
+    /// new connection ("resource_rebound"; `resource`): take the fd again.
+    SB_EVENT_RESOURCE_REBOUND = 19,
 }
 
 impl From<EventKind> for sb_event_kind {
@@ -80,6 +90,9 @@ impl From<EventKind> for sb_event_kind {
             EventKind::Subscribed => SB_EVENT_SUBSCRIBED,
             EventKind::Unsubscribed => SB_EVENT_UNSUBSCRIBED,
             EventKind::SlowConsumer => SB_EVENT_SLOW_CONSUMER,
+            EventKind::ResourceState => SB_EVENT_RESOURCE_STATE,
+            EventKind::ResourceDetached => SB_EVENT_RESOURCE_DETACHED,
+            EventKind::ResourceRebound => SB_EVENT_RESOURCE_REBOUND,
             // Kinds added to core before C knows them; never seen in practice, since
             // core and this crate are built together.
             _ => SB_EVENT_REJECTED,
@@ -104,6 +117,8 @@ pub const SB_EVENT_TOPIC_LEN: usize = 256;
 pub const SB_EVENT_USER_LEN: usize = 256;
 /// Size of `sb_event.reason` in bytes, NUL included. Longer reasons are truncated.
 pub const SB_EVENT_REASON_LEN: usize = 256;
+/// Size of `sb_event.resource` in bytes, NUL included. Longer ids are truncated.
+pub const SB_EVENT_RESOURCE_LEN: usize = 256;
 
 /// One event, filled by value by `sb_manager_poll_event` (no pointers inside; nothing
 /// to free). Strings are copied into the fixed arrays, truncated at a UTF-8 character
@@ -155,8 +170,12 @@ pub struct sb_event {
     pub user: [c_char; SB_EVENT_USER_LEN],
     /// Why: a disconnect reason (`SB_EVENT_UNREGISTERED`), a policy outcome
     /// (`SB_EVENT_SLOW_CONSUMER`), or the limit's key for a registry refusal
-    /// (`SB_EVENT_REJECTED`); "" when none.
+    /// (`SB_EVENT_REJECTED`), the error behind a resource's state change
+    /// (`SB_EVENT_RESOURCE_STATE`); "" when none.
     pub reason: [c_char; SB_EVENT_REASON_LEN],
+    /// The named resource it concerns (`SB_EVENT_RESOURCE_*`; an anonymous one's
+    /// `anonymous-<n>`); "" when none. Appended later: check `struct_size`.
+    pub resource: [c_char; SB_EVENT_RESOURCE_LEN],
 }
 
 impl From<&Event> for sb_event {
@@ -178,6 +197,7 @@ impl From<&Event> for sb_event {
             topic: [0; SB_EVENT_TOPIC_LEN],
             user: [0; SB_EVENT_USER_LEN],
             reason: [0; SB_EVENT_REASON_LEN],
+            resource: [0; SB_EVENT_RESOURCE_LEN],
         };
         copy_str(&mut out.pool, &e.pool);
         copy_str(&mut out.message, &e.message);
@@ -188,6 +208,7 @@ impl From<&Event> for sb_event {
         copy_str(&mut out.topic, e.topic.as_deref().unwrap_or(""));
         copy_str(&mut out.user, e.user.as_deref().unwrap_or(""));
         copy_str(&mut out.reason, e.reason.as_deref().unwrap_or(""));
+        copy_str(&mut out.resource, e.resource.as_deref().unwrap_or(""));
         out
     }
 }
@@ -222,6 +243,7 @@ fn write_prefix(out: *mut sb_event, src: &sb_event, room: usize) {
         topic,
         user,
         reason,
+        resource,
     );
 }
 
@@ -311,6 +333,9 @@ pub extern "C" fn sb_event_kind_str(kind: i32) -> *const c_char {
         14 => b"subscribed\0",
         15 => b"unsubscribed\0",
         16 => b"slow_consumer\0",
+        17 => b"resource_state\0",
+        18 => b"resource_detached\0",
+        19 => b"resource_rebound\0",
         _ => b"unknown\0",
     };
     s.as_ptr().cast()

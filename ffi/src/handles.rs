@@ -5,7 +5,8 @@
 //! stable for the life of the process). A handle encodes
 //!
 //! ```text
-//!   bits 63..56  type tag (1 = sb_config, 2 = sb_manager, 3 = sb_pool, 4 = sb_lease)
+//!   bits 63..56  type tag (1 = sb_config, 2 = sb_manager, 3 = sb_pool, 4 = sb_lease,
+//!                5 = sb_resource)
 //!   bits 55..24  generation of the slot when the handle was made
 //!   bits 23..0   slot index
 //! ```
@@ -68,6 +69,7 @@ pub(crate) enum Tag {
     Manager = 2,
     Pool = 3,
     Lease = 4,
+    Resource = 5,
 }
 
 impl Tag {
@@ -78,6 +80,7 @@ impl Tag {
             Tag::Manager => "sb_manager",
             Tag::Pool => "sb_pool",
             Tag::Lease => "sb_lease",
+            Tag::Resource => "sb_resource",
         }
     }
 
@@ -87,6 +90,7 @@ impl Tag {
             2 => Some(Tag::Manager),
             3 => Some(Tag::Pool),
             4 => Some(Tag::Lease),
+            5 => Some(Tag::Resource),
             _ => None,
         }
     }
@@ -393,10 +397,10 @@ impl<T: Send + Sync> Slab<T> {
             Code::InvalidHandle,
             format!(
                 "the {name} handle is no longer valid (already {}, or never returned by switchboard)",
-                if self.tag == Tag::Lease {
-                    "released or discarded"
-                } else {
-                    "freed"
+                match self.tag {
+                    Tag::Lease => "released or discarded",
+                    Tag::Resource => "detached",
+                    _ => "freed",
                 }
             ),
         )

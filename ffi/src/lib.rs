@@ -4,7 +4,8 @@
 //! [`resilience`] (endpoint breakers, backoff and health of a pool) and [`sessions`]
 //! (streaming sessions and their offsets, by id on a manager) and [`registry`] (the
 //! live-connection registry: send callbacks or outboxes, broadcast, auth hook) and
-//! [`envelope`] (the JSON message envelope), plus
+//! [`envelope`] (the JSON message envelope) and [`resources`] (named shared
+//! connections: create, attach by consumer, the current fd or object), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
 //! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
@@ -36,6 +37,8 @@ pub mod registry;
 
 pub mod envelope;
 
+pub mod resources;
+
 mod args;
 mod handles;
 mod snapshot_table;
@@ -46,9 +49,10 @@ pub use envelope::{sb_envelope_decode, sb_envelope_encode};
 pub use error::{last_error, sb_last_error, sb_status, sb_status_str};
 pub use events::{
     SB_EVENT_ENDPOINT_LEN, SB_EVENT_MESSAGE_LEN, SB_EVENT_POOL_LEN, SB_EVENT_REASON_LEN,
-    SB_EVENT_STATE_LEN, SB_EVENT_STREAM_LEN, SB_EVENT_TOPIC_LEN, SB_EVENT_USER_LEN, sb_event,
-    sb_event_fn, sb_event_kind, sb_event_kind_str, sb_manager_events_dropped, sb_manager_metrics,
-    sb_manager_poll_event, sb_manager_set_event_callback,
+    SB_EVENT_RESOURCE_LEN, SB_EVENT_STATE_LEN, SB_EVENT_STREAM_LEN, SB_EVENT_TOPIC_LEN,
+    SB_EVENT_USER_LEN, sb_event, sb_event_fn, sb_event_kind, sb_event_kind_str,
+    sb_manager_events_dropped, sb_manager_metrics, sb_manager_poll_event,
+    sb_manager_set_event_callback,
 };
 pub use lease::{
     sb_lease, sb_lease_conn, sb_lease_discard, sb_lease_endpoint, sb_lease_fd, sb_lease_id,
@@ -80,6 +84,14 @@ pub use resilience::{
     sb_pool_breaker_state, sb_pool_drain, sb_pool_endpoint_health, sb_pool_get_health,
     sb_pool_health, sb_pool_healthy_endpoints, sb_pool_reset_backoff, sb_pool_run_health_checks,
     sb_pool_select_best,
+};
+pub use resources::{
+    sb_resource, sb_resource_attach, sb_resource_attach_anonymous, sb_resource_create,
+    sb_resource_delete, sb_resource_detach, sb_resource_fd, sb_resource_get, sb_resource_id,
+    sb_resource_info, sb_resource_info_free, sb_resource_info_list, sb_resource_info_list_free,
+    sb_resource_list, sb_resource_object, sb_resource_recv, sb_resource_register_type,
+    sb_resource_report_failure, sb_resource_send_all, sb_resource_state, sb_resource_state_str,
+    sb_resource_status, sb_resource_update, sb_resource_wait_ready,
 };
 pub use sessions::{
     sb_catalog, sb_catalog_free, sb_session_add_stream, sb_session_buffered_commits,

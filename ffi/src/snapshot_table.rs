@@ -2,12 +2,16 @@
 //! `sb_catalog`, `sb_conn_info`, `sb_conn_list`, `sb_registry_stats`): each module
 //! that allocates them keeps one, keyed by address with the snapshot's kind, so that
 //! a double free, a made-up pointer or a pointer of another kind is reported
-//! (`SB_INVALID_HANDLE`, see [`not_live`]) instead of being undefined behaviour.
+//! (`SB_INVALID_HANDLE`, see [`not_live`]) instead of being undefined behaviour; and
+//! [`Strings`], what a snapshot's strings and arrays point into.
 
 use std::collections::HashMap;
+use std::ffi::{CString, c_char};
 use std::sync::{Mutex, MutexGuard};
 
 use switchboard_core::{Code, Error};
+
+use crate::args::c_string;
 
 /// Addresses of the live snapshots of one module, with their kind `K` (a small enum
 /// of that module's snapshot types).
@@ -56,4 +60,47 @@ pub(crate) fn not_live(ty: &str, maker: &str) -> Error {
         Code::InvalidHandle,
         format!("not a live {ty} (freed already, or not made by {maker})"),
     )
+}
+
+/// Owns the strings and number and pointer arrays a snapshot points into (their heap
+/// buffers do not move when the vectors are moved); kept in the snapshot's box.
+#[derive(Default)]
+pub(crate) struct Strings {
+    strings: Vec<CString>,
+    ptrs: Vec<Vec<*const c_char>>,
+    nums: Vec<Vec<u64>>,
+}
+
+impl Strings {
+    pub(crate) fn add(&mut self, s: &str) -> *const c_char {
+        let c = c_string(s);
+        let p = c.as_ptr();
+        self.strings.push(c);
+        p
+    }
+
+    pub(crate) fn array<'a>(
+        &mut self,
+        items: impl Iterator<Item = &'a str>,
+    ) -> (*const *const c_char, usize) {
+        let v: Vec<*const c_char> = items.map(|s| self.add(s)).collect();
+        let n = v.len();
+        let p = if v.is_empty() {
+            std::ptr::null()
+        } else {
+            v.as_ptr()
+        };
+        self.ptrs.push(v);
+        (p, n)
+    }
+
+    pub(crate) fn nums(&mut self, v: Vec<u64>) -> *const u64 {
+        let p = if v.is_empty() {
+            std::ptr::null()
+        } else {
+            v.as_ptr()
+        };
+        self.nums.push(v);
+        p
+    }
 }

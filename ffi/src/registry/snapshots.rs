@@ -3,18 +3,18 @@
 //! filtered by `sb_list_filter`) and `sb_registry_stats` (`sb_registry_get_stats`),
 //! each with its `_free`.
 
-use std::ffi::{CString, c_char};
+use std::ffi::c_char;
 use std::time::Duration;
 
 use switchboard_core::Error;
 use switchboard_core::registry::{ConnInfo, ConnState, ListFilter, RegistryStats};
 
 use super::ns;
-use crate::args::{c_string, check_out, opt_str, read_versioned, write_out};
+use crate::args::{check_out, opt_str, read_versioned, write_out};
 use crate::error::{guard, null_arg, sb_status};
 use crate::handles::addr;
 use crate::manager::{MANAGERS, sb_manager};
-use crate::snapshot_table::{SnapshotTable, not_live};
+use crate::snapshot_table::{SnapshotTable, Strings, not_live};
 
 /// Which connections `sb_registry_list` returns; every set field must match. Set
 /// `struct_size = sizeof(sb_list_filter)`; unset fields are NULL / 0.
@@ -159,46 +159,6 @@ enum Snapshot {
 
 /// Snapshots handed out and not yet freed.
 static LIVE: SnapshotTable<Snapshot> = SnapshotTable::new();
-
-/// Owns the strings and pointer arrays a snapshot points into (their heap buffers do
-/// not move when the vectors are moved).
-#[derive(Default)]
-struct Strings {
-    strings: Vec<CString>,
-    ptrs: Vec<Vec<*const c_char>>,
-    nums: Vec<Vec<u64>>,
-}
-
-impl Strings {
-    fn add(&mut self, s: &str) -> *const c_char {
-        let c = c_string(s);
-        let p = c.as_ptr();
-        self.strings.push(c);
-        p
-    }
-
-    fn array<'a>(&mut self, items: impl Iterator<Item = &'a str>) -> (*const *const c_char, usize) {
-        let v: Vec<*const c_char> = items.map(|s| self.add(s)).collect();
-        let n = v.len();
-        let p = if v.is_empty() {
-            std::ptr::null()
-        } else {
-            v.as_ptr()
-        };
-        self.ptrs.push(v);
-        (p, n)
-    }
-
-    fn nums(&mut self, v: Vec<u64>) -> *const u64 {
-        let p = if v.is_empty() {
-            std::ptr::null()
-        } else {
-            v.as_ptr()
-        };
-        self.nums.push(v);
-        p
-    }
-}
 
 fn state_str(s: ConnState) -> *const c_char {
     let b: &'static [u8] = match s {
