@@ -17,9 +17,9 @@ use crate::custom::CoreLease;
 use crate::errors::OrRaise;
 
 /// The most one `recv` reads at once (it may always return fewer bytes than asked).
-const MAX_RECV: usize = 16 << 20;
+pub(crate) const MAX_RECV: usize = 16 << 20;
 /// `timeout_bits` value for "no timeout" (an f64 NaN pattern no `settimeout` stores).
-const NO_TIMEOUT: u64 = u64::MAX;
+pub(crate) const NO_TIMEOUT: u64 = u64::MAX;
 
 /// A checked-out connection. Created by `Pool.acquire`, `try_acquire` and the async
 /// acquire; returned to the pool by `release()`, by leaving a `with` block, or when
@@ -103,7 +103,7 @@ impl PyLease {
 /// Bytes to send, from any bytes-like object: `bytes` is shared without a copy (it is
 /// immutable), `bytearray` and other buffers (`memoryview`, `array`) are copied, so the
 /// data cannot change while the GIL is released.
-fn bytes_arg(data: &Bound<'_, PyAny>) -> PyResult<PyBackedBytes> {
+pub(crate) fn bytes_arg(data: &Bound<'_, PyAny>) -> PyResult<PyBackedBytes> {
     if let Ok(b) = data.extract::<PyBackedBytes>() {
         return Ok(b);
     }

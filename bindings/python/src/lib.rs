@@ -21,6 +21,7 @@ mod lease;
 mod manager;
 mod pool;
 mod registry;
+mod resources;
 mod sessions;
 
 /// The native module. Its classes are re-exported (or wrapped) by `switchboard`.
@@ -34,6 +35,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sessions::PySessions>()?;
     m.add_class::<registry::PyRegistry>()?;
     m.add_class::<registry::PyOutbox>()?;
+    m.add_class::<resources::PyResources>()?;
+    m.add_class::<resources::PyResourceHandle>()?;
     m.add_function(wrap_pyfunction!(registry::envelope_encode, m)?)?;
     m.add_function(wrap_pyfunction!(registry::envelope_decode, m)?)?;
     Ok(())

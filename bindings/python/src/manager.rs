@@ -12,6 +12,7 @@ use crate::custom::{self, Causes};
 use crate::errors::OrRaise;
 use crate::pool::PyPool;
 use crate::registry::{self, PyRegistry};
+use crate::resources::PyResources;
 use crate::sessions::PySessions;
 
 /// Drops `value` with the GIL released. Needed for anything that may hold the last
@@ -26,7 +27,7 @@ pub(crate) fn drop_detached<T: Send>(value: T) {
 
 /// An event as the dict `switchboard.Event` is built from: `kind`, `pool`,
 /// `endpoint`, `connection_id`, `session_id`, `stream`, `old_state`, `new_state`,
-/// `topic`, `user`, `reason` (each `None` when it does not apply), `age` (seconds or None), `message`, `time`
+/// `topic`, `user`, `reason`, `resource` (each `None` when it does not apply), `age` (seconds or None), `message`, `time`
 /// (seconds since the Unix epoch).
 fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -42,6 +43,7 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("topic", e.topic.as_deref())?;
     d.set_item("user", e.user.as_deref())?;
     d.set_item("reason", e.reason.as_deref())?;
+    d.set_item("resource", e.resource.as_deref())?;
     d.set_item("message", &e.message)?;
     d.set_item("time", epoch_seconds(e.time))?;
     Ok(d)
@@ -146,6 +148,11 @@ impl PyManager {
     /// The manager's live-connection registry.
     fn registry(&self, py: Python<'_>) -> PyResult<PyRegistry> {
         Ok(PyRegistry::new(self.manager(py)?.clone()))
+    }
+
+    /// The manager's named shared connections.
+    fn resources(&self, py: Python<'_>) -> PyResult<PyResources> {
+        Ok(PyResources::new(self.manager(py)?.clone()))
     }
 
     /// Moves a manual clock (`runtime.clock = manual`) forward by `seconds`;

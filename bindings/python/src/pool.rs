@@ -290,9 +290,10 @@ impl PyPool {
     /// `callback(exception)` is called once on a runtime thread with the GIL held
     /// (with `Unavailable` if the manager closes first).
     fn run_health_checks_async(&self, callback: Py<PyAny>) {
-        let mut reply = DoneReply {
-            callback: Some(callback),
-        };
+        let mut reply = DoneReply::new(
+            callback,
+            "the manager was closed while running the health checks",
+        );
         let pool = self.pool.clone();
         // If the runtime is closed the task is dropped unrun and its `DoneReply` has
         // already reported Unavailable through the callback.
@@ -411,14 +412,23 @@ impl Drop for WarmReply {
     }
 }
 
-/// Delivers the end of `run_health_checks_async` to its callback, exactly once (from
-/// `Drop` with Unavailable if the runtime shuts down first).
-struct DoneReply {
+/// Delivers the end of a task with no value (`run_health_checks_async`, a resource's
+/// `ready_async`) to its callback, exactly once (from `Drop` with Unavailable, saying
+/// `closed`, if the runtime shuts down or the task is aborted first).
+pub(crate) struct DoneReply {
     callback: Option<Py<PyAny>>,
+    closed: &'static str,
 }
 
 impl DoneReply {
-    fn send(&mut self, result: Result<(), Error>) {
+    pub(crate) fn new(callback: Py<PyAny>, closed: &'static str) -> Self {
+        DoneReply {
+            callback: Some(callback),
+            closed,
+        }
+    }
+
+    pub(crate) fn send(&mut self, result: Result<(), Error>) {
         let Some(callback) = self.callback.take() else {
             return;
         };
@@ -437,9 +447,7 @@ impl DoneReply {
 impl Drop for DoneReply {
     fn drop(&mut self) {
         if self.callback.is_some() {
-            self.send(Err(Error::unavailable(
-                "the manager was closed while running the health checks",
-            )));
+            self.send(Err(Error::unavailable(self.closed)));
         }
     }
 }
@@ -563,6 +571,16 @@ impl Drop for Reply {
 pub struct PyAcquireTask {
     abort: Option<AbortHandle>,
     cancelled: Arc<AtomicBool>,
+}
+
+impl PyAcquireTask {
+    /// The handle of another waiting task (a resource's `ready_async`), to cancel it.
+    pub(crate) fn running(abort: Option<AbortHandle>) -> Self {
+        PyAcquireTask {
+            abort,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 #[pymethods]

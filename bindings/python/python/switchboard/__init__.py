@@ -18,6 +18,9 @@ committed in memory or durably on disk (``Manager(offsets_path=...)``).
 users, metadata, topics, broadcast with exclusions, per-connection queues, heartbeats,
 an auth hook, listing and disconnect; ``switchboard.envelope`` makes seed 004's JSON
 message envelope.
+``manager.resources`` holds named shared connections: one physical connection created
+by id, reconnecting on its own, shared by many consumers (``resources.attach``), with
+its status, events and metrics.
 Errors are :class:`SwitchboardError` subclasses that also extend the matching built-in
 (``switchboard.Timeout`` is a ``TimeoutError``, ``switchboard.Unavailable`` a
 ``ConnectionError``).
@@ -67,6 +70,7 @@ from ._registry_types import (
     Ping,
     RegistryStats,
 )
+from ._resources import ResourceHandle, ResourceInfo, Resources, ResourceStatus
 from ._sessions import Session, SessionInfo, Sessions, StoreKind, StreamInfo
 
 __all__ = [
@@ -100,6 +104,10 @@ __all__ = [
     "BroadcastReport",
     "CleanupReport",
     "RegistryStats",
+    "Resources",
+    "ResourceHandle",
+    "ResourceInfo",
+    "ResourceStatus",
     "envelope",
     "parse_envelope",
     "AcquireContext",

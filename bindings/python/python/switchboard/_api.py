@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
-import inspect
 import weakref
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from types import TracebackType
 from typing import Any, Callable, Generator, Iterable, Literal, Mapping, Optional, Union
 
 from . import _native
+from ._config import ConfigValue, Count, Duration, Seconds
+from ._config import config_pairs as _config_pairs
+from ._config import config_value as _config_value
+from ._config import escape_bytes as _escape_bytes  # noqa: F401 (tests import it from here)
 from ._args import running_loop as _running_loop
+from ._args import sync_callable as _sync_callable
 from ._args import seconds as _seconds
 from ._errors import InternalError, InvalidArgument, NotFound, SwitchboardError, Unavailable
 from ._native import Lease
 from ._registry import Registry
+from ._resources import Resources
 from ._sessions import Sessions
 
 __all__ = [
@@ -72,128 +75,6 @@ ConnState = Union[
     Literal["failed"],
 ]
 
-#: A configuration value. Numbers given for durations are milliseconds (as in every
-#: language); a ``timedelta`` is converted exactly; ``bool`` becomes ``"true"``/``"false"``;
-#: ``bytes`` (for ``probe_send``/``probe_expect``) becomes text with C escapes. A mapping
-#: sets the keys of one section: ``breaker={"failure_threshold": 5}`` is
-#: ``breaker_failure_threshold=5``.
-ConfigValue = Union[str, int, float, bool, timedelta, bytes, Mapping[str, Any]]
-
-#: A count setting: an ``int`` (or its text).
-Count = Union[int, str]
-
-#: A duration setting: milliseconds as a number, text such as ``"250ms"``, or a ``timedelta``.
-Duration = Union[int, float, str, timedelta]
-
-_SIMPLE_ESCAPES = {0x5C: "\\\\", 0x0D: "\\r", 0x0A: "\\n", 0x09: "\\t", 0x00: "\\0"}
-
-
-def _escape_bytes(data: bytes) -> str:
-    """Bytes as the core's text form with C escapes (``b"PING\\r\\n"`` -> ``"PING\\\\r\\\\n"``)."""
-    out = []
-    for b in data:
-        if b in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[b])
-        elif 0x20 <= b < 0x7F:
-            out.append(chr(b))
-        else:
-            out.append(f"\\x{b:02x}")
-    return "".join(out)
-
-#: A timeout argument: seconds (``float``/``int``), a ``timedelta``, or ``None``.
-Seconds = Union[float, timedelta, None]
-
-
-def _config_value(key: str, value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        # Plain decimal notation (1e-05 -> "0.00001"): durations take no exponent.
-        return format(Decimal(repr(float(value))), "f")
-    if isinstance(value, timedelta):
-        us = value // timedelta(microseconds=1)
-        return f"{us // 1000}ms" if us % 1000 == 0 else f"{us}us"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return _escape_bytes(bytes(value))
-    raise InvalidArgument(
-        f"configuration key {key!r} must be a str, int, float, bool, bytes or "
-        f"datetime.timedelta, got {type(value).__name__} {value!r}"
-    )
-
-
-def _config_pairs(
-    config: Optional[Mapping[str, ConfigValue]], kwargs: Mapping[str, ConfigValue]
-) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    for source in (config or {}, kwargs):
-        _add_pairs(pairs, "", source)
-    return pairs
-
-
-def _add_pairs(pairs: list[tuple[str, str]], prefix: str, source: Mapping[Any, Any]) -> None:
-    for key, value in source.items():
-        if not isinstance(key, str):
-            raise InvalidArgument(
-                f"configuration keys must be strings, got {type(key).__name__} {key!r}"
-            )
-        key = prefix + key
-        if isinstance(value, Mapping):
-            # A section given as a mapping: breaker={"failure_threshold": 5}.
-            _add_pairs(pairs, key + ".", value)
-        else:
-            pairs.append((key, _config_value(key, value)))
-
-
-# Tasks of async close callables scheduled on their loop (kept until done).
-_scheduled: set[asyncio.Task[Any]] = set()
-
-
-def _sync_callable(
-    what: str, func: Callable[..., Any], loop: Optional[asyncio.AbstractEventLoop]
-) -> Callable[..., Any]:
-    """``func`` as a synchronous callable for the native module. A coroutine function
-    is run on ``loop`` (the event loop the pool was created in) from the runtime's
-    blocking thread, which waits for it."""
-    if not callable(func):
-        raise InvalidArgument(f"{what}= must be callable, got {type(func).__name__} {func!r}")
-    if not inspect.iscoroutinefunction(func):
-        return func
-    if loop is None:
-        raise InvalidArgument(
-            f"{what}= is a coroutine function, which needs an event loop to run on: create "
-            "the pool inside a running event loop (e.g. in an async def), or pass a plain function"
-        )
-    bound_loop = loop
-
-    def run_on_loop(*args: Any) -> Any:
-        if bound_loop.is_closed():
-            raise Unavailable(f"the event loop that runs the async {what} callable is closed")
-        if _running_loop() is bound_loop:
-            # Called on the loop's own thread (only close can be: a lease released or
-            # a pool closed from a coroutine). Waiting here would block the loop that
-            # has to run it, so it is scheduled instead.
-            task = bound_loop.create_task(func(*args))
-            _scheduled.add(task)
-            task.add_done_callback(_scheduled.discard)
-            return None
-        fut = asyncio.run_coroutine_threadsafe(func(*args), bound_loop)
-        # Wait in slices, so that a loop that stops (and never runs the coroutine) is
-        # noticed instead of blocking this thread forever.
-        while True:
-            done, _ = concurrent.futures.wait([fut], timeout=0.25)
-            if done:
-                return fut.result()
-            if bound_loop.is_closed() or not bound_loop.is_running():
-                fut.cancel()
-                raise Unavailable(f"the event loop that runs the async {what} callable stopped")
-
-    return run_on_loop
-
-
 # Managers still open, closed at interpreter exit so that no runtime thread is left
 # running (and reaching for the GIL) while the interpreter shuts down.
 _live: weakref.WeakSet[Manager] = weakref.WeakSet()
@@ -227,6 +108,7 @@ class Manager:
         self._native = _native.Manager(_config_pairs(config, kwargs))
         self._sessions: Optional[Sessions] = None
         self._registry: Optional[Registry] = None
+        self._resources: Optional[Resources] = None
         _live.add(self)
 
     @property
@@ -246,6 +128,16 @@ class Manager:
         if self._registry is None:
             self._registry = Registry(self._native.registry())
         return self._registry
+
+    @property
+    def resources(self) -> Resources:
+        """The manager's named shared connections (see :class:`Resources`): one
+        physical connection created by id, reconnecting on its own, shared by many
+        consumers. ``Manager(resources_path="/var/lib/app/resources.redb")`` keeps the
+        named ones across restarts."""
+        if self._resources is None:
+            self._resources = Resources(self._native.resources())
+        return self._resources
 
     def advance_clock(self, seconds: Union[float, timedelta]) -> None:
         """Moves the manager's manual clock (``Manager(runtime_clock="manual")``) forward
@@ -479,8 +371,11 @@ class Event:
     #: ``"rejected"`` (a caller turned away, or a registry limit: ``reason`` is its key),
     #: the sessions' kinds, and the registry's ``"registered"``, ``"unregistered"``
     #: (``reason`` says why), ``"subscribed"``, ``"unsubscribed"`` (``topic``) and
-    #: ``"slow_consumer"`` (``reason`` is the policy); more kinds may come, so ignore the
-    #: ones you don't know.
+    #: ``"slow_consumer"`` (``reason`` is the policy), and the resources'
+    #: ``"resource_state"`` (``old_state`` -> ``new_state``, ``reason`` the error),
+    #: ``"resource_detached"`` (a consumer detached by a forced delete) and
+    #: ``"resource_rebound"`` (an update swapped the connection); more kinds may come,
+    #: so ignore the ones you don't know.
     kind: str
     #: The pool it concerns (``""`` when none).
     pool: str
@@ -511,6 +406,8 @@ class Event:
     #: ``send_failed``, ``slow_consumer``, or the program's own), which policy a slow
     #: consumer met, or which limit refused a call (``registry.max_total_connections``).
     reason: Optional[str] = None
+    #: The resource it concerns (``manager.resources``), if one.
+    resource: Optional[str] = None
 
 
 @dataclass(frozen=True)
