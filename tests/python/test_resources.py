@@ -15,44 +15,9 @@ from typing import Iterator, List
 import pytest
 from conftest import EchoServer, wait_until
 from fault_proxy import FaultProxy
+from resources_support import LONG, events, roundtrip, transitions
 
 import switchboard
-
-LONG = 20.0
-
-
-def transitions(manager: switchboard.Manager, id: str, seen: List[str]) -> List[str]:
-    """The resource_state transitions of `id` queued so far, as "a->b" (appended to `seen`)."""
-    while True:
-        e = manager.poll_event(0)
-        if e is None:
-            return seen
-        if e.kind == "resource_state" and e.resource == id:
-            seen.append(f"{e.old_state}->{e.new_state}")
-
-
-def events(manager: switchboard.Manager, kind: str, id: str) -> List[switchboard.Event]:
-    out = []
-    while True:
-        e = manager.poll_event(0)
-        if e is None:
-            return out
-        if e.kind == kind and e.resource == id:
-            out.append(e)
-
-
-def roundtrip(h: switchboard.ResourceHandle, data: bytes) -> None:
-    h.wait_ready(LONG)
-    h.sendall(data)
-    got = b""
-    for _ in range(1000):
-        if len(got) >= len(data):
-            break
-        chunk = h.recv(len(data) - len(got))
-        assert chunk, "the echo server closed the connection"
-        got += chunk
-    assert got == data
-
 
 @pytest.fixture
 def proxy(server: EchoServer) -> Iterator[FaultProxy]:
