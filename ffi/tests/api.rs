@@ -326,3 +326,21 @@ fn status_strings_and_version() {
         );
     }
 }
+
+/// C's event kinds are core's, numbered by position in `EventKind::ALL` from 1, with
+/// the same names (the resource kinds, 17-19, included).
+#[test]
+fn event_kinds_follow_core() {
+    use switchboard_core::EventKind;
+    for (i, k) in EventKind::ALL.iter().enumerate() {
+        let n = i as i32 + 1;
+        // SAFETY: a static NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(sb_event_kind_str(n)) };
+        assert_eq!(name.to_str().unwrap(), k.as_str(), "kind {n}");
+        assert_eq!(sb_event_kind::from(*k) as i32, n, "{k:?}");
+    }
+    let next = EventKind::ALL.len() as i32 + 1;
+    // SAFETY: as above.
+    let unknown = unsafe { CStr::from_ptr(sb_event_kind_str(next)) };
+    assert_eq!(unknown.to_str().unwrap(), "unknown");
+}
