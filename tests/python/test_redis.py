@@ -4,66 +4,13 @@ with Unavailable) and comes back on the same port (acquire works again)."""
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
-from typing import Iterator
 
 import pytest
+from conftest import RedisServer
 
 import switchboard
-
-
-class RedisServer:
-    def __init__(self, binary: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.binary = binary
-        self.start()
-
-    def start(self) -> None:
-        """Starts redis-server on `self.port` (again, after `stop`) and waits for PONG."""
-        binary = self.binary
-        self.proc = subprocess.Popen(
-            [binary, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
-             "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.target = f"tcp://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        # make test-python installs it (apt-get install -y redis-server); never skip quietly.
-        pytest.fail("redis-server is not installed (run `make test-python`, which installs it)")
-    srv = RedisServer(binary)
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def read_reply(conn: switchboard.Lease, size: int) -> bytes:
