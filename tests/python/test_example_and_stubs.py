@@ -42,12 +42,13 @@ def _doc_snippets() -> list[Any]:
         if doc.exists():
             blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
             for i, code in enumerate(blocks):
-                # Blocks that need a server use the placeholder; session and registry
-                # blocks need none.
+                # Blocks that need a server use the placeholder; session, registry
+                # and resource blocks need none.
                 if "import switchboard" in code and (
                     PLACEHOLDER in code
                     or "manager.sessions" in code
                     or "manager.registry" in code
+                    or "manager.resources" in code
                 ):
                     found.append(pytest.param(f"{doc.name}#{i}", code))
     return found
