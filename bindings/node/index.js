@@ -277,6 +277,27 @@ function makeDispatch(name, { connect, check, close }, objects) {
   };
 }
 
+/**
+ * Resolves once every callback queued so far through one custom bridge has run on the
+ * JS thread: `queue(token)` queues a barrier (false if it could not).
+ */
+function flushThrough(queue) {
+  return new Promise((resolve) => {
+    const token = nextBarrier++;
+    const timer = setTimeout(() => {
+      barriers.delete(token);
+      resolve();
+    }, FLUSH_LIMIT_MS);
+    // This timer (not unref'd) keeps Node alive until the barrier arrives through the
+    // weak threadsafe function, which alone would not.
+    barriers.set(token, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    if (!queue(token)) barriers.get(token)();
+  });
+}
+
 /** Splits pool options into the program's callbacks and configuration keys. */
 function splitCallbacks(options) {
   if (options === undefined || options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -635,20 +656,7 @@ class Pool {
 
   /** @internal Resolves once every callback queued so far has run on the JS thread. */
   [kFlush]() {
-    return new Promise((resolve) => {
-      const token = nextBarrier++;
-      const timer = setTimeout(() => {
-        barriers.delete(token);
-        resolve();
-      }, FLUSH_LIMIT_MS);
-      // This timer (not unref'd) keeps Node alive until the barrier arrives through the
-      // weak threadsafe function, which alone would not.
-      barriers.set(token, () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      if (!this.#native.flush(token)) barriers.get(token)();
-    });
+    return flushThrough((token) => this.#native.flush(token));
   }
 
   /** @internal No callback of this pool runs afterwards. */
@@ -897,6 +905,21 @@ class Sessions {
 const registryModule = require('./registry')({ native, invalid, describe, checkString, messageOf });
 const { Registry, Connection, Outbox, PING, envelope, parseEnvelope } = registryModule;
 
+// ---- resources (resources.js) ---------------------------------------------------------
+
+const resourcesModule = require('./resources')({
+  native,
+  invalid,
+  describe,
+  checkString,
+  configFrom,
+  durationFrom,
+  callTimeout,
+  makeDispatch,
+  flushThrough,
+});
+const { Resources, ResourceHandle } = resourcesModule;
+
 const kHooks = Symbol('hooks');
 
 /** A native event as the program sees it. */
@@ -914,6 +937,7 @@ function eventFrom(e) {
     topic: e.topic ?? null,
     user: e.user ?? null,
     reason: e.reason ?? null,
+    resource: e.resource ?? null,
     message: e.message,
     time: new Date(e.time),
   };
@@ -931,6 +955,7 @@ class Manager extends EventEmitter {
   #native;
   #sessions = null;
   #registry = null;
+  #resources = null;
   #closing = null;
   #customPools = [];
   #listening = false;
@@ -1033,6 +1058,15 @@ class Manager extends EventEmitter {
   }
 
   /**
+   * The named shared connections (see `Resources`): one physical connection per
+   * resource id, shared by consumers, reconnecting on its own.
+   */
+  get resources() {
+    this.#resources ??= new Resources(this.#native, this);
+    return this.#resources;
+  }
+
+  /**
    * Moves the manual clock forward by `by` (milliseconds or "10s"): breakers, backoff,
    * health and the registry's heartbeats and staleness see the time pass. Only for a
    * manager made with `{ runtime: { clock: 'manual' } }` (else SB_FAILED_PRECONDITION).
@@ -1094,10 +1128,16 @@ class Manager extends EventEmitter {
       const pools = this.#customPools;
       this.#customPools = [];
       const registry = this.#registry;
+      const resources = this.#resources;
       const finish = async () => {
-        await Promise.all([...pools.map((p) => p[kFlush]()), registry === null ? null : registry[registryModule.kFlush]()]);
+        await Promise.all([
+          ...pools.map((p) => p[kFlush]()),
+          registry === null ? null : registry[registryModule.kFlush](),
+          resources === null ? null : resources[resourcesModule.kFlush](),
+        ]);
         for (const p of pools) p[kRelease]();
         if (registry !== null) registry[registryModule.kRelease]();
+        if (resources !== null) resources[resourcesModule.kRelease]();
       };
       this.#closing = closing.then(finish, async (err) => {
         await finish();
@@ -1127,6 +1167,8 @@ module.exports = {
   Registry,
   Connection,
   Outbox,
+  Resources,
+  ResourceHandle,
   PING,
   envelope,
   parseEnvelope,

@@ -17,6 +17,7 @@ mod lease;
 mod manager;
 mod pool;
 mod registry;
+mod resources;
 mod sessions;
 mod settle;
 

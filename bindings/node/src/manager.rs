@@ -77,6 +77,9 @@ pub struct NativeEvent {
     /// Why a registry connection left, which policy a slow consumer met, or which
     /// limit refused a call.
     pub reason: Option<String>,
+    /// The resource it concerns (`resource_state`, `resource_detached`,
+    /// `resource_rebound`), if one.
+    pub resource: Option<String>,
     /// A sentence for humans.
     pub message: String,
     /// When it happened, milliseconds since the Unix epoch.
@@ -98,6 +101,7 @@ impl From<Event> for NativeEvent {
             topic: e.topic,
             user: e.user,
             reason: e.reason,
+            resource: e.resource,
             message: e.message,
             time: crate::health::epoch_ms(e.time),
         }
@@ -188,6 +192,18 @@ impl NativeManager {
                 manager.runtime().handle().clone(),
                 &dispatch,
             )
+        })
+    }
+
+    /// The manager's named resources (see `resources/`).
+    #[napi]
+    pub fn resources(&self) -> Result<crate::resources::NativeResources> {
+        guard(|| {
+            let manager = self.manager()?;
+            Ok(crate::resources::NativeResources::new(
+                manager.resources(),
+                manager.runtime().clone(),
+            ))
         })
     }
 
