@@ -93,13 +93,19 @@ def test_two_consumers_of_one_redis_connection_survive_a_redis_restart(
     finally:
         reader.close()
     info = r.get("redis")
-    assert info.reconnects == 1
-    assert info.consumers == ("publisher", "reader")
-    assert info.bytes_out == len(b"PUBLISH news first\r\nPUBLISH news second\r\n")
     states: List[str] = []
+    reasons: List[str] = []
     while (e := manager.poll_event(0)) is not None:
         if e.kind == "resource_state" and e.resource == "redis" and e.new_state:
             states.append(e.new_state)
-    assert states == ["connected", "recovering", "connected"]
+            reasons.append(f"{e.new_state}: {e.reason}")
+    # A redial that lands while the killed redis is still closing its listening socket
+    # may complete the handshake in the kernel and be reset at once (redis never sees
+    # it): one more connected/recovering round. So: at least one reconnect, each a
+    # recovering -> connected pair, ending connected.
+    assert info.reconnects >= 1, reasons
+    assert states == ["connected"] + ["recovering", "connected"] * info.reconnects, reasons
+    assert info.consumers == ("publisher", "reader")
+    assert info.bytes_out == len(b"PUBLISH news first\r\nPUBLISH news second\r\n")
     publisher.detach()
     reader.handle.detach()
