@@ -95,7 +95,7 @@ fn two_consumers_of_one_redis_connection_survive_a_redis_restart() {
         "tcp",
         &[
             ("endpoint", &endpoint),
-            ("resources.on_connect", "HELLO 3\\r\\nSUBSCRIBE news\\r\\n"),
+            ("on_connect", "HELLO 3\\r\\nSUBSCRIBE news\\r\\n"),
             ("health.interval", "50ms"),
             ("backoff.initial", "50ms"),
             ("backoff.max", "200ms"),
@@ -129,13 +129,19 @@ fn two_consumers_of_one_redis_connection_survive_a_redis_restart() {
         "the reader got the message after the restart"
     );
     let info = r.get("redis").unwrap();
-    assert_eq!(info.reconnects, 1);
+    // A redial right after the kill may reach the dying listener and be reset: one
+    // reconnect, or a few, each a recovering -> connected pair.
+    assert!(info.reconnects >= 1, "{info:?}");
     assert_eq!(info.consumers, vec!["reader", "publisher"]);
     let states: Vec<String> = std::iter::from_fn(|| m.poll_event(Duration::ZERO))
         .filter(|e| e.kind == EventKind::ResourceState)
         .filter_map(|e| e.new_state.map(str::to_string))
         .collect();
-    assert_eq!(states, vec!["connected", "recovering", "connected"]);
+    let mut want = vec!["connected".to_string()];
+    for _ in 0..info.reconnects {
+        want.extend(["recovering".to_string(), "connected".to_string()]);
+    }
+    assert_eq!(states, want);
     drop((reader, publisher));
     m.close(LONG).unwrap();
 }

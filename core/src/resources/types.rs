@@ -114,7 +114,14 @@ impl Props {
                 endpoint = Some(*v);
                 continue;
             }
-            config.set_natural(k, "pool", v)?;
+            // Pool keys in their short forms (connect_timeout), then resources.*
+            // (on_connect); a key that is neither gets the pool's "unknown key" error.
+            if let Err(e) = config.set_natural(k, "pool", v) {
+                match crate::config::resolve_key(k, "resources") {
+                    Ok(full) if full.starts_with("resources.") => config.set(full, v)?,
+                    _ => return Err(e),
+                }
+            }
         }
         pairs.sort();
         let Some(raw) = endpoint else {
