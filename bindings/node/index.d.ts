@@ -289,6 +289,9 @@ export interface LatencySummary {
  * - `health_check`: a health check finished (`newState` `ok` or `failed`, `ageMs` its duration)
  * - `rejected`: a caller was turned away (breaker open, backing off, too many waiters)
  * - `session_opened`, `session_closed`, `stream_added`, `stream_removed`, `commit_failed`: sessions
+ * - `resource_state`: a resource's status changed (`oldState` -> `newState`, `reason` the
+ *   error), `resource_detached`: a consumer was detached by a forced delete,
+ *   `resource_rebound`: an update swapped the connection in (all with `resource`)
  */
 export type EventKind =
   | 'leak_suspected'
@@ -306,7 +309,10 @@ export type EventKind =
   | 'unregistered'
   | 'subscribed'
   | 'unsubscribed'
-  | 'slow_consumer';
+  | 'slow_consumer'
+  | 'resource_state'
+  | 'resource_detached'
+  | 'resource_rebound';
 
 /** One event from `manager.pollEvent()` or the `'event'` listener. */
 export interface SwitchboardEvent {
@@ -338,6 +344,8 @@ export interface SwitchboardEvent {
    * which policy a slow consumer met, or which limit refused a call.
    */
   reason: string | null;
+  /** The resource it concerns (`resource_*` events), or `null`. */
+  resource: string | null;
   /** A sentence for humans (the reason). */
   message: string;
   /** When it happened. */
@@ -729,6 +737,8 @@ export declare class Manager extends EventEmitter {
   readonly sessions: Sessions;
   /** The live-connection registry, configured by the manager's `registry.*` keys. */
   readonly registry: Registry;
+  /** The named shared connections (`resources.path` in the options keeps them on disk). */
+  readonly resources: Resources;
   /**
    * Moves the manual clock (`{ runtime: { clock: 'manual' } }`) forward by `by`;
    * SB_FAILED_PRECONDITION on a system clock.
@@ -977,3 +987,107 @@ export interface Envelope {
 export declare function envelope(type: string, fields?: { topic?: string | null; data?: unknown; error?: string | null }): string;
 /** Decodes an envelope; SB_INVALID_ARGUMENT says what is wrong. */
 export declare function parseEnvelope(text: string): Envelope;
+
+// ---- resources ----------------------------------------------------------------------
+
+/** Where a resource's one connection is. */
+export type ResourceStatus = 'connecting' | 'connected' | 'recovering' | 'disconnected';
+
+/**
+ * A resource's props: `endpoint` (`tcp://host:port`, `unix:///path`, or any string for
+ * a registered type) and pool keys in any natural spelling (`connectTimeout`,
+ * `'health.interval'`, `{ backoff: { initial: 20 } }`, `probeSend`, `tcp: { nodelay }`).
+ * Core validates them and names a bad one (SB_INVALID_ARGUMENT).
+ */
+export interface ResourceProps extends ResilienceSections {
+  endpoint?: string;
+  connectTimeout?: Duration;
+  healthInterval?: Duration;
+  /** `resources.on_connect`: bytes sent on every new connection before it counts as connected. */
+  onConnect?: string | Uint8Array;
+  [key: string]: ConfigValue | ConfigOptions;
+}
+
+/** A snapshot of one resource (`resources.get()` / `list()`). */
+export interface ResourceInfo {
+  /** Its id (`anonymous-<n>` for an anonymous one). */
+  id: string;
+  /** `'tcp'`, `'unix'` or a registered type. */
+  type: string;
+  endpoint: string;
+  anonymous: boolean;
+  status: ResourceStatus;
+  /** The last connect or probe error, or `null`. */
+  lastError: string | null;
+  /** Whether it stopped retrying (a configuration error). */
+  stopped: boolean;
+  /** Its consumers' names, in attach order. */
+  consumers: string[];
+  /** Connections lost and redialled. */
+  reconnects: number;
+  /** Bytes read and written through its handles. */
+  bytesIn: number;
+  bytesOut: number;
+  /** How long the current connection has been up, in milliseconds; `null` unless connected. */
+  connectedForMs: number | null;
+}
+
+/** Options of `resourceHandle.read()`. */
+export interface ResourceReadOptions {
+  /** Give up (SB_TIMEOUT, nothing consumed) after this long. */
+  timeout?: Duration;
+}
+
+/**
+ * One consumer's share of a resource. `read`/`write` use the resource's current
+ * connection and count its bytes; the connection is shared, so one consumer writes at a
+ * time and one reads at a time (the program coordinates them, as with a lease's socket).
+ * `T` is the object type of a registered type (`object()`).
+ */
+export declare class ResourceHandle<T = unknown> {
+  private constructor();
+  readonly id: string;
+  readonly consumer: string;
+  readonly status: ResourceStatus;
+  readonly detached: boolean;
+  /** Writes all of `data`; SB_UNAVAILABLE while connecting or recovering. */
+  write(data: Buffer | Uint8Array | string): Promise<void>;
+  /** Reads up to `max` bytes (default 64 KiB); an empty Buffer when the peer closed. */
+  read(max?: number, options?: ResourceReadOptions): Promise<Buffer>;
+  /** Resolves when connected, across reconnects; SB_TIMEOUT after `timeout`. */
+  waitReady(timeout: Duration): Promise<void>;
+  /** This consumer saw an error: check (and probe) the connection now. */
+  reportFailure(): void;
+  /** The program's object (registered types); SB_FAILED_PRECONDITION for tcp/unix. */
+  object(): T;
+  /** Lets go; a read or wait in flight rejects with SB_CANCELLED. Safe twice. */
+  detach(): void;
+  [Symbol.dispose](): void;
+}
+
+/** The callbacks of a registered resource type: those a custom pool takes. */
+export type ResourceTypeCallbacks<T> = ConnectorCallbacks<T>;
+
+/** The manager's named shared connections (`manager.resources`). */
+export declare class Resources {
+  private constructor();
+  readonly manager: Manager;
+  /** Creates resource `id` of `type` (`'tcp'`, `'unix'` or a registered type), dialled at once. */
+  create(id: string, type: string, props: ResourceProps): void;
+  /** Attaches consumer `consumer` to resource `id` (SB_NOT_FOUND if unknown). */
+  attach<T = unknown>(id: string, consumer: string): ResourceHandle<T>;
+  /** Attaches to the unnamed resource of `type` with `props`, shared by equal props. */
+  attachAnonymous<T = unknown>(type: string, consumer: string, props: ResourceProps): ResourceHandle<T>;
+  /** Opens a connection with `props`, then swaps it in for every consumer. */
+  update(id: string, props: ResourceProps): Promise<void>;
+  /** SB_FAILED_PRECONDITION naming the consumers while attached, unless `force`. */
+  delete(id: string, options?: { force?: boolean }): void;
+  get(id: string): ResourceInfo;
+  /** Every resource, named and anonymous, sorted by id. */
+  list(): ResourceInfo[];
+  /** Resolves when resource `id` is connected; SB_TIMEOUT after `timeout`. */
+  waitReady(id: string, timeout: Duration): Promise<void>;
+  reportFailure(id: string): void;
+  /** Registers a connector type of the program's own objects (`handle.object()`). */
+  registerType<T>(name: string, callbacks: ResourceTypeCallbacks<T>): void;
+}

@@ -170,7 +170,7 @@ test('pollEvent(): a lease held past leakDetectionThreshold is reported once, wi
     assert.ok(skipped.some((e) => e.kind === 'connection_state' && e.connectionId === lease.id),
       `the lease's connection reported its state first: ${JSON.stringify(skipped.map((e) => e.kind))}`);
     assert.deepEqual(Object.keys(event).sort(), [
-      'ageMs', 'connectionId', 'endpoint', 'kind', 'message', 'newState', 'oldState', 'pool', 'reason', 'sessionId', 'stream', 'time', 'topic', 'user',
+      'ageMs', 'connectionId', 'endpoint', 'kind', 'message', 'newState', 'oldState', 'pool', 'reason', 'resource', 'sessionId', 'stream', 'time', 'topic', 'user',
     ]);
     // A leak concerns a connection; its endpoint may be given (core leaves it out today).
     assert.ok(event.endpoint === null || event.endpoint === server.target, `endpoint ${event.endpoint}`);

@@ -1,6 +1,6 @@
 'use strict';
 // The Node examples in the docs run: every ```js block that requires 'switchboard' in
-// README.md, docs/node.md and docs/registry.md is run as a script against the echo server
+// README.md, docs/node.md, docs/registry.md and docs/resources.md is run as a script against the echo server
 // and must exit 0 on its own.
 
 const { test, before, after } = require('node:test');
@@ -12,10 +12,10 @@ const path = require('node:path');
 
 const { ROOT, startEchoServer } = require('./helpers');
 
-/** Every such block of README.md, docs/node.md and docs/registry.md, as { file, code }. */
+/** Every such block of README.md, docs/node.md, docs/registry.md and docs/resources.md, as { file, code }. */
 function snippets() {
   const out = [];
-  const docs = ['README.md', path.join('docs', 'node.md'), path.join('docs', 'registry.md')];
+  const docs = ['README.md', path.join('docs', 'node.md'), path.join('docs', 'registry.md'), path.join('docs', 'resources.md')];
   for (const file of docs.map((d) => path.join(ROOT, d))) {
     if (!fs.existsSync(file)) continue;
     const text = fs.readFileSync(file, 'utf8');

@@ -162,3 +162,35 @@ async function registry(): Promise<void> {
 
 function page0(): number | null { return null; }
 registry();
+
+// Resources (issue 10).
+import type { Resources, ResourceHandle, ResourceInfo, ResourceStatus, ResourceProps } from 'switchboard';
+
+async function resources(): Promise<void> {
+  const m = new Manager({ resources: { path: '/tmp/x.redb' } });
+  const r: Resources = m.resources;
+  const props: ResourceProps = { endpoint: 'tcp://127.0.0.1:6379', connectTimeout: 250, health: { interval: '1s' }, onConnect: 'HELLO 3\r\n' };
+  r.create('bus', 'tcp', props);
+  const h: ResourceHandle = r.attach('bus', 'feed');
+  await h.waitReady('5s');
+  await h.write(Buffer.from('PING\r\n'));
+  const got: Buffer = await h.read(1024, { timeout: 100 });
+  const st: ResourceStatus = h.status;
+  h.reportFailure();
+  h.detach();
+  await r.update('bus', { endpoint: 'tcp://127.0.0.1:6380' });
+  await r.waitReady('bus', 1000);
+  r.reportFailure('bus');
+  const info: ResourceInfo = r.get('bus');
+  const ids: string[] = r.list().map((i) => i.id);
+  const up: number | null = info.connectedForMs;
+  r.delete('bus', { force: true });
+  r.registerType<Client>('client', { connect: (endpoint) => ({ endpoint, n: 1 }), check: (c) => c.n > 0 });
+  const anon = r.attachAnonymous<Client>('client', 'me', { endpoint: 'client://a' });
+  const c: Client = anon.object();
+  const ev = m.pollEvent();
+  const res: string | null = ev === null ? null : ev.resource;
+  console.log(got, st, ids, up, c, res, info.lastError, info.bytesIn + info.bytesOut);
+  await m.close();
+}
+void resources;
