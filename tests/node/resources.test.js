@@ -16,6 +16,8 @@ const { sb, startEchoServer, deadPort, rejectsWithCode, throwsWithCode } = requi
 const { FaultProxy } = require('./fault_proxy');
 
 const LONG = 10_000;
+const servers = [];
+test.after(() => Promise.all(servers.map((stop) => stop())));
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `fn` every 10 ms until it is truthy (bounded by `ms`); resolves with whether it was. */
@@ -44,6 +46,12 @@ async function echoServer() {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address();
+  const stop = () => {
+    for (const s of sockets) s.destroy();
+    return new Promise((resolve) => server.close(() => resolve()));
+  };
+  // Stopped after the last test too, so a failed test that skipped stop() cannot hang the run.
+  servers.push(stop);
   return {
     port,
     target: `tcp://127.0.0.1:${port}`,
@@ -51,10 +59,7 @@ async function echoServer() {
     get accepted() {
       return sockets.length;
     },
-    stop() {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    stop,
   };
 }
 

@@ -82,12 +82,15 @@ impl NativeResourceHandle {
         // If the task cannot be spawned (manager closed) it is dropped unrun and the
         // settling half rejects with SB_UNAVAILABLE.
         let _ = self.rt.spawn(async move {
+            // A detach that came before this task ran still cancels (biased: checked
+            // first), rather than racing core's FailedPrecondition.
             let r = tokio::select! {
-                r = op => r,
+                biased;
                 () = until_set(&mut detached), if !already => Err(Error::new(
                     Code::Cancelled,
                     format!("{what} cancelled: {who} while it was in progress"),
                 )),
+                r = op => r,
             };
             settle.settle(r, make);
         });
