@@ -87,6 +87,17 @@ $(C_OUT)/registry_example.c: $(ROOT)/docs/registry.md
 $(C_OUT)/registry_example: $(C_OUT)/registry_example.c $(C_HEADER) $(C_SO)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
+# docs/resources.md's C example, run against an echo server under valgrind.
+$(C_OUT)/resources_example.c: $(ROOT)/docs/resources.md
+	@mkdir -p $(C_OUT)
+	awk '/^```c$$/ {inb=1; buf=""; next} \
+	     /^```$$/ {if (inb && buf ~ /sb_resource_create/) {printf "%s", buf; found=1; exit} inb=0; next} \
+	     inb {buf = buf $$0 "\n"} \
+	     END {if (!found) exit 1}' $< > $@
+
+$(C_OUT)/resources_example: $(C_OUT)/resources_example.c $(C_HEADER) $(C_SO)
+	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
+
 $(C_OUT)/readme_example: $(C_OUT)/readme_example.c $(C_HEADER) $(C_SO)
 	$(CC) $(C_FLAGS) $< -o $@ $(C_LINK_SO)
 
@@ -130,7 +141,7 @@ c-tools:
 	    echo "c-tools: could not install$$missing; the tests that need it will fail" >&2; \
 	fi
 
-test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/registry_example $(C_OUT)/echo $(C_OUT)/custom ## Run the C and C++ tests under valgrind and ASan
+test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/registry_example $(C_OUT)/resources_example $(C_OUT)/echo $(C_OUT)/custom ## Run the C and C++ tests under valgrind and ASan
 	@cd $(ROOT) && failed=""; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t (valgrind)"; \
@@ -144,6 +155,8 @@ test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OU
 	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/readme_example || failed="$$failed readme_example"; \
 	echo "== docs/registry.md C example (valgrind)"; \
 	$(VALGRIND) $(C_OUT)/registry_example | tee $(C_OUT)/registry_example.out && grep -q "^disconnected 1$$" $(C_OUT)/registry_example.out || failed="$$failed registry_example"; \
+	echo "== docs/resources.md C example (valgrind)"; \
+	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/resources_example | tee $(C_OUT)/resources_example.out && grep -q "connected with 2 consumers" $(C_OUT)/resources_example.out || failed="$$failed resources_example"; \
 	echo "== examples/c/echo.c (valgrind)"; \
 	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/echo >/dev/null || failed="$$failed echo"; \
 	echo "== examples/c/custom.c (valgrind)"; \
