@@ -27,14 +27,7 @@ module.exports = function makeResources({
    * as core's flat `[key, value, ...]` list of strings, in the program's order.
    */
   function propsFrom(props, what) {
-    const cfg = configFrom(props, what) ?? {};
-    const flat = [];
-    for (const [key, value] of Object.entries(cfg)) {
-      // `onConnect` is `resources.on_connect`, which core does not resolve within the
-      // pool section a resource's props default to (.notes/resources-node-requests.md).
-      flat.push(key === 'onConnect' || key === 'on_connect' ? 'resources.on_connect' : key, value);
-    }
-    return flat;
+    return Object.entries(configFrom(props, what) ?? {}).flat();
   }
 
   function timeoutFrom(timeout, what) {
