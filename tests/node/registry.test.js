@@ -403,6 +403,9 @@ test('list with filters and a cursor', T, async () => {
     keep[0].touch();
     assert.equal(r.list({ minIdleMs: 59_000, limit: 1000 }).connections.length, 249);
     assert.deepEqual(r.list({ state: 'active' }).connections.map((c) => c.id), [ids[0]]);
+    // Out of range is the caller's error, not a panic turned into SB_INTERNAL.
+    assert.throws(() => r.list({ minIdleMs: 1e300 }), { code: 'SB_INVALID_ARGUMENT' });
+    assert.throws(() => r.list({ state: 'asleep' }), { code: 'SB_INVALID_ARGUMENT', message: /active \| idle/ });
     const rec = r.list({ limit: 1, cursor: ids[9] }).connections[0];
     assert.equal(rec.id, ids[10]);
     assert.ok(rec.ageMs >= 60_000 && rec.idleMs >= 60_000, JSON.stringify(rec));

@@ -6,7 +6,6 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use switchboard_core::Error;
 use switchboard_core::registry::{ConnInfo, ConnState, ListFilter, RegistryStats};
 
 use super::ns;
@@ -308,11 +307,7 @@ pub unsafe extern "C" fn sb_registry_list(
                     (None, Some(_)) => return Err(null_arg("meta_key (with meta_value set)")),
                 };
                 if let Some(s) = opt_str(f.state, "state")? {
-                    lf.state = Some(ConnState::parse(s).ok_or_else(|| {
-                        Error::invalid_argument(format!(
-                            "state must be one of active | idle, got \"{s}\""
-                        ))
-                    })?);
+                    lf.state = Some(ConnState::parse_arg(s)?);
                 }
             }
             if f.min_idle_ms > 0 {

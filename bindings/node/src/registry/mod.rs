@@ -266,19 +266,15 @@ impl NativeRegistry {
         guard(|| {
             let state = match state {
                 None => None,
-                Some(s) => Some(ConnState::parse(&s).ok_or_else(|| {
-                    sb_error(
-                        Code::InvalidArgument,
-                        format!(
-                            "state must be one of active | idle, got \"{}\"",
-                            s.escape_default()
-                        ),
-                    )
-                })?),
+                Some(s) => Some(ConnState::parse_arg(&s).map_err(to_napi)?),
             };
             let min_idle = match min_idle_ms {
                 None => None,
-                Some(v) if v.is_finite() && v >= 0.0 => Some(Duration::from_secs_f64(v / 1000.0)),
+                // try_: a finite number too large for a Duration (1e300) is refused
+                // with the others, not a panic.
+                Some(v) if v >= 0.0 && Duration::try_from_secs_f64(v / 1000.0).is_ok() => {
+                    Duration::try_from_secs_f64(v / 1000.0).ok()
+                }
                 Some(v) => {
                     return Err(sb_error(
                         Code::InvalidArgument,

@@ -244,15 +244,7 @@ impl PyRegistry {
     ) -> PyResult<(Vec<Bound<'py, PyDict>>, Option<u64>)> {
         let state = match state {
             None => None,
-            Some(s) => Some(
-                ConnState::parse(s)
-                    .ok_or_else(|| {
-                        Error::invalid_argument(format!(
-                            "state must be one of active | idle, got \"{s}\""
-                        ))
-                    })
-                    .or_raise(py)?,
-            ),
+            Some(s) => Some(ConnState::parse_arg(s).or_raise(py)?),
         };
         let min_idle = config::seconds(py, "min_idle", min_idle)?;
         let filter = ListFilter {
