@@ -119,7 +119,7 @@ callgrind() {
   local kind=$1 n=$2
   shift 2
   local base=$OUT/cg/$kind.$n
-  if ! SB_BENCH_TARGET="$TARGET" timeout 600 valgrind --tool=callgrind \
+  if ! SB_BENCH_TARGET="${TARGET:-}" timeout 600 valgrind --tool=callgrind \
     --callgrind-out-file="$base.out" "$@" >"$base.stdout" 2>"$base.log"; then
     return 1
   fi
