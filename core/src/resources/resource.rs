@@ -285,6 +285,24 @@ pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<R
             // An update dialled it already.
             Some(sock) => Ok(Ok(sock)),
             None => {
+                // A redial takes a place under the process-wide reconnect cap
+                // (`backoff.max_concurrent_reconnects`, shared with the pools), so an
+                // endpoint that comes back is not stormed by every resource at once.
+                let _permit = if lost || backoff.failures() > 0 {
+                    match crate::backoff::ReconnectPermit::try_take() {
+                        Some(p) => Some(p),
+                        None => {
+                            let wait = Duration::from_millis(10)
+                                .mul_f64(1.0 + 4.0 * crate::random::unit());
+                            match pause(&res, wait).await {
+                                Flow::Again => continue,
+                                Flow::Stop => return,
+                            }
+                        }
+                    }
+                } else {
+                    None
+                };
                 let dial = tokio::time::timeout(connect_timeout, dialer.connect(&props.endpoint));
                 tokio::select! {
                     r = dial => r,
@@ -309,11 +327,9 @@ pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<R
                     ),
                 };
                 lock(&res.state).last_error = Some(why);
-                let wait = backoff.fail(crate::random::unit());
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => continue,
-                    _ = res.stop.notified() => return,
-                    _ = res.rebind.notified() => continue,
+                match pause(&res, backoff.fail(crate::random::unit())).await {
+                    Flow::Again => continue,
+                    Flow::Stop => return,
                 }
             }
         };
@@ -325,11 +341,9 @@ pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<R
                     _ => "the probe timed out".to_string(),
                 };
                 lock(&res.state).last_error = Some(why);
-                let wait = backoff.fail(crate::random::unit());
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => continue,
-                    _ = res.stop.notified() => return,
-                    _ = res.rebind.notified() => continue,
+                match pause(&res, backoff.fail(crate::random::unit())).await {
+                    Flow::Again => continue,
+                    Flow::Stop => return,
                 }
             }
         }
@@ -374,6 +388,21 @@ pub(crate) async fn run(res: Arc<Resource>, generation: u64, mut first: Option<R
         };
         lost = true;
         res.transition(ResourceStatus::Recovering, None, Some(why));
+    }
+}
+
+/// After a pause: dial again, or stop (deleted, or the manager closed).
+enum Flow {
+    Again,
+    Stop,
+}
+
+/// Waits `wait` (a backoff delay), ended early by a stop or an update.
+async fn pause(res: &Resource, wait: Duration) -> Flow {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Flow::Again,
+        _ = res.stop.notified() => Flow::Stop,
+        _ = res.rebind.notified() => Flow::Again,
     }
 }
 
