@@ -26,6 +26,7 @@
 //! called with no registry lock held.
 
 mod admin;
+mod auth;
 mod broadcast;
 mod conn;
 mod delivery;
@@ -49,6 +50,7 @@ use crate::runtime::RuntimeShared;
 use conn::{Conn, SinkKind, lock};
 use index::Index;
 
+pub use auth::{Authenticator, SharedAuthenticator};
 pub use delivery::{FnSink, Outbox, RoundHook, Sink};
 pub use settings::Policy;
 pub use types::{
@@ -56,34 +58,8 @@ pub use types::{
     ListPage, Message, Registration, RegistryStats, SendOutcome, Target,
 };
 
-/// An installed authentication hook.
-pub type SharedAuthenticator = Arc<dyn Authenticator + Send + Sync>;
-
 /// Connection ids come from one counter for the whole process: never reused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// The authentication hook (optional). Called on the caller's thread, with no
-/// registry lock held, by `register` when given a token and by every subscribe.
-/// Installed for the whole registry with [`Registry::set_authenticator`] (then it
-/// must be `Send + Sync`), or passed to one call with the `*_with_auth` methods (a
-/// binding whose hooks live on one thread, like Node's JS functions, does that).
-pub trait Authenticator {
-    /// Checks `token`: the user and metadata to record, or the reason for a refusal
-    /// (the register then fails with Unauthenticated).
-    fn authenticate(&self, token: &str) -> std::result::Result<AuthGrant, String>;
-
-    /// Whether the connection may subscribe to `topic` (also for the topics named at
-    /// register); a refusal fails with PermissionDenied. The default allows all.
-    fn authorize_subscribe(
-        &self,
-        id: ConnId,
-        user: Option<&str>,
-        topic: &str,
-    ) -> std::result::Result<(), String> {
-        let _ = (id, user, topic);
-        Ok(())
-    }
-}
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -612,23 +588,6 @@ impl Registry {
             (Err(_), None) => {}
         }
         Ok(())
-    }
-
-    /// Sets (or with `None` clears) the authentication hook.
-    pub fn set_authenticator(
-        &self,
-        auth: Option<SharedAuthenticator>,
-    ) -> Option<SharedAuthenticator> {
-        let mut slot = self.inner.auth.write().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *slot, auth)
-    }
-
-    fn authenticator(&self) -> Option<SharedAuthenticator> {
-        self.inner
-            .auth
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Sets (or clears) the hook that wraps each round of callback deliveries (for
