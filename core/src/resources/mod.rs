@@ -494,10 +494,10 @@ impl Resources {
         self.inner.check_open()?;
         let props = types::Props::parse(kind, self.custom(kind), props, &self.inner.defaults)?;
         let dialer = self.dialer(kind, &props);
-        let (res, fresh) = {
+        let (handle, fresh) = {
             let mut anon = lock(&self.inner.anonymous);
             match anon.get(&props.canonical) {
-                Some(r) => (r.clone(), false),
+                Some(r) => (self.handle(r.clone(), consumer), false),
                 None => {
                     let n = self.inner.next_anonymous.fetch_add(1, Ordering::Relaxed);
                     let key = props.canonical.clone();
@@ -510,15 +510,15 @@ impl Resources {
                         self.inner.events.clone(),
                     ));
                     anon.insert(key, r.clone());
-                    (r, true)
+                    (self.handle(r, consumer), true)
                 }
             }
+            // The consumer is counted before the lock is let go of, so a concurrent
+            // last detach of the same props cannot close the resource under us.
         };
-        // Counted before the lock is let go of, so a concurrent last detach of the
-        // same props cannot close it under us.
-        let handle = self.handle(res.clone(), consumer);
         if fresh {
-            self.inner.start(&res)?;
+            // On failure the handle's drop detaches and closes it again.
+            self.inner.start(&handle.res)?;
         }
         Ok(handle)
     }
