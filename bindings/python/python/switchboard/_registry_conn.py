@@ -182,8 +182,11 @@ class Outbox(Connection):
     def close(self) -> None:
         """Unregisters the connection (if it is still registered) and closes the outbox;
         safe twice."""
-        self.unregister()
-        self._outbox.close()
+        try:
+            self.unregister()
+        finally:
+            # Closed even when the unregister is interrupted (Ctrl-C) or fails.
+            self._outbox.close()
 
     def __enter__(self) -> Outbox:
         return self
