@@ -261,12 +261,9 @@ function makeDispatch(name, { connect, check, close }, objects) {
         case CLOSE:
           closeObject(id);
           break;
-        case BARRIER: {
-          const done = barriers.get(token);
-          barriers.delete(token);
-          if (done) done();
+        case BARRIER:
+          barrierReached(token);
           break;
-        }
         default:
           break;
       }
@@ -275,6 +272,13 @@ function makeDispatch(name, { connect, check, close }, objects) {
       warnCallback(name, 'dispatch', err);
     }
   };
+}
+
+/** A barrier queued by `flushThrough` reached the JS thread. */
+function barrierReached(token) {
+  const done = barriers.get(token);
+  barriers.delete(token);
+  if (done) done();
 }
 
 /**
@@ -902,7 +906,7 @@ class Sessions {
 
 // ---- registry (registry.js) -----------------------------------------------------------
 
-const registryModule = require('./registry')({ native, invalid, describe, checkString, messageOf });
+const registryModule = require('./registry')({ native, invalid, describe, checkString, messageOf, flushThrough, barrierReached });
 const { Registry, Connection, Outbox, PING, envelope, parseEnvelope } = registryModule;
 
 // ---- resources (resources.js) ---------------------------------------------------------

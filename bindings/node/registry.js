@@ -21,13 +21,10 @@ const BARRIER = 3;
 /** What an outbox yields for a heartbeat: ping the client (e.g. `ws.ping()`). */
 const PING = Symbol('switchboard.PING');
 
-/** How long `manager.close()` waits for the registry's last queued close callbacks. */
-const FLUSH_LIMIT_MS = 5000;
-
 const kFlush = Symbol('flush');
 const kRelease = Symbol('release');
 
-module.exports = function makeRegistry({ native, invalid, describe, checkString, messageOf }) {
+module.exports = function makeRegistry({ native, invalid, describe, checkString, messageOf, flushThrough, barrierReached }) {
   function isThenable(v) {
     return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof v.then === 'function';
   }
@@ -138,7 +135,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
    * function holds `dispatch`, which must not keep the manager reachable.
    */
   function makeState() {
-    return { conns: new Map(), native: null, barriers: new Map() };
+    return { conns: new Map(), native: null };
   }
 
   /** Runs one item for connection entry `e`; returns true when it went async. */
@@ -208,9 +205,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
         for (let i = 0; i < kinds.length; i++) {
           const kind = kinds[i];
           if (kind === BARRIER) {
-            const done = state.barriers.get(ids[i]);
-            state.barriers.delete(ids[i]);
-            if (done) done();
+            barrierReached(ids[i]);
             continue;
           }
           const e = state.conns.get(ids[i]);
@@ -230,8 +225,6 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
       }
     };
   }
-
-  let nextBarrier = 1;
 
   // ---- classes ----------------------------------------------------------------------
 
@@ -601,20 +594,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
 
     /** @internal Resolves once every delivery queued so far has run on the JS thread. */
     [kFlush]() {
-      return new Promise((resolve) => {
-        const token = nextBarrier++;
-        const timer = setTimeout(() => {
-          this.#state.barriers.delete(token);
-          resolve();
-        }, FLUSH_LIMIT_MS);
-        // This timer (not unref'd) keeps Node alive until the barrier arrives through
-        // the weak threadsafe function, which alone would not.
-        this.#state.barriers.set(token, () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        if (!this.#native.barrier(token)) this.#state.barriers.get(token)();
-      });
+      return flushThrough((token) => this.#native.barrier(token));
     }
 
     /** @internal No callback of this registry runs afterwards. */

@@ -140,7 +140,8 @@ test('a down endpoint is connecting until it comes up', async () => {
     const r = m.resources;
     r.create('feed', 'tcp', { endpoint: proxy.target, backoff: { initial: 20, max: 50 } });
     const h = r.attach('feed', 'reader');
-    await sleep(200);
+    // Until a dial was refused (not a fixed sleep: a slow machine may not have dialled yet).
+    await waitUntil(() => /refused/.test(r.get('feed').lastError ?? ''));
     const info = r.get('feed');
     assert.equal(info.status, 'connecting');
     assert.match(info.lastError ?? '', /refused/);
