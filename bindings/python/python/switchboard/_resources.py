@@ -96,10 +96,8 @@ def _props(
     pairs = [("endpoint", config_value("endpoint", endpoint))]
     pairs.extend(config_pairs(None, given))
     if on_connect is not None:
-        # `on_connect` alone resolves to no key in the core (resource props default to
-        # the pool section), so it is given its full name here
-        # (.notes/resources-python-requests.md).
-        pairs.append(("resources.on_connect", config_value("on_connect", on_connect)))
+        # Core resolves the short name (resources.* after the pool keys).
+        pairs.append(("on_connect", config_value("on_connect", on_connect)))
     return pairs
 
 
