@@ -116,7 +116,7 @@ pub const SB_ENDPOINT_LEN: usize = 256;
 /// are truncated.
 pub const SB_ENDPOINT_ERROR_LEN: usize = 512;
 
-fn ns(d: Duration) -> u64 {
+pub(crate) fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 

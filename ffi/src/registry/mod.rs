@@ -13,7 +13,6 @@
 //!   things here the library allocates for the caller).
 
 use std::ffi::c_void;
-use std::time::Duration;
 
 // In the order of their functions in the header (blank lines keep rustfmt from
 // sorting them).
@@ -28,6 +27,8 @@ mod conn;
 mod broadcast;
 
 mod snapshots;
+
+use crate::resilience::ns;
 
 pub use auth::{
     SB_AUTH_WHY_LEN, sb_authenticate_fn, sb_authorize_fn, sb_grant, sb_grant_add_meta,
@@ -62,6 +63,3 @@ unsafe impl Send for UserPtr {}
 // SAFETY: as above.
 unsafe impl Sync for UserPtr {}
 
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}

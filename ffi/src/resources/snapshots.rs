@@ -2,7 +2,6 @@
 //! `sb_resource_info_list` (`sb_resource_list`), each with its `_free`.
 
 use std::ffi::c_char;
-use std::time::Duration;
 
 use switchboard_core::{ResourceInfo, ResourceStatus};
 
@@ -10,6 +9,7 @@ use crate::args::{check_out, str_arg, write_out};
 use crate::error::{guard, sb_status};
 use crate::handles::addr;
 use crate::manager::{MANAGERS, sb_manager};
+use crate::resilience::ns;
 use crate::snapshot_table::{SnapshotTable, Strings, not_live};
 
 /// Where a resource's one connection is. The numbers are stable.
@@ -113,10 +113,6 @@ enum Snapshot {
 
 /// Snapshots handed out and not yet freed.
 static LIVE: SnapshotTable<Snapshot> = SnapshotTable::new();
-
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
 
 fn info(r: &ResourceInfo, st: &mut Strings) -> sb_resource_info {
     let (consumers, consumers_len) = st.array(r.consumers.iter().map(String::as_str));
