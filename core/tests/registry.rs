@@ -896,3 +896,32 @@ fn a_report_that_comes_before_pending_is_returned_is_not_lost() {
     *sink.registry.lock().unwrap() = None;
     m.close(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn a_send_that_never_finishes_fails_after_the_send_timeout() {
+    let (m, clock) = manager(&[
+        ("registry.send_timeout", "5s"),
+        ("registry.heartbeat_interval", "0"),
+        ("registry.cleanup_interval", "0"),
+    ]);
+    let r = m.registry();
+    let sink = Arc::new(Later::default());
+    let id = r
+        .register(Registration::new().topics(["t"]), sink.clone())
+        .unwrap();
+    r.broadcast(&Target::topic("t"), Message::text("never"))
+        .unwrap();
+    wait_until("the first send", || sink.handed.lock().unwrap().len() == 1);
+    r.broadcast(&Target::topic("t"), Message::text("next"))
+        .unwrap();
+    clock.advance(Duration::from_secs(4));
+    r.cleanup().unwrap();
+    assert_eq!(r.stats().unwrap().messages_failed, 0, "not late yet");
+    clock.advance(Duration::from_secs(2));
+    r.cleanup().unwrap();
+    assert_eq!(r.stats().unwrap().messages_failed, 1);
+    wait_until("the next item", || sink.handed.lock().unwrap().len() == 2);
+    assert_eq!(r.get(id).unwrap().failed, 1);
+    r.report_send(id, Ok(())).unwrap();
+    m.close(Duration::from_secs(1)).unwrap();
+}

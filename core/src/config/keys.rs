@@ -425,6 +425,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Failed deliveries in a row (the send callback raised or returned an error, or the outbox was closed) after which the connection is removed with reason send_failed (seed 004's failed message cleanup).",
     },
     KeySpec {
+        key: "registry.send_timeout",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "30s",
+        doc: "How long a send callback that finishes later (a JS Promise, a Python coroutine) may take: one still unsettled after this is counted as a failed delivery by the next cleanup pass, and the connection's next item (or its close) follows. 0 waits for ever.",
+    },
+    KeySpec {
         key: "registry.heartbeat_interval",
         kind: Kind::Duration { max_ms: DAY_MS },
         default: "30s",

@@ -287,6 +287,7 @@ impl Registry {
                 removed += 1;
             }
         }
+        inner.expire_sends(now);
         inner.counters.cleanup_runs.fetch_add(1, Ordering::Relaxed);
         CleanupReport { removed, pinged }
     }

@@ -59,6 +59,8 @@ pub(crate) struct Queue {
     /// has not reported it yet. Until it does, later items wait here, where the limits
     /// and the policy apply (an async sink cannot move the backlog out of the bound).
     pub(crate) in_flight: Option<bool>,
+    /// When the in-flight item was handed over (clock ns), for `registry.send_timeout`.
+    pub(crate) in_flight_since: u64,
     /// Callback sinks that may pend: a send is being made (`Some(is_message)`); a
     /// report that arrives before the sink has even returned Pending is kept in
     /// `early` and applied when it does.
@@ -340,12 +342,18 @@ impl Conn {
     /// Callback sinks: the sink returned Pending for an item; `rest` (the items taken
     /// after it in this turn) go back to the front of the queue until it reports.
     /// Returns the report if it came already (then nothing is in flight).
-    pub(crate) fn park(&self, rest: Vec<Queued>, is_message: bool) -> Option<Result<(), String>> {
+    pub(crate) fn park(
+        &self,
+        rest: Vec<Queued>,
+        is_message: bool,
+        now_ns: u64,
+    ) -> Option<Result<(), String>> {
         let mut q = lock(&self.queue);
         q.sending = None;
         let early = q.early.take();
         if early.is_none() {
             q.in_flight = Some(is_message);
+            q.in_flight_since = now_ns;
         }
         if q.closed.is_some() {
             let n = rest
@@ -360,6 +368,12 @@ impl Conn {
             q.items.push_front(item);
         }
         early
+    }
+
+    /// Whether an item has been in flight since before `deadline_ns`.
+    pub(crate) fn in_flight_before(&self, deadline_ns: u64) -> bool {
+        let q = lock(&self.queue);
+        q.in_flight.is_some() && q.in_flight_since < deadline_ns
     }
 
     /// A report arrived for this connection: what it settles.

@@ -32,7 +32,7 @@ impl Inner {
         rest: Vec<conn::Queued>,
         is_message: bool,
     ) -> Option<std::result::Result<(), String>> {
-        let early = conn.park(rest, is_message);
+        let early = conn.park(rest, is_message, self.now_ns());
         let mut pending = lock(&self.pending);
         if early.is_some() {
             pending.remove(&conn.id);
@@ -117,5 +117,28 @@ impl Inner {
                 Ok(())
             }
         }
+    }
+
+    /// Settles as failed every send in flight for longer than `registry.send_timeout`
+    /// (a JS Promise or a coroutine that never finishes would otherwise hold its
+    /// connection's turn, and its close, for ever). Run by the cleanup pass.
+    pub(crate) fn expire_sends(&self, now_ns: u64) -> usize {
+        let Some(limit) = self.settings.send_timeout else {
+            return 0;
+        };
+        let limit_ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = now_ns.saturating_sub(limit_ns);
+        let late: Vec<ConnId> = lock(&self.pending)
+            .values()
+            .filter(|c| c.in_flight_before(deadline))
+            .map(|c| c.id)
+            .collect();
+        let why = format!(
+            "the send did not finish within registry.send_timeout ({})",
+            crate::config::fmt_duration(limit)
+        );
+        late.iter()
+            .filter(|id| self.report(**id, Err(why.clone())).is_ok())
+            .count()
     }
 }

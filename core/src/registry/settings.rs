@@ -39,6 +39,7 @@ pub(crate) struct Settings {
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) cleanup: Option<Duration>,
+    pub(crate) send_timeout: Option<Duration>,
     pub(crate) top_topics: usize,
 }
 
@@ -75,6 +76,7 @@ impl Settings {
             heartbeat: nonzero(c.duration("registry.heartbeat_interval")),
             timeout: nonzero(c.duration("registry.connection_timeout")),
             cleanup: nonzero(c.duration("registry.cleanup_interval")),
+            send_timeout: nonzero(c.duration("registry.send_timeout")),
             top_topics: usize::try_from(c.u64("registry.metrics_top_topics")).unwrap_or(10),
         }
     }
