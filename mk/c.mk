@@ -142,7 +142,7 @@ c-tools:
 	fi
 
 test-c: build-c c-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/registry_example $(C_OUT)/resources_example $(C_OUT)/echo $(C_OUT)/custom ## Run the C and C++ tests under valgrind and ASan
-	@cd $(ROOT) && failed=""; \
+	@set -o pipefail; cd $(ROOT) && failed=""; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t (valgrind)"; \
 	  $(C_TEST_ENV) $(VALGRIND) $(C_OUT)/$$t || failed="$$failed $$t"; \
