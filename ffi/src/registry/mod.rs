@@ -62,4 +62,3 @@ struct UserPtr(*mut c_void);
 unsafe impl Send for UserPtr {}
 // SAFETY: as above.
 unsafe impl Sync for UserPtr {}
-
