@@ -42,7 +42,7 @@ bench: ## Run the benchmarks with their peers and write bench/RESULTS.md
 build-rust: ## Build the Rust core and the C library
 	$(CARGO) build $(CARGO_PROFILE_FLAG) -p switchboard-core -p switchboard-ffi
 
-test-rust: ## Run the Rust tests (core and ffi), fmt and clippy
+test-rust: server-tools ## Run the Rust tests (core and ffi), fmt and clippy
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "redis-server missing (core/tests/resources_redis.rs needs it); installing the Debian package"; \
 	  apt-get update && apt-get install -y redis-server; }
@@ -62,3 +62,4 @@ clean: ## Remove build outputs
 include mk/c.mk
 include mk/python.mk
 include mk/node.mk
+include mk/server_tools.mk

@@ -41,7 +41,7 @@ build-node: node-tools ## Build the Node addon and package (bindings/node, NODE_
 	@cd / && NODE_PATH=$(NODE_PATH_DIR) $(NODE) -e \
 	  "const sb = require('switchboard'); console.log('switchboard', sb.version, 'built in $(NODE_PKG)')"
 
-test-node: build-node ## Run the Node tests (node --test tests/node)
+test-node: build-node server-tools ## Run the Node tests (node --test tests/node)
 	@cd $(ROOT) && set -- tests/node/*.test.js && test -e "$$1" || { echo "test-node: no tests in tests/node" >&2; exit 1; }; \
 	  $(NODE) --test tests/node/*.test.js
 

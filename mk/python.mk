@@ -13,7 +13,7 @@
 PY_VENV   := $(BUILD)/venv
 PY_BIN    := $(PY_VENV)/bin
 PY_WHEELS := $(BUILD)/wheels
-PY_PINS   := maturin==1.16.0 pytest==9.2.0 pytest-timeout==2.4.0 mypy==2.4.1 websockets==15.0.1
+PY_PINS   := maturin==1.16.0 pytest==9.2.0 pytest-timeout==2.4.0 mypy==2.4.1 websockets==15.0.1 grpcio==1.85.3 grpcio-tools==1.85.1
 PY_TOOLS_STAMP := $(PY_VENV)/.switchboard-tools
 PY_WHEEL_STAMP := $(BUILD)/.switchboard-python-$(PROFILE)
 PY_INPUTS := $(ROOT)/Cargo.toml $(ROOT)/Cargo.lock $(ROOT)/core/Cargo.toml \
@@ -44,7 +44,7 @@ $(PY_WHEEL_STAMP): $(PY_TOOLS_STAMP) $(PY_INPUTS)
 
 build-python: $(PY_WHEEL_STAMP) ## Build the Python wheel with maturin and install it into build/venv
 
-test-python: build-python ## Run the Python tests (pytest) against the installed wheel
+test-python: build-python server-tools ## Run the Python tests (pytest) against the installed wheel
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "redis-server missing; installing the Debian package"; \
 	  apt-get update && apt-get install -y redis-server; }
