@@ -35,6 +35,7 @@ pub mod random;
 pub mod registry;
 pub mod resources;
 pub mod runtime;
+pub mod server;
 pub mod sessions;
 
 pub use breaker::{BreakerOp, BreakerState};

@@ -457,4 +457,43 @@ pub const KEYS: &[KeySpec] = &[
         default: "10",
         doc: "How many of the largest topics get their own switchboard_registry_topic_connections series; the rest are summed in one series with topic=\"_other\", so the metric's cardinality stays bounded.",
     },
+    KeySpec {
+        key: "server.listen",
+        kind: Kind::Text,
+        default: "",
+        doc: "Address of the embedded server (admin JSON API, /metrics, the WebSocket hub at /ws and the gRPC sessions service), host:port; 127.0.0.1:0 picks a free port (read it back with server_address). Empty: no server. A bind that is not loopback needs server.token.",
+    },
+    KeySpec {
+        key: "server.token",
+        kind: Kind::Text,
+        default: "",
+        doc: "Bearer token of the embedded server. Set: every route needs Authorization: Bearer <token> (gRPC: the authorization metadata). Empty: read routes are open (loopback only) and mutating routes are refused with PermissionDenied.",
+    },
+    KeySpec {
+        key: "server.tls_cert",
+        kind: Kind::Text,
+        default: "",
+        doc: "PEM file of the server's certificate chain; with server.tls_key the listener speaks TLS (rustls; ALPN h2 and http/1.1). Empty: plain TCP.",
+    },
+    KeySpec {
+        key: "server.tls_key",
+        kind: Kind::Text,
+        default: "",
+        doc: "PEM file of the private key for server.tls_cert (PKCS#8, PKCS#1 or SEC1).",
+    },
+    KeySpec {
+        key: "server.grpc_listen",
+        kind: Kind::Text,
+        default: "",
+        doc: "A separate host:port for the gRPC sessions service. Empty: gRPC is served on server.listen (HTTP/2 beside HTTP/1.1).",
+    },
+    KeySpec {
+        key: "server.hub_queue",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000_000,
+        },
+        default: "10000",
+        doc: "Messages from hub clients kept for the program to receive; when full the oldest is dropped and counted (switchboard_hub_messages_dropped_total).",
+    },
 ];

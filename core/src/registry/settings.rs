@@ -105,3 +105,10 @@ impl Settings {
         }
     }
 }
+
+impl super::Registry {
+    /// `registry.heartbeat_interval`, if heartbeats are on.
+    pub(crate) fn heartbeat_interval(&self) -> Option<Duration> {
+        self.inner.settings.heartbeat
+    }
+}

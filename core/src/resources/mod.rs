@@ -647,6 +647,19 @@ impl Resources {
             .ok_or_else(|| not_found(id))
     }
 
+    /// The props resource `id` was created (or last updated) with, as given.
+    pub(crate) fn props_of(&self, id: &str) -> Result<Vec<(String, String)>> {
+        self.inner.check_open()?;
+        if let Some(r) = lock(&self.inner.named).get(id) {
+            return Ok(r.props().raw.clone());
+        }
+        lock(&self.inner.anonymous)
+            .values()
+            .find(|r| r.id == id)
+            .map(|r| r.props().raw.clone())
+            .ok_or_else(|| not_found(id))
+    }
+
     /// Every resource, named and anonymous, sorted by id, with its consumers.
     pub fn list(&self) -> Result<Vec<ResourceInfo>> {
         self.inner.check_open()?;

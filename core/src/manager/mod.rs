@@ -1,6 +1,9 @@
-//! The manager: the root object that owns the runtime and the pools.
+//! The manager: the root object that owns the runtime, the pools and the server.
+
+pub(crate) mod parts;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,50 +17,26 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventCallback};
 use crate::pool::{Pool, PoolStats};
+use crate::server::{Hub, Server, ServerSettings};
+
 use crate::registry::Registry;
 use crate::resources::Resources;
 use crate::runtime::{self, RuntimeShared};
 use crate::sessions::Sessions;
-
-/// What the manager needs of a pool of any connector type.
-trait PoolControl: Send + Sync {
-    fn close(&self);
-    fn is_closed(&self) -> bool;
-    fn stats(&self) -> PoolStats;
-}
-
-/// The manager holds each pool until the pool is closed (by the program, or by the
-/// manager's close); a closing pool removes itself from the manager at once, so its
-/// connector is dropped as soon as its last lease comes back.
-impl<C: Connector> PoolControl for Pool<C> {
-    fn close(&self) {
-        Pool::close(self);
-    }
-    fn is_closed(&self) -> bool {
-        Pool::is_closed(self)
-    }
-    fn stats(&self) -> PoolStats {
-        Pool::stats(self)
-    }
-}
-
-/// A pool as the manager holds it: a serial number and the pool.
-type Registered = (u64, Box<dyn PoolControl>);
+use parts::Parts;
 
 struct ManagerInner {
     config: Config,
     rt: Arc<RuntimeShared>,
     runtime: Mutex<Option<Runtime>>,
-    /// By name: a serial number (so a detaching pool never removes a newer namesake)
-    /// and the pool.
-    pools: Mutex<HashMap<String, Registered>>,
+    /// The pools, sessions, registry, resources and hub, shared with the server.
+    parts: Arc<Parts>,
+    /// The embedded server, when `server.listen` is set.
+    server: Option<Server>,
     next_serial: std::sync::atomic::AtomicU64,
     closed: AtomicBool,
     clock: SharedClock,
     events: Arc<EventBus>,
-    sessions: Sessions,
-    registry: Registry,
-    resources: Resources,
     /// Set when `runtime.clock = manual` (or [`Manager::with_clock`] was given one).
     manual_clock: Option<ManualClock>,
 }
@@ -128,26 +107,41 @@ impl Manager {
             config.u64("backoff.max_concurrent_reconnects") as usize,
         );
         let sessions = Sessions::new(config, events.clone())?;
+        let server_settings = ServerSettings::from_config(config)?;
         let shared = Arc::new(shared);
         sessions.start_background(&shared)?;
         registry.start_background(&shared, workers)?;
         resources.start_background(&shared)?;
-        Ok(Manager {
-            inner: Arc::new(ManagerInner {
-                config: config.clone(),
-                rt: shared,
-                runtime: Mutex::new(Some(rt)),
-                pools: Mutex::new(HashMap::new()),
-                next_serial: std::sync::atomic::AtomicU64::new(1),
-                closed: AtomicBool::new(false),
-                clock,
-                events,
-                sessions,
-                registry,
-                resources,
-                manual_clock,
-            }),
-        })
+        let parts = Arc::new(Parts {
+            pools: Mutex::new(HashMap::new()),
+            sessions,
+            registry,
+            resources,
+            hub: Hub::new(config.u64("server.hub_queue") as usize),
+        });
+        let inner = Arc::new(ManagerInner {
+            config: config.clone(),
+            rt: shared.clone(),
+            runtime: Mutex::new(Some(rt)),
+            parts: parts.clone(),
+            server: None,
+            next_serial: std::sync::atomic::AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            clock,
+            events,
+            manual_clock,
+        });
+        let Some(settings) = server_settings else {
+            return Ok(Manager { inner });
+        };
+        // A bind that fails closes what was started (dropping the manager does).
+        let server = Server::start(settings, parts, &shared)?;
+        let mut inner = inner;
+        match Arc::get_mut(&mut inner) {
+            Some(i) => i.server = Some(server),
+            None => server.stop(),
+        }
+        Ok(Manager { inner })
     }
 
     /// The manager's config. Its `pool.*` and `tcp.*` keys are defaults for pools.
@@ -228,7 +222,7 @@ impl Manager {
                 "pool.min_idle must be an integer 0..=pool.max_size ({max}), got \"{min}\""
             )));
         }
-        let mut pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pools = self.inner.parts.pools();
         // Closed pools leave the map here, so creating and closing many pools does not
         // grow it.
         pools.retain(|_, (_, p)| !p.is_closed());
@@ -251,7 +245,7 @@ impl Manager {
         let key = name.to_string();
         pool.on_close(Box::new(move || {
             if let Some(m) = manager.upgrade() {
-                let mut pools = m.pools.lock().unwrap_or_else(|p| p.into_inner());
+                let mut pools = m.parts.pools();
                 if pools.get(&key).is_some_and(|(s, _)| *s == serial) {
                     // Dropped outside the lock below.
                     let gone = pools.remove(&key);
@@ -260,21 +254,13 @@ impl Manager {
                 }
             }
         }));
-        pools.insert(name.to_string(), (serial, Box::new(pool.clone())));
+        pools.insert(name.to_string(), (serial, Arc::new(pool.clone())));
         Ok(pool)
     }
 
     /// Snapshots of every open pool, sorted by name.
     pub fn pool_stats(&self) -> Vec<PoolStats> {
-        let pools = self.inner.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<PoolStats> = pools
-            .values()
-            .map(|(_, p)| p)
-            .filter(|p| !p.is_closed())
-            .map(|p| p.stats())
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+        self.inner.parts.pool_stats()
     }
 
     /// The next event from the queue, waiting up to `timeout` (zero: don't wait).
@@ -301,26 +287,41 @@ impl Manager {
     /// `stream_api_*`; docs/metrics.md lists every name). Serve it on your `/metrics`
     /// endpoint.
     pub fn metrics_text(&self) -> String {
-        let sessions = Box::new(self.inner.sessions.collector());
-        let registry = Box::new(self.inner.registry.collector());
-        let resources = Box::new(self.inner.resources.collector());
-        crate::metrics::render_with(self.pool_stats(), vec![sessions, registry, resources])
+        self.inner.parts.metrics_text()
     }
 
     /// The streaming sessions, their catalog and the offset store
     /// (`sessions.*`, `offsets.*` keys).
     pub fn sessions(&self) -> &Sessions {
-        &self.inner.sessions
+        &self.inner.parts.sessions
     }
 
     /// The live-connection registry (`registry.*` keys).
     pub fn registry(&self) -> &Registry {
-        &self.inner.registry
+        &self.inner.parts.registry
     }
 
     /// The named shared connections (eKuiper's named resources).
     pub fn resources(&self) -> &Resources {
-        &self.inner.resources
+        &self.inner.parts.resources
+    }
+
+    /// The embedded server's bound address (`server.listen`; with port 0, the port it
+    /// picked), or `None` when the server is off.
+    pub fn server_address(&self) -> Option<SocketAddr> {
+        self.inner.server.as_ref().map(Server::addr)
+    }
+
+    /// The address of the gRPC sessions service: `server.grpc_listen`'s, or the
+    /// server's own when gRPC shares its port; `None` when the server is off.
+    pub fn grpc_address(&self) -> Option<SocketAddr> {
+        self.inner.server.as_ref().map(Server::grpc_addr)
+    }
+
+    /// The WebSocket hub's inbound side: what hub clients send to the program
+    /// (docs/server.md). Present on every manager; nothing arrives without a server.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.parts.hub
     }
 
     /// Moves a manual clock (`runtime.clock = manual`) forward by `by`: breakers,
@@ -360,27 +361,31 @@ impl ManagerInner {
             return;
         }
         let deadline = Instant::now() + timeout;
+        // The server stops taking requests first; its hub clients are closed by the
+        // registry's shutdown below (close code 1001).
+        if let Some(s) = &self.server {
+            s.stop();
+        }
+        self.parts.hub.close();
         self.rt.mark_closed();
         // Later session calls fail with Unavailable; buffered commits are written.
-        if let Err(e) = self.sessions.shutdown() {
+        if let Err(e) = self.parts.sessions.shutdown() {
             self.events.emit(Event::new(
                 crate::events::EventKind::CommitFailed,
                 format!("writing buffered commits on close failed: {e}"),
             ));
         }
         // Named resources close their connections.
-        self.resources.shutdown();
+        self.parts.resources.shutdown();
         // Registered connections leave with reason manager_closed; their close
         // callbacks run on the runtime before it stops.
-        self.registry.shutdown(
+        self.parts.registry.shutdown(
             deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(100)),
         );
-        let pools: Vec<Box<dyn PoolControl>> = {
-            let mut p = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-            p.drain().map(|(_, (_, v))| v).collect()
-        };
+        let pools: Vec<Arc<dyn parts::PoolControl>> =
+            self.parts.pools().drain().map(|(_, (_, v))| v).collect();
         for p in &pools {
             p.close();
         }
@@ -451,7 +456,7 @@ mod tests {
             p.close();
         }
         let _live = m.pool("live", "tcp://127.0.0.1:9", &Config::new()).unwrap();
-        let held = m.inner.pools.lock().unwrap().len();
+        let held = m.inner.parts.pools().len();
         assert_eq!(held, 1, "closed pools are pruned when a pool is created");
         m.close(Duration::from_secs(1)).unwrap();
     }
