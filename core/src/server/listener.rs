@@ -18,19 +18,28 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::error::{Code, Error, Result};
 
+/// Connections the kernel queues before `accept` (std's 128 overflows when thousands
+/// of hub clients connect at once; tokio's default is 1024 too).
+const BACKLOG: i32 = 1024;
+
 /// Binds `addr` now. Unavailable when it is taken, InvalidArgument when it cannot be
 /// bound here.
 pub(crate) fn bind(key: &str, addr: SocketAddr) -> Result<std::net::TcpListener> {
-    let l = std::net::TcpListener::bind(addr).map_err(|e| {
+    use socket2::{Domain, Socket, Type};
+    let fail = |e: std::io::Error| {
         let code = match e.kind() {
             std::io::ErrorKind::AddrInUse => Code::Unavailable,
             _ => Code::InvalidArgument,
         };
         Error::new(code, format!("{key} = {addr}: cannot listen there: {e}"))
-    })?;
-    l.set_nonblocking(true)
-        .map_err(|e| Error::new(Code::Io, format!("{key} = {addr}: {e}")))?;
-    Ok(l)
+    };
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
+    // Lets a restarted program bind its port while old connections sit in TIME_WAIT.
+    s.set_reuse_address(true).map_err(fail)?;
+    s.bind(&addr.into()).map_err(fail)?;
+    s.listen(BACKLOG).map_err(fail)?;
+    s.set_nonblocking(true).map_err(fail)?;
+    Ok(s.into())
 }
 
 /// The TLS acceptor of a PEM certificate chain and key.

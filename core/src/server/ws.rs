@@ -26,6 +26,8 @@ use crate::registry::{Item, Message, Outbox, Registration, Registry};
 /// Messages written before one flush: a burst of broadcasts costs one syscall, not one
 /// each.
 const BATCH: usize = 64;
+/// Bytes read from a client's socket at a time.
+const READ_BUFFER: usize = 4096;
 /// How long a closing client has to answer our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
@@ -136,7 +138,10 @@ pub(crate) async fn upgrade(
         registry,
         id: outbox.id(),
     };
-    ws.on_upgrade(move |socket| run(ctx, socket, outbox, leave))
+    // Reads in 4 KiB chunks rather than tungstenite's 128 KiB: thousands of idle
+    // clients then cost little (a bigger frame still arrives whole).
+    ws.read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| run(ctx, socket, outbox, leave))
 }
 
 /// Takes the client out of the registry however its task ends (a closed socket, a
