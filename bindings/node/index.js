@@ -924,6 +924,11 @@ const resourcesModule = require('./resources')({
 });
 const { Resources, ResourceHandle } = resourcesModule;
 
+// ---- the embedded server's hub (server.js) --------------------------------------------
+
+const serverModule = require('./server')({ invalid, describe, messageOf });
+const { Hub, HubMessage } = serverModule;
+
 const kHooks = Symbol('hooks');
 
 /** A native event as the program sees it. */
@@ -960,6 +965,7 @@ class Manager extends EventEmitter {
   #sessions = null;
   #registry = null;
   #resources = null;
+  #hub = null;
   #closing = null;
   #customPools = [];
   #listening = false;
@@ -1070,6 +1076,22 @@ class Manager extends EventEmitter {
     return this.#resources;
   }
 
+  /** The embedded server's address (`'127.0.0.1:PORT'`), or null when `server.listen` is off. */
+  get serverAddress() {
+    return this.#native.serverAddress ?? null;
+  }
+
+  /** The gRPC sessions service's address (the server's unless `server.grpcListen`), or null. */
+  get grpcAddress() {
+    return this.#native.grpcAddress ?? null;
+  }
+
+  /** The server's WebSocket hub: what hub clients send to the program (see `Hub`). */
+  get hub() {
+    this.#hub ??= new Hub(this.#native, this);
+    return this.#hub;
+  }
+
   /**
    * Moves the manual clock forward by `by` (milliseconds or "10s"): breakers, backoff,
    * health and the registry's heartbeats and staleness see the time pass. Only for a
@@ -1133,6 +1155,7 @@ class Manager extends EventEmitter {
       this.#customPools = [];
       const registry = this.#registry;
       const resources = this.#resources;
+      const hub = this.#hub;
       const finish = async () => {
         await Promise.all([
           ...pools.map((p) => p[kFlush]()),
@@ -1142,6 +1165,7 @@ class Manager extends EventEmitter {
         for (const p of pools) p[kRelease]();
         if (registry !== null) registry[registryModule.kRelease]();
         if (resources !== null) resources[resourcesModule.kRelease]();
+        if (hub !== null) hub[serverModule.kRelease]();
       };
       this.#closing = closing.then(finish, async (err) => {
         await finish();
@@ -1173,6 +1197,8 @@ module.exports = {
   Outbox,
   Resources,
   ResourceHandle,
+  Hub,
+  HubMessage,
   PING,
   envelope,
   parseEnvelope,

@@ -446,10 +446,15 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
      * or a throw refuses (SB_UNAUTHENTICATED). `authorize(id, user, topic)` runs on
      * every subscribe (and the topics given to register); `false` or a throw refuses
      * (SB_PERMISSION_DENIED). Both run synchronously on the JS thread.
+     *
+     * The hooks are also installed in core for the server's hub (`server.listen`):
+     * a WebSocket client's token and subscribes reach them from the library's
+     * threads, which wait (at most 5 s, then refuse) for the JS thread to run them.
      */
     setAuthenticator(authenticate, authorize) {
       if (authenticate === null || authenticate === undefined) {
         if (authorize !== undefined && authorize !== null) throw invalid('setAuthenticator() needs authenticate when authorize is given');
+        this.#native.setAuthenticator(null, null);
         this.#authenticate = null;
         this.#authorize = null;
         return;
@@ -484,6 +489,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
         if (isThenable(r)) return 'it returned a Promise; the authorize hook must return at once';
         return undefined;
       };
+      this.#native.setAuthenticator(this.#authenticate, this.#authorize);
     }
 
     /** A snapshot of connection `id` (SB_NOT_FOUND if it is not registered). */

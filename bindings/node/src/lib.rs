@@ -18,6 +18,7 @@ mod manager;
 mod pool;
 mod registry;
 mod resources;
+mod server;
 mod sessions;
 mod settle;
 

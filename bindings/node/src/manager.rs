@@ -207,6 +207,33 @@ impl NativeManager {
         })
     }
 
+    /// The embedded server's bound address (`"127.0.0.1:PORT"`), or `null` when
+    /// `server.listen` is off.
+    #[napi(getter)]
+    pub fn server_address(&self) -> Result<Option<String>> {
+        guard(|| Ok(self.manager()?.server_address().map(|a| a.to_string())))
+    }
+
+    /// The gRPC sessions service's address (the server's own unless
+    /// `server.grpc_listen`), or `null` when the server is off.
+    #[napi(getter)]
+    pub fn grpc_address(&self) -> Result<Option<String>> {
+        guard(|| Ok(self.manager()?.grpc_address().map(|a| a.to_string())))
+    }
+
+    /// The server's WebSocket hub: what hub clients send to the program (see
+    /// `server.rs`). Called once per manager.
+    #[napi]
+    pub fn hub(&self) -> Result<crate::server::NativeHub> {
+        guard(|| {
+            let manager = self.manager()?;
+            Ok(crate::server::NativeHub::new(
+                manager.hub().clone(),
+                manager.runtime().handle().clone(),
+            ))
+        })
+    }
+
     /// Moves a manual clock (`runtime.clock = manual`) forward by `by` (a duration).
     #[napi]
     pub fn advance_clock(&self, by: String) -> Result<()> {

@@ -3,7 +3,8 @@
 //!
 //! - [`bridge`]: core's deliveries to the connections' JS callbacks, one threadsafe
 //!   call per delivery round;
-//! - [`auth`]: the JS authenticate/authorize hooks, given to core per call;
+//! - [`auth`]: the JS authenticate/authorize hooks, given to core per call on the JS
+//!   thread, and installed in core for the hub (which waits for the JS thread);
 //! - [`outbox`]: `NativeOutbox`, a connection whose messages JS pulls;
 //! - [`convert`]: JS arguments as core values, core snapshots as JS objects.
 //!
@@ -25,7 +26,7 @@ use switchboard_core::registry::{ConnId, ConnState, ListFilter, Registration, Re
 use crate::error::{Result, guard, sb_error, to_napi};
 use crate::sessions::count;
 
-use auth::{AuthnFn, AuthzFn, JsAuth};
+use auth::{AuthnFn, AuthzFn, Installed, JsAuth};
 pub use bridge::DispatchArgs;
 use bridge::{BARRIER, Bridge, Hook, JsSink};
 use convert::{
@@ -358,10 +359,32 @@ impl NativeRegistry {
         self.bridge.flush()
     }
 
-    /// Uninstalls the round hook and releases the threadsafe function.
+    /// Installs the authenticate/authorize wrappers (`registry.js`'s) in core, for the
+    /// callers off the JS thread (the server's hub); `null` uninstalls them. The JS
+    /// calls keep passing the hooks per call and never use these.
+    #[napi]
+    pub fn set_authenticator(
+        &self,
+        authenticate: Option<AuthnFn<'_>>,
+        authorize: Option<AuthzFn<'_>>,
+    ) -> Result<()> {
+        guard(|| {
+            let installed = match &authenticate {
+                Some(f) => Some(Arc::new(Installed::new(f, authorize.as_ref())?)
+                    as switchboard_core::registry::SharedAuthenticator),
+                None => None,
+            };
+            drop(self.registry.set_authenticator(installed));
+            Ok(())
+        })
+    }
+
+    /// Uninstalls the round hook and the installed authenticator, and releases their
+    /// threadsafe functions.
     #[napi]
     pub fn release(&self) {
         self.registry.set_round_hook(None);
+        drop(self.registry.set_authenticator(None));
         self.bridge.release();
     }
 }
