@@ -13,6 +13,11 @@
 #     then the same broadcast from C, Python and Node beside each language's plain
 #     peer (bench/registry_c.c, bench/registry_python.py, bench/registry_node.js);
 #     every line goes to build/bench/registry.jsonl;
+#  2d. the WebSocket hub (issue 11): core/benches/hub.rs, one broadcast to 10,000 real
+#     WebSocket clients (a Rust load generator in a second process) for switchboard's
+#     hub, Node's ws (bench/hub_peer_ws.js) and Python's websockets
+#     (bench/hub_peer_websockets.py); memory per idle client; /metrics with 100 pools
+#     and 10,000 connections; lines in build/bench/hub.jsonl;
 #  3. callgrind (core/benches/instr.rs): instructions per uncontended acquire+release
 #     for each, as (I2 - I1) / (N2 - N1), and callgrind_annotate of each run;
 #  4. through the bindings: acquire+release from C, Python and Node (and Rust) on a
@@ -80,7 +85,7 @@ for line in open(sys.argv[1]):
         continue
     if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
         name = m["target"]["name"]
-        if name in ("pool", "instr", "sessions", "resilience", "registry"):
+        if name in ("pool", "instr", "sessions", "resilience", "registry", "hub"):
             print(f'{name.upper()}_BIN="{m["executable"]}"')
 EOF
 )"
@@ -207,6 +212,26 @@ if [[ $NODE_OK == 1 && -f bench/registry_node.js ]]; then
     >>"$OUT/registry.jsonl" 2>>"$OUT/extra.log" || fail "Node registry harness bench/registry_node.js"
 fi
 cat "$OUT/registry.jsonl" >&2
+
+# ------------------------------------------------------------------ 2d. hub
+
+: >"$OUT/hub.jsonl"
+if [[ -n ${HUB_BIN:-} ]]; then
+  say "hub: broadcast to 10,000 WebSocket clients beside ws and websockets; /metrics"
+  # 10,000 clients and 10,000 server sockets live in two processes; each needs its own
+  # descriptors.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  hub_env=()
+  [[ $NODE_OK == 1 ]] && hub_env+=("HUB_NODE=node $ROOT/bench/hub_peer_ws.js")
+  [[ $PY_OK == 1 ]] && hub_env+=("HUB_PYTHON=$ROOT/build/venv/bin/python $ROOT/bench/hub_peer_websockets.py")
+  if ! env "${hub_env[@]}" NODE_PATH="$ROOT/bindings/node/node_modules" timeout 900 "$HUB_BIN" \
+    >>"$OUT/hub.jsonl" 2>>"$OUT/extra.log"; then
+    fail "hub bench (see build/bench/extra.log)"
+  fi
+  cat "$OUT/hub.jsonl" >&2
+else
+  fail "hub bench not built"
+fi
 
 # ------------------------------------------------------------------ echo server
 

@@ -639,6 +639,68 @@ def section_registry(lines: list[str]) -> None:
         lines += [f"- `{json.dumps(r)}`" for r in other]
 
 
+def section_hub(lines: list[str]) -> None:
+    """The WebSocket hub (issue 11): fan-out to 10,000 clients against ws and websockets."""
+    rows = []
+    p = OUT / "hub.jsonl"
+    if p.exists():
+        for line in p.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                pass
+    lines += ["", "## WebSocket hub (issue 11)", ""]
+    lines.append(
+        "One broadcast of 10 messages (100 bytes) to 10,000 real WebSocket clients on "
+        "loopback, repeated 5 times (median): messages delivered per second, from the "
+        "trigger to the last message received by the load generator (Rust, "
+        "tokio-tungstenite, a second process, the same for every server). The peers get "
+        "the same load in the same run: Node's `ws` server with a `Set` of sockets and a "
+        "loop, and Python's `websockets` server with a dict of sets (seed 004's design) and "
+        "`websockets.broadcast`. Memory: the server process's resident memory after the "
+        "10,000 clients connected, minus before, per client."
+    )
+    lines.append("")
+    if not rows:
+        lines.append("*not measured* (see build/bench/extra.log)")
+        return
+
+    def find(op: str, server: str | None = None) -> dict | None:
+        for r in rows:
+            if r.get("op") == op and (server is None or r.get("server") == server):
+                return r
+        return None
+
+    ours = find("fanout", "switchboard")
+    ours_rate = (ours or {}).get("delivered_per_s")
+    lines += ["| server | delivered/s (median) | best | switchboard / it | target | memory per idle client |", "|---|---|---|---|---|---|"]
+    for server, target in (("switchboard", None), ("node_ws", 2.0), ("python_websockets", 10.0)):
+        r = find("fanout", server)
+        mem = find("idle_memory", server)
+        mem_s = f"{mem['bytes_per_client'] / 1024:.1f} KiB" if mem else ""
+        if not r or "delivered_per_s" not in r:
+            why = (r or {}).get("skipped", "not measured")
+            lines.append(f"| {server} | *{why}* | | | | {mem_s} |")
+            continue
+        ratio = ""
+        verdict = ""
+        if target is not None and ours_rate:
+            x = ours_rate / r["delivered_per_s"]
+            ratio = f"{x:.1f}x"
+            verdict = f">= {target:.0f}x: {'met' if x >= target else 'missed'}"
+        lines.append(
+            f"| {server} | {r['delivered_per_s']:,.0f} | {r.get('best_per_s', 0):,.0f} | {ratio} | {verdict} | {mem_s} |"
+        )
+    m = find("metrics_scrape")
+    if m:
+        lines += [
+            "",
+            f"`GET /metrics` on a manager with {m['pools']} pools and {m['connections']:,} registered "
+            f"connections: {m['http_ms_median']:.1f} ms median over 21 scrapes (max {m['http_ms_max']:.1f} ms), "
+            f"of which rendering the text is {m['metrics_text_ms']:.1f} ms; {m['response_bytes'] / 1024:.0f} KiB.",
+        ]
+
+
 def main() -> int:
     meta = {}
     if (OUT / "meta.txt").exists():
@@ -657,6 +719,7 @@ def main() -> int:
     section_where(body, raw)
     section_extra(body)
     section_registry(body)
+    section_hub(body)
 
     head = [
         "# Benchmark results",
