@@ -22,6 +22,7 @@ mod manager;
 mod pool;
 mod registry;
 mod resources;
+mod server;
 mod sessions;
 
 /// The native module. Its classes are re-exported (or wrapped) by `switchboard`.
@@ -37,6 +38,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<registry::PyOutbox>()?;
     m.add_class::<resources::PyResources>()?;
     m.add_class::<resources::PyResourceHandle>()?;
+    m.add_class::<server::PyHub>()?;
     m.add_function(wrap_pyfunction!(registry::envelope_encode, m)?)?;
     m.add_function(wrap_pyfunction!(registry::envelope_decode, m)?)?;
     Ok(())

@@ -13,6 +13,7 @@ use crate::errors::OrRaise;
 use crate::pool::PyPool;
 use crate::registry::{self, PyRegistry};
 use crate::resources::PyResources;
+use crate::server::PyHub;
 use crate::sessions::PySessions;
 
 /// Drops `value` with the GIL released. Needed for anything that may hold the last
@@ -153,6 +154,31 @@ impl PyManager {
     /// The manager's named shared connections.
     fn resources(&self, py: Python<'_>) -> PyResult<PyResources> {
         Ok(PyResources::new(self.manager(py)?.clone()))
+    }
+
+    /// The embedded server's bound address as `"host:port"` (the port picked when
+    /// `server.listen` asked for 0); `None` when `server.listen` is off.
+    #[getter]
+    fn server_address(&self) -> Option<String> {
+        self.manager
+            .as_ref()
+            .and_then(Manager::server_address)
+            .map(|a| a.to_string())
+    }
+
+    /// The gRPC sessions service's address as `"host:port"`: `server.grpc_listen`'s,
+    /// or the server's own when gRPC shares its port; `None` when the server is off.
+    #[getter]
+    fn grpc_address(&self) -> Option<String> {
+        self.manager
+            .as_ref()
+            .and_then(Manager::grpc_address)
+            .map(|a| a.to_string())
+    }
+
+    /// The hub's inbound side: what the server's WebSocket clients send.
+    fn hub(&self, py: Python<'_>) -> PyResult<PyHub> {
+        Ok(PyHub::new(self.manager(py)?.clone()))
     }
 
     /// Moves a manual clock (`runtime.clock = manual`) forward by `seconds`;

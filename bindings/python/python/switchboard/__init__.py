@@ -21,6 +21,10 @@ message envelope.
 ``manager.resources`` holds named shared connections: one physical connection created
 by id, reconnecting on its own, shared by many consumers (``resources.attach``), with
 its status, events and metrics.
+The embedded server (``Manager(server_listen="127.0.0.1:0", server_token=...)``) serves
+the admin JSON API, ``/metrics``, the WebSocket hub on the registry and the gRPC sessions
+service; ``manager.server_address`` names its port and ``manager.hub`` hands the program
+what hub clients send (``hub.recv()``, ``await hub.next()``).
 Errors are :class:`SwitchboardError` subclasses that also extend the matching built-in
 (``switchboard.Timeout`` is a ``TimeoutError``, ``switchboard.Unavailable`` a
 ``ConnectionError``).
@@ -71,6 +75,7 @@ from ._registry_types import (
     RegistryStats,
 )
 from ._resources import ResourceHandle, ResourceInfo, Resources, ResourceStatus
+from ._server import Hub, HubMessage
 from ._sessions import Session, SessionInfo, Sessions, StoreKind, StreamInfo
 
 __all__ = [
@@ -108,6 +113,8 @@ __all__ = [
     "ResourceHandle",
     "ResourceInfo",
     "ResourceStatus",
+    "Hub",
+    "HubMessage",
     "envelope",
     "parse_envelope",
     "AcquireContext",

@@ -28,6 +28,7 @@ from ._errors import InternalError, InvalidArgument, NotFound, SwitchboardError,
 from ._native import Lease
 from ._registry import Registry
 from ._resources import Resources
+from ._server import Hub
 from ._sessions import Sessions
 
 __all__ = [
@@ -109,6 +110,7 @@ class Manager:
         self._sessions: Optional[Sessions] = None
         self._registry: Optional[Registry] = None
         self._resources: Optional[Resources] = None
+        self._hub: Optional[Hub] = None
         _live.add(self)
 
     @property
@@ -138,6 +140,28 @@ class Manager:
         if self._resources is None:
             self._resources = Resources(self._native.resources())
         return self._resources
+
+    @property
+    def server_address(self) -> Optional[str]:
+        """The embedded server's address as ``"host:port"`` (the port it picked for
+        ``server_listen="127.0.0.1:0"``); ``None`` when ``server.listen`` is unset (the
+        default: no server). See docs/server.md."""
+        return self._native.server_address
+
+    @property
+    def grpc_address(self) -> Optional[str]:
+        """The gRPC sessions service's address (``server.grpc_listen``'s, or the
+        server's own when gRPC shares its port); ``None`` with no server."""
+        return self._native.grpc_address
+
+    @property
+    def hub(self) -> Hub:
+        """What the server's WebSocket clients send to the program (see :class:`Hub`):
+        ``manager.hub.recv(timeout)`` or ``await manager.hub.next()``; answer with
+        ``manager.registry.send(message.connection_id, ...)``."""
+        if self._hub is None:
+            self._hub = Hub(self._native.hub())
+        return self._hub
 
     def advance_clock(self, seconds: Union[float, timedelta]) -> None:
         """Moves the manager's manual clock (``Manager(runtime_clock="manual")``) forward
