@@ -80,7 +80,25 @@ export interface ManagerOptions extends ConfigOptions {
   offsetsSync?: 'every_commit' | 'interval';
   /** `offsets.sync_interval`: how often `'interval'` mode writes (default 1 s). */
   offsetsSyncInterval?: Duration;
+  /** The embedded server's `server.*` keys (off unless `listen` is set): `{ server: { listen: '127.0.0.1:0' } }`. */
+  server?: ServerOptions;
 }
+
+/** The `server.*` keys: the embedded server (admin API, `/metrics`, the WebSocket hub, gRPC). */
+export type ServerOptions = {
+  /** `server.listen`: `host:port` to serve on (`'127.0.0.1:0'` picks a free port); empty (default): off. */
+  listen?: string;
+  /** `server.token`: the bearer token every route then needs; required for a non-loopback `listen`. */
+  token?: string;
+  /** `server.tls_cert`: a PEM certificate path (with `tlsKey`: the listener speaks TLS). */
+  tlsCert?: string;
+  /** `server.tls_key`: the PEM key path. */
+  tlsKey?: string;
+  /** `server.grpc_listen`: a separate address for gRPC; empty (default): gRPC on `listen`. */
+  grpcListen?: string;
+  /** `server.hub_queue`: hub messages kept for the program (default 10,000); beyond it the oldest is dropped. */
+  hubQueue?: number;
+};
 
 /** The documented keys of `manager.pool()` options (`pool` section by default). */
 export interface PoolKeys {
@@ -739,6 +757,12 @@ export declare class Manager extends EventEmitter {
   readonly registry: Registry;
   /** The named shared connections (`resources.path` in the options keeps them on disk). */
   readonly resources: Resources;
+  /** The embedded server's bound address (`'127.0.0.1:PORT'`), or `null` when `server.listen` is off. */
+  readonly serverAddress: string | null;
+  /** The gRPC sessions service's address (the server's unless `server.grpcListen`), or `null`. */
+  readonly grpcAddress: string | null;
+  /** The server's WebSocket hub: what hub clients send to the program. */
+  readonly hub: Hub;
   /**
    * Moves the manual clock (`{ runtime: { clock: 'manual' } }`) forward by `by`;
    * SB_FAILED_PRECONDITION on a system clock.
@@ -777,6 +801,58 @@ export declare class Manager extends EventEmitter {
   close(timeout?: Duration): Promise<void>;
   /** Closes the manager (`await using manager = ...`). */
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+// ---- the embedded server's hub ---------------------------------------------------------
+
+/**
+ * One message a hub client sent (any envelope type but the hub's own `subscribe`,
+ * `unsubscribe`, `ping`, `pong` and `heartbeat`). Answer it with
+ * `manager.registry.send(msg.connectionId, text)`.
+ */
+export declare class HubMessage {
+  private constructor();
+  /** The registry id of the client that sent it. */
+  readonly connectionId: number;
+  /** The client's user (from the registry's auth hook), or `null`. */
+  readonly user: string | null;
+  /** The envelope's `type` (`data`, `chat`, ...). */
+  readonly type: string;
+  /** The envelope's `topic`, or `null`. */
+  readonly topic: string | null;
+  /** The whole JSON text as the client sent it. */
+  readonly text: string;
+  /** The envelope parsed (`JSON.parse(text)`). */
+  json(): { type: string; topic?: string; data?: unknown; timestamp?: string; [key: string]: unknown };
+}
+
+/**
+ * The server's WebSocket hub (`manager.hub`): pull with `await hub.recv(timeoutMs)`, or
+ * listen: while `'message'` has a listener, every message is emitted on the JS thread
+ * instead of queued (listening never keeps Node alive). Without a server nothing arrives.
+ */
+export declare class Hub extends EventEmitter {
+  private constructor();
+  /** The manager it belongs to. */
+  readonly manager: Manager;
+  /**
+   * The next message, or `null` when none came within `timeoutMs` (omitted: wait for
+   * one). Waits off the event loop; rejects with SB_UNAVAILABLE once the manager is closed.
+   */
+  recv(timeoutMs?: number | null): Promise<HubMessage | null>;
+  /** Messages dropped because the queue (`server.hubQueue`) was full. */
+  readonly dropped: number;
+  /** Messages waiting to be read. */
+  readonly queued: number;
+  /** Listens for hub messages on the JS thread (core's handler mode). */
+  on(eventName: 'message', listener: (msg: HubMessage) => void): this;
+  on(eventName: string | symbol, listener: (...args: any[]) => void): this;
+  once(eventName: 'message', listener: (msg: HubMessage) => void): this;
+  once(eventName: string | symbol, listener: (...args: any[]) => void): this;
+  off(eventName: 'message', listener: (msg: HubMessage) => void): this;
+  off(eventName: string | symbol, listener: (...args: any[]) => void): this;
+  /** EventEmitter's; `'message'` listeners added afterwards still start delivery. */
+  removeAllListeners(eventName?: string | symbol): this;
 }
 
 // ---- registry ------------------------------------------------------------------------
@@ -958,6 +1034,11 @@ export declare class Registry {
   readonly size: number;
   register(options: RegisterOptions): Connection;
   registerOutbox(options?: RegistrationOptions): Outbox;
+  /**
+   * Sets (or clears) the hooks. They run on the JS thread for this registry's calls,
+   * and are installed in core for the server's hub, whose threads wait (at most 5 s,
+   * then refuse) for the JS thread to run them.
+   */
   setAuthenticator(authenticate: Authenticate | null, authorize?: Authorize | null): void;
   get(id: ConnectionRef): ConnectionInfo;
   has(id: ConnectionRef): boolean;

@@ -194,3 +194,28 @@ async function resources(): Promise<void> {
   await m.close();
 }
 void resources;
+
+import { Hub, HubMessage } from 'switchboard';
+
+async function server(): Promise<void> {
+  const m = new Manager({ server: { listen: '127.0.0.1:0', token: 'secret', hubQueue: 100 }, 'runtime.clock': 'manual' });
+  const addr: string | null = m.serverAddress;
+  const grpc: string | null = m.grpcAddress;
+  const hub: Hub = m.hub;
+  const msg: HubMessage | null = await hub.recv(100);
+  if (msg !== null) {
+    const id: number = msg.connectionId;
+    const user: string | null = msg.user;
+    const topic: string | null = msg.topic;
+    const data: unknown = msg.json().data;
+    m.registry.send(id, envelope('reply', { data: { user, topic, data, type: msg.type, text: msg.text } }));
+  }
+  const onMessage = (x: HubMessage): void => { console.log(x.type); };
+  hub.on('message', onMessage);
+  hub.off('message', onMessage);
+  const waiting: Promise<HubMessage | null> = hub.recv();
+  console.log(addr, grpc, hub.dropped + hub.queued, hub.manager === m);
+  await m.close();
+  await waiting.catch(() => null);
+}
+void server;

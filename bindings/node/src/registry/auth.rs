@@ -109,15 +109,8 @@ impl Authenticator for JsAuth<'_> {
 
 type AuthnTsfn = ThreadsafeFunction<String, NativeGrant, String, Status, false, true, 0>;
 type AuthzArgs = (f64, Option<String>, String);
-type AuthzTsfn = ThreadsafeFunction<
-    AuthzArgs,
-    Option<String>,
-    FnArgs<AuthzArgs>,
-    Status,
-    false,
-    true,
-    0,
->;
+type AuthzTsfn =
+    ThreadsafeFunction<AuthzArgs, Option<String>, FnArgs<AuthzArgs>, Status, false, true, 0>;
 
 /// The hooks installed in core (`Registry::set_authenticator`), for callers off the JS
 /// thread (the hub). Weak threadsafe functions: installing them never keeps Node alive.
