@@ -1701,6 +1701,45 @@ typedef struct {
     const sb_resource_info *resources;
 } sb_resource_info_list;
 
+/**
+ * One message a hub client sent to the program (`sb_hub_recv`), freed (once) by
+ * `sb_hub_message_free`. Its strings are NUL-terminated and live as long as the
+ * snapshot. Fields may be added at the end (`struct_size`).
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * The registry id of the client that sent it: pass it to `sb_registry_send` to
+     * answer that client alone, or to `sb_registry_get` for its user and topics.
+     */
+    uint64_t connection_id;
+    /**
+     * The client's user (from the registry's auth hook), or NULL when anonymous.
+     */
+    const char *user;
+    /**
+     * The envelope's `type` (`data`, `chat`, ...: never one the hub answers itself,
+     * such as `subscribe` or `ping`).
+     */
+    const char *type;
+    /**
+     * The envelope's `topic`, or NULL when it has none.
+     */
+    const char *topic;
+    /**
+     * The whole JSON text as the client sent it (decode it with
+     * `sb_envelope_decode`).
+     */
+    const char *text;
+    /**
+     * `strlen(text)`.
+     */
+    size_t text_len;
+} sb_hub_message;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -3422,6 +3461,82 @@ sb_status sb_resource_list(const sb_manager *manager,
  * one returns `SB_INVALID_HANDLE`.
  */
 sb_status sb_resource_info_list_free(sb_resource_info_list *list);
+
+/**
+ * Copies the address the manager's server is bound to, `host:port` (for
+ * `server.listen = 127.0.0.1:0`, the port picked: `"127.0.0.1:41234"`; an IPv6 host
+ * in brackets), into `buf` with a NUL. `SB_NOT_FOUND` when the server is off
+ * (`server.listen` not set). `*written` (if not NULL) receives the size it needs with
+ * its NUL; when that exceeds `len`, returns `SB_RESOURCE_EXHAUSTED` and copies nothing
+ * (`buf[0]` is set to NUL when `len > 0`). `buf` may be NULL when `len` is 0, to ask
+ * for the size; 64 bytes always suffice.
+ *
+ * # Safety
+ *
+ * `buf` must point to `len` writable bytes (or `len` be 0); `written` must be NULL or
+ * point to a writable `size_t`.
+ */
+sb_status sb_manager_server_address(const sb_manager *manager,
+                                    char *buf,
+                                    size_t len,
+                                    size_t *written);
+
+/**
+ * Copies the address of the gRPC sessions service, as `sb_manager_server_address`
+ * does: `server.grpc_listen`'s bound address, or the server's own when gRPC shares
+ * its port (`server.grpc_listen` not set). `SB_NOT_FOUND` when the server is off.
+ *
+ * # Safety
+ *
+ * As `sb_manager_server_address`.
+ */
+sb_status sb_manager_grpc_address(const sb_manager *manager,
+                                  char *buf,
+                                  size_t len,
+                                  size_t *written);
+
+/**
+ * Takes the next message hub clients sent to the program, waiting on the calling
+ * thread up to `timeout_ms` milliseconds for one (0: do not wait), and stores it in
+ * `*out`: a snapshot to free with `sb_hub_message_free` (once).
+ *
+ * Messages are every envelope a client of `GET /ws` sends whose type the hub does not
+ * answer itself (`data`, `chat`, ...; not `subscribe`, `unsubscribe`, `ping`, `pong`,
+ * `heartbeat`), oldest first. They wait in a queue of `server.hub_queue` messages
+ * (default 10000; beyond it the oldest is dropped, see `sb_hub_dropped`). Several
+ * threads may call this on one manager: each message goes to one of them. With no
+ * server (`server.listen` not set) nothing ever comes. Do not call it with a long
+ * timeout from a callback (it would hold up one of switchboard's threads).
+ *
+ * Returns `SB_OK` with `*out` set, `SB_TIMEOUT` when nothing came within `timeout_ms`
+ * (`*out` untouched), `SB_UNAVAILABLE` once the manager is closed (a wait in progress
+ * ends with it), `SB_INVALID_ARGUMENT` when `out` is NULL.
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `sb_hub_message *`.
+ */
+sb_status sb_hub_recv(sb_manager *manager,
+                      uint64_t timeout_ms,
+                      sb_hub_message **out);
+
+/**
+ * Frees a message made by `sb_hub_recv`. NULL is a no-op; a pointer that is not one
+ * (freed already) returns `SB_INVALID_HANDLE` and frees nothing. A message may be
+ * freed after its manager (it holds nothing of the manager's).
+ */
+sb_status sb_hub_message_free(sb_hub_message *message);
+
+/**
+ * Stores in `*out` how many hub messages were dropped because the queue
+ * (`server.hub_queue`) was full (nobody called `sb_hub_recv`). Only grows.
+ *
+ * # Safety
+ *
+ * `out` must be NULL (rejected) or point to a writable `uint64_t`.
+ */
+sb_status sb_hub_dropped(const sb_manager *manager,
+                         uint64_t *out);
 
 #ifdef __cplusplus
 }  // extern "C"

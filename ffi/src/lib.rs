@@ -5,7 +5,8 @@
 //! (streaming sessions and their offsets, by id on a manager) and [`registry`] (the
 //! live-connection registry: send callbacks or outboxes, broadcast, auth hook) and
 //! [`envelope`] (the JSON message envelope) and [`resources`] (named shared
-//! connections: create, attach by consumer, the current fd or object), plus
+//! connections: create, attach by consumer, the current fd or object) and [`server`]
+//! (the embedded server's addresses and the messages its hub clients send), plus
 //! [`error`] (status codes, `sb_last_error` and the panic guard every exported
 //! function runs in), [`version`] and `handles` (the generation-checked ids that C
 //! programs hold instead of pointers). The header `include/switchboard.h` is generated
@@ -38,6 +39,8 @@ pub mod registry;
 pub mod envelope;
 
 pub mod resources;
+
+pub mod server;
 
 mod args;
 mod handles;
@@ -92,6 +95,10 @@ pub use resources::{
     sb_resource_list, sb_resource_object, sb_resource_recv, sb_resource_register_type,
     sb_resource_report_failure, sb_resource_send_all, sb_resource_state, sb_resource_state_str,
     sb_resource_status, sb_resource_update, sb_resource_wait_ready,
+};
+pub use server::{
+    sb_hub_dropped, sb_hub_message, sb_hub_message_free, sb_hub_recv, sb_manager_grpc_address,
+    sb_manager_server_address,
 };
 pub use sessions::{
     sb_catalog, sb_catalog_free, sb_session_add_stream, sb_session_buffered_commits,
