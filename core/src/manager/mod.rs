@@ -384,6 +384,10 @@ impl ManagerInner {
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(100)),
         );
+        // Hub clients' writers send their close frames (1001) before the runtime stops.
+        self.parts
+            .hub
+            .wait_closed(deadline.max(Instant::now() + Duration::from_millis(100)));
         let pools: Vec<Arc<dyn parts::PoolControl>> =
             self.parts.pools().drain().map(|(_, (_, v))| v).collect();
         for p in &pools {

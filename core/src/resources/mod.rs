@@ -579,6 +579,12 @@ impl Resources {
     /// consumers still using it let go. The type stays; FailedPrecondition for an
     /// anonymous resource (its props are its identity).
     pub fn update(&self, id: &str, props: &[(&str, &str)]) -> Result<()> {
+        let rt = self.inner.runtime()?;
+        rt.block_on(self.update_async(id, props))?
+    }
+
+    /// [`Resources::update`] for async callers (the admin API's `PUT /connections`).
+    pub async fn update_async(&self, id: &str, props: &[(&str, &str)]) -> Result<()> {
         self.inner.check_open()?;
         let found = lock(&self.inner.named).get(id).cloned();
         let Some(res) = found else {
@@ -603,28 +609,30 @@ impl Resources {
             .max(Duration::from_millis(1));
         let endpoint = props.endpoint.clone();
         let d = dialer.clone();
-        let conn = rt
-            .block_on(async move {
-                match tokio::time::timeout(timeout, d.connect(&endpoint)).await {
-                    Ok(r) => {
-                        let conn = r?;
-                        if d.has_probe() {
-                            d.probe(&conn).await?;
-                        }
-                        Ok(conn)
+        let conn = async move {
+            match tokio::time::timeout(timeout, d.connect(&endpoint)).await {
+                Ok(r) => {
+                    let conn = r?;
+                    if d.has_probe() {
+                        d.probe(&conn).await?;
                     }
-                    Err(_) => Err(Error::timeout(format!(
-                        "connect to {endpoint} timed out after {}",
-                        crate::config::fmt_duration(timeout)
-                    ))),
+                    Ok(conn)
                 }
-            })?
-            .map_err(|e: Error| {
-                Error::new(
-                    e.code(),
-                    format!("resource \"{id}\" was not updated (its consumers keep the old connection): {e}"),
-                )
-            })?;
+                Err(_) => Err(Error::timeout(format!(
+                    "connect to {endpoint} timed out after {}",
+                    crate::config::fmt_duration(timeout)
+                ))),
+            }
+        }
+        .await
+        .map_err(|e: Error| {
+            Error::new(
+                e.code(),
+                format!(
+                    "resource \"{id}\" was not updated (its consumers keep the old connection): {e}"
+                ),
+            )
+        })?;
         if let Some(store) = &self.inner.store {
             store.put(id, &res.kind, &props.raw)?;
         }

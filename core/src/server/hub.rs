@@ -6,7 +6,7 @@
 //! messages, never memory.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,17 @@ struct Inner {
     capacity: usize,
     closed: AtomicBool,
     counters: Counters,
+    /// Hub clients whose writer has not yet sent its close frame.
+    live: AtomicUsize,
+}
+
+/// Counts a hub client as live until dropped (after its close frame is written).
+pub(crate) struct Live(Arc<Inner>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The hub's inbound side ([`crate::Manager::hub`]). Cheap to clone. Present on every
@@ -79,6 +90,7 @@ impl Hub {
                 capacity: capacity.max(1),
                 closed: AtomicBool::new(false),
                 counters: Counters::default(),
+                live: AtomicUsize::new(0),
             }),
         }
     }
@@ -178,6 +190,21 @@ impl Hub {
         }
         self.inner.ready.notify_one();
         self.inner.notify.notify_one();
+    }
+
+    /// A hub client's writer starts.
+    pub(crate) fn live(&self) -> Live {
+        self.inner.live.fetch_add(1, Ordering::AcqRel);
+        Live(self.inner.clone())
+    }
+
+    /// Waits (until `deadline`) for every hub client's writer to send its close frame:
+    /// the manager's close calls it after the registry's shutdown queued them, so
+    /// that clients get 1001 before the runtime stops.
+    pub(crate) fn wait_closed(&self, deadline: Instant) {
+        while self.inner.live.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub(crate) fn count_accepted(&self) {

@@ -159,6 +159,7 @@ impl Drop for Leave {
 }
 
 async fn run(ctx: Arc<Ctx>, socket: WebSocket, outbox: Outbox, leave: Leave) {
+    let live = ctx.parts.hub.live();
     let id = outbox.id();
     let (mut tx, mut rx) = socket.split();
     let (user, topics) = match ctx.parts.registry.get(id) {
@@ -227,7 +228,7 @@ async fn run(ctx: Arc<Ctx>, socket: WebSocket, outbox: Outbox, leave: Leave) {
                         .is_ok()
             }
             Item::Closed(reason) => {
-                close(&mut tx, &mut rx, &reason).await;
+                close(&mut tx, &mut rx, &reason, live).await;
                 return;
             }
         };
@@ -236,6 +237,7 @@ async fn run(ctx: Arc<Ctx>, socket: WebSocket, outbox: Outbox, leave: Leave) {
             break;
         }
     }
+    drop(live);
     drop(leave);
 }
 
@@ -246,6 +248,7 @@ async fn close(
     tx: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
     rx: &mut futures_util::stream::SplitStream<WebSocket>,
     reason: &str,
+    live: super::hub::Live,
 ) {
     let mut cut = reason.len().min(120);
     while !reason.is_char_boundary(cut) {
@@ -255,7 +258,10 @@ async fn close(
         code: close_code(reason),
         reason: Utf8Bytes::from(&reason[..cut]),
     };
-    if tx.send(WsMessage::Close(Some(frame))).await.is_err() {
+    let sent = tx.send(WsMessage::Close(Some(frame))).await;
+    // Written (or the socket is gone): the manager's close need not wait for more.
+    drop(live);
+    if sent.is_err() {
         return;
     }
     let _ = tokio::time::timeout(CLOSE_WAIT, async {

@@ -46,6 +46,23 @@ fn pairs(p: &[(String, String)]) -> Vec<(&str, &str)> {
     p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// Runs a resources call that may block (an update dials the new connection before
+/// it swaps; the store writes to disk) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    ctx: &Arc<Ctx>,
+    f: impl FnOnce(&crate::resources::Resources) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || f(&ctx.parts.resources))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                crate::error::Code::Internal,
+                "the resources call panicked",
+            ))
+        })
+}
+
 pub(super) async fn list(State(ctx): State<Arc<Ctx>>) -> Answer {
     let r = &ctx.parts.resources;
     let all: Vec<Value> = r
@@ -66,7 +83,8 @@ pub(super) async fn create(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Answer {
         .into());
     };
     let p = props(&body)?;
-    ctx.parts.resources.create(&id, &typ, &pairs(&p))?;
+    let made = id.clone();
+    blocking(&ctx, move |r| r.create(&made, &typ, &pairs(&p))).await?;
     Ok((StatusCode::CREATED, Json(view(&ctx, &id)?)).into_response())
 }
 
@@ -95,7 +113,7 @@ pub(super) async fn update(
         .into());
     }
     let p = props(&body)?;
-    ctx.parts.resources.update(&id, &pairs(&p))?;
+    ctx.parts.resources.update_async(&id, &pairs(&p)).await?;
     ok(view(&ctx, &id)?)
 }
 
@@ -115,6 +133,7 @@ pub(super) async fn delete(
             .into());
         }
     };
-    ctx.parts.resources.delete(&id, force)?;
+    let gone = id.clone();
+    blocking(&ctx, move |r| r.delete(&gone, force)).await?;
     ok(json!({ "deleted": true, "id": id }))
 }
