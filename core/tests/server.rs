@@ -4,7 +4,8 @@
 //! starts the server on 127.0.0.1:0 with a token, a pool, a session key and the registry
 //! auth hook, then runs the shared driver `tests/fixtures/server_client.py` (curl for the
 //! admin routes, promtool, grpcio, 100 WebSocket clients) with `$SB_TEST_PYTHON`, and
-//! answers the driver's `broadcast` / `advance` commands pulled from the hub.
+//! answers the driver's `broadcast` / `advance` (advance_clock, then registry.cleanup())
+//! commands pulled from the hub.
 //!
 //! Then what only Rust checks: a non-loopback bind without a token is refused, TLS with a
 //! self-signed certificate (the `openssl` CLI) and `curl --cacert`, a port in use, the
@@ -105,6 +106,8 @@ fn act(m: &Manager, kind: &str, text: &str) {
                 .as_f64()
                 .expect("cmd advance names its seconds");
             m.advance_clock(Duration::from_secs_f64(secs)).unwrap();
+            // The registry's pass runs on real time; run it at the new instant now.
+            m.registry().cleanup().unwrap();
         }
         _ => {}
     }
