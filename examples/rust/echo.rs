@@ -13,7 +13,10 @@ fn main() -> Result<(), switchboard_core::Error> {
         .nth(1)
         .unwrap_or_else(|| "tcp://127.0.0.1:7000".to_string());
 
-    let manager = Manager::new(&Config::new())?;
+    // The embedded server on a free loopback port: admin JSON, /metrics, the hub, gRPC.
+    let mut manager_cfg = Config::new();
+    manager_cfg.set("server.listen", "127.0.0.1:0")?;
+    let manager = Manager::new(&manager_cfg)?;
     let mut pool_cfg = Config::new();
     pool_cfg.set("pool.max_size", "4")?;
     pool_cfg.set("pool.acquire_timeout", "2s")?;
@@ -114,6 +117,20 @@ fn main() -> Result<(), switchboard_core::Error> {
         String::from_utf8_lossy(&buf[..n])
     );
     drop((feed, control));
+    // The server answers the same data over HTTP (docs/admin.md).
+    if let Some(addr) = manager.server_address() {
+        use std::io::{Read, Write};
+        let mut http = std::net::TcpStream::connect(addr)
+            .map_err(|e| switchboard_core::Error::new(Code::Io, e.to_string()))?;
+        let _ =
+            http.write_all(b"GET /pools/echo HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n");
+        let mut reply = String::new();
+        let _ = http.read_to_string(&mut reply);
+        println!(
+            "rust: server on {addr}: GET /pools/echo -> {}",
+            reply.lines().next().unwrap_or("no answer")
+        );
+    }
     manager.close(Duration::from_secs(2))?;
     println!("rust: manager closed");
     Ok(())
