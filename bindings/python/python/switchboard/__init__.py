@@ -21,7 +21,7 @@ message envelope.
 ``manager.resources`` holds named shared connections: one physical connection created
 by id, reconnecting on its own, shared by many consumers (``resources.attach``), with
 its status, events and metrics.
-The embedded server (``Manager(server_listen="127.0.0.1:0", server_token=...)``) serves
+The embedded server (``Manager({"server.listen": "127.0.0.1:0", "server.token": ...})``) serves
 the admin JSON API, ``/metrics``, the WebSocket hub on the registry and the gRPC sessions
 service; ``manager.server_address`` names its port and ``manager.hub`` hands the program
 what hub clients send (``hub.recv()``, ``await hub.next()``).

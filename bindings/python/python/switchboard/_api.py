@@ -144,7 +144,7 @@ class Manager:
     @property
     def server_address(self) -> Optional[str]:
         """The embedded server's address as ``"host:port"`` (the port it picked for
-        ``server_listen="127.0.0.1:0"``); ``None`` when ``server.listen`` is unset (the
+        ``"server.listen": "127.0.0.1:0"``); ``None`` when ``server.listen`` is unset (the
         default: no server). See docs/server.md."""
         return self._native.server_address
 

@@ -3,7 +3,7 @@ the program (``manager.hub``), pulled with :meth:`Hub.recv` or ``await``
 :meth:`Hub.next`.
 
 The server is core's: it starts from the manager's ``server.*`` keys
-(``Manager(server_listen="127.0.0.1:0", server_token="...")``) and stops with its close;
+(``Manager({"server.listen": "127.0.0.1:0", "server.token": "..."})``) and stops with its close;
 ``manager.server_address`` names the port it bound. Answers go through the registry
 (``manager.registry.send(message.connection_id, ...)``, ``registry.broadcast``), as for
 any registered connection. This module only turns the native tuples into
