@@ -98,6 +98,7 @@ const SECTIONS: &[&str] = &[
     "offsets",
     "registry",
     "resources",
+    "server",
 ];
 
 /// Looks up a key's spec.
