@@ -77,6 +77,11 @@ pub struct ResourcesDoctests;
 #[doc = include_str!("../../docs/registry.md")]
 pub struct RegistryDoctests;
 
+/// docs/server.md's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/server.md")]
+pub struct ServerDoctests;
+
 /// docs/sessions.md's Rust examples, compiled as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/sessions.md")]
