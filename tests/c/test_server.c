@@ -132,9 +132,8 @@ static int cmd_broadcast(sb_manager *m) {
 
 /* "advance": the clock forward by data.seconds. Only the clock: the driver runs the
  * registry's pass itself (POST /registry/cleanup) once it has seen the clock move, and
- * it first reads the paused clients' idle_ms, so a pass here (server-api.md's recipe
- * says "then registry.cleanup()") removes them as stale before it looks and the driver
- * fails with a 404 (.notes/server-c-requests.md; Rust, Python and Node do the same). */
+ * it first reads the paused clients' idle_ms, so an sb_registry_cleanup here would
+ * remove them as stale before it looks (the driver then fails with a 404). */
 static int cmd_advance(sb_manager *m, const char *data) {
     const char *v = json_value(data, "seconds");
     if (v == NULL) FAILF("cmd advance without seconds: %s", data);
