@@ -30,6 +30,7 @@
  *     sb_resource_attach, sb_resource_attach_anonymous -> sb_resource_detach
  *     sb_resource_get -> sb_resource_info_free, sb_resource_list ->
  *     sb_resource_info_list_free   (resource snapshots)
+ *     sb_hub_recv -> sb_hub_message_free   (a hub message snapshot)
  *   The _free and _release functions accept NULL (SB_OK); a second call on the same
  *   handle returns SB_INVALID_HANDLE. Configs are copied when passed to _new.
  *   Closing or freeing a manager closes its pools; their handles and leases then fail
@@ -59,11 +60,20 @@
  *   - Blocking calls (sb_pool_acquire, sb_lease_send/_send_all/_recv,
  *     sb_resource_wait_ready, sb_resource_update, sb_resource_send_all/_recv,
  *     sb_pool_warm, sb_pool_run_upkeep, sb_pool_run_health_checks, sb_manager_close,
- *     sb_manager_poll_event) wait on the calling thread; no call is handed to another
+ *     sb_manager_poll_event, sb_hub_recv) wait on the calling thread; no call is handed to another
  *     thread and back. The library starts its own threads (runtime.worker_threads,
  *     default 2) in sb_manager_new and joins them when the manager is closed or freed.
  *   - After fork(), the child must not use the parent's manager, pools or leases;
  *     it creates its own manager.
+ *
+ * Server
+ *   With server.listen set, sb_manager_new starts the embedded server (docs/server.md):
+ *   the admin JSON API, /metrics, the WebSocket hub at /ws and the gRPC sessions
+ *   service. sb_manager_server_address and sb_manager_grpc_address give the bound
+ *   addresses (SB_NOT_FOUND when off). What hub clients send comes from sb_hub_recv;
+ *   answer a client with sb_registry_send to its connection_id, or broadcast.
+ *   The registry's auth hooks then also run on switchboard's threads (see
+ *   sb_authenticate_fn).
  *
  * Resilience
  *   Each endpoint of a pool has a circuit breaker (breaker.* keys), a backoff after
@@ -1221,7 +1231,10 @@ typedef struct {
  * Checks `token` (valid only during the call). Return 0 to accept it, after
  * optionally setting the user and metadata on `grant`; non-zero to refuse it, with
  * the reason written NUL-terminated into `why` (`why_len` bytes, zeroed; may be left
- * empty). Runs on the thread calling `sb_registry_register*` with a token.
+ * empty). Runs on the thread calling `sb_registry_register*` with a token or, for
+ * clients of the embedded server's hub (`GET /ws`), on one of switchboard's
+ * blocking-pool threads, possibly several at once: it must be thread-safe and may
+ * block briefly.
  */
 typedef int (*sb_authenticate_fn)(void *userdata,
                                   const char *token,
@@ -1232,7 +1245,8 @@ typedef int (*sb_authenticate_fn)(void *userdata,
 /**
  * Whether connection `id` of `user` (NULL: none) may subscribe to `topic` (at
  * register and on every subscribe). Return 0 to allow; non-zero to refuse, with the
- * reason in `why` as above. Runs on the thread calling register or subscribe.
+ * reason in `why` as above. Runs on the thread calling register or subscribe, or
+ * (hub clients) on switchboard's blocking-pool threads, as the authenticate hook.
  */
 typedef int (*sb_authorize_fn)(void *userdata,
                                uint64_t id,

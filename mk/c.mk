@@ -30,7 +30,8 @@ C_TEST_ENV := SB_PYTHON=$(PYTHON) SB_ECHO_SERVER=$(ROOT)/tests/fixtures/echo_ser
               SB_FAULT_PROXY=$(ROOT)/tests/fixtures/fault_proxy.py \
               SB_REDIS_SERVER=$$(command -v redis-server || echo redis-server)
 VALGRIND   := valgrind -q --error-exitcode=1 --leak-check=full \
-              --errors-for-leak-kinds=definite,indirect --track-fds=no
+              --errors-for-leak-kinds=definite,indirect --track-fds=no \
+              --suppressions=$(ROOT)/tests/c/valgrind.supp
 C_HARNESS  := $(ROOT)/tests/c/harness.h
 # The README's C example (the first ```c block that uses sb_manager_new), compiled and
 # run so that the documentation stays true; taken from README.md (or docs/c.md) until the

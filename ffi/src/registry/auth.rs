@@ -34,7 +34,10 @@ struct GrantBuilder {
 /// Checks `token` (valid only during the call). Return 0 to accept it, after
 /// optionally setting the user and metadata on `grant`; non-zero to refuse it, with
 /// the reason written NUL-terminated into `why` (`why_len` bytes, zeroed; may be left
-/// empty). Runs on the thread calling `sb_registry_register*` with a token.
+/// empty). Runs on the thread calling `sb_registry_register*` with a token or, for
+/// clients of the embedded server's hub (`GET /ws`), on one of switchboard's
+/// blocking-pool threads, possibly several at once: it must be thread-safe and may
+/// block briefly.
 #[allow(non_camel_case_types)]
 pub type sb_authenticate_fn = Option<
     unsafe extern "C" fn(
@@ -48,7 +51,8 @@ pub type sb_authenticate_fn = Option<
 
 /// Whether connection `id` of `user` (NULL: none) may subscribe to `topic` (at
 /// register and on every subscribe). Return 0 to allow; non-zero to refuse, with the
-/// reason in `why` as above. Runs on the thread calling register or subscribe.
+/// reason in `why` as above. Runs on the thread calling register or subscribe, or
+/// (hub clients) on switchboard's blocking-pool threads, as the authenticate hook.
 #[allow(non_camel_case_types)]
 pub type sb_authorize_fn = Option<
     unsafe extern "C" fn(
