@@ -250,7 +250,8 @@ fn generator(addr: &str, n: usize) {
 fn metrics_scrape() {
     let mut c = Config::new();
     c.set("server.listen", "127.0.0.1:0").expect("config");
-    c.set("registry.max_total_connections", "0").expect("config");
+    c.set("registry.max_total_connections", "0")
+        .expect("config");
     c.set("registry.max_connections_per_topic", "0")
         .expect("config");
     let m = Manager::new(&c).expect("manager");
@@ -298,7 +299,10 @@ fn metrics_scrape() {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("gen") {
-        let n = args.get(2).and_then(|s| s.parse().ok()).unwrap_or_else(clients);
+        let n = args
+            .get(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(clients);
         generator(&args[1], n);
         return;
     }
@@ -315,7 +319,9 @@ fn main() {
             continue;
         }
         let Ok(cmd) = std::env::var(var) else {
-            println!("{{\"bench\":\"hub\",\"op\":\"fanout\",\"server\":\"{name}\",\"skipped\":\"{var} not set\"}}");
+            println!(
+                "{{\"bench\":\"hub\",\"op\":\"fanout\",\"server\":\"{name}\",\"skipped\":\"{var} not set\"}}"
+            );
             continue;
         };
         match peer(&cmd) {
