@@ -332,6 +332,30 @@ pub const KEYS: &[KeySpec] = &[
         doc: "File of the durable offset store (an embedded crash-safe database, created if missing; one process at a time). Empty: committed offsets are kept in memory for the life of the process.",
     },
     KeySpec {
+        key: "offsets.store",
+        kind: Kind::Enum(&["auto", "memory", "durable", "redis"]),
+        default: "auto",
+        doc: "Where committed offsets live: memory (for the life of the process), durable (the embedded crash-safe store at offsets.path), redis (shared by every instance on offsets.redis_url, so a session resumes on another instance), or auto (durable when offsets.path is set, else memory).",
+    },
+    KeySpec {
+        key: "offsets.redis_url",
+        kind: Kind::Text,
+        default: "",
+        doc: "The Redis of offsets.store = redis, e.g. redis://127.0.0.1:6379/0 (redis://:password@host:port/db for auth).",
+    },
+    KeySpec {
+        key: "offsets.prefix",
+        kind: Kind::Text,
+        default: "switchboard",
+        doc: "Prefix of the Redis keys of offsets.store = redis (<prefix>:epoch, <prefix>:offsets): instances with the same Redis and prefix share offsets.",
+    },
+    KeySpec {
+        key: "offsets.redis_timeout",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "5s",
+        doc: "How long a commit or read waits for Redis before failing with Timeout (and the first connect before Manager::new fails with Unavailable).",
+    },
+    KeySpec {
         key: "offsets.sync",
         kind: Kind::Enum(&["every_commit", "interval"]),
         default: "every_commit",

@@ -106,7 +106,7 @@ impl Manager {
         crate::backoff::set_max_concurrent_reconnects(
             config.u64("backoff.max_concurrent_reconnects") as usize,
         );
-        let sessions = Sessions::new(config, events.clone())?;
+        let sessions = Sessions::new(config, events.clone(), shared.handle())?;
         let server_settings = ServerSettings::from_config(config)?;
         let shared = Arc::new(shared);
         sessions.start_background(&shared)?;

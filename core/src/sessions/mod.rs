@@ -28,6 +28,7 @@
 mod catalog;
 mod metrics;
 mod offsets;
+pub mod redis_store;
 pub mod store;
 mod types;
 
@@ -41,6 +42,7 @@ use crate::error::{Code, Error, Result};
 use crate::events::{Event, EventBus, EventKind};
 use crate::runtime::RuntimeShared;
 
+pub use redis_store::RedisStore;
 pub use store::{DurableStore, MemoryStore, OffsetKey, OffsetStore, SyncMode};
 pub use types::{SessionDetails, SessionInfo, StreamCounters, StreamInfo};
 
@@ -275,24 +277,55 @@ fn try_take(n: &AtomicUsize, max: usize) -> bool {
 impl Sessions {
     /// Sessions configured by `config` (`sessions.*`, `offsets.*`): opens the durable
     /// store when `offsets.path` is set.
-    pub(crate) fn new(config: &Config, events: Arc<EventBus>) -> Result<Sessions> {
+    pub(crate) fn new(
+        config: &Config,
+        events: Arc<EventBus>,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<Sessions> {
         let path = config.bytes("offsets.path");
         let mode = SyncMode::parse(config.get("offsets.sync")?).unwrap_or(SyncMode::EveryCommit);
         let interval = config.duration("offsets.sync_interval");
-        let store: Arc<dyn OffsetStore> = if path.is_empty() {
-            Arc::new(MemoryStore::new())
-        } else {
-            if mode == SyncMode::Interval && interval.is_zero() {
-                return Err(Error::invalid_argument(
-                    "offsets.sync_interval must be a duration above 0 when offsets.sync is interval, got \"0\"",
-                ));
+        let kind = match config.get("offsets.store")? {
+            "auto" if path.is_empty() => "memory",
+            "auto" => "durable",
+            k => k,
+        };
+        if kind != "memory" && mode == SyncMode::Interval && interval.is_zero() {
+            return Err(Error::invalid_argument(
+                "offsets.sync_interval must be a duration above 0 when offsets.sync is interval, got \"0\"",
+            ));
+        }
+        let store: Arc<dyn OffsetStore> = match kind {
+            "memory" => Arc::new(MemoryStore::new()),
+            "redis" => {
+                let url = config.get("offsets.redis_url")?;
+                if url.is_empty() {
+                    return Err(Error::invalid_argument(
+                        "offsets.store = redis needs offsets.redis_url, e.g. redis://127.0.0.1:6379/0",
+                    ));
+                }
+                Arc::new(RedisStore::open(
+                    url,
+                    config.get("offsets.prefix")?,
+                    mode,
+                    config.duration("offsets.redis_timeout").max(Duration::from_millis(1)),
+                    handle.clone(),
+                )?)
             }
-            let path = String::from_utf8(path)
-                .map_err(|_| Error::invalid_argument("offsets.path must be a UTF-8 file path"))?;
-            Arc::new(DurableStore::open(path, mode)?)
+            _ => {
+                if path.is_empty() {
+                    return Err(Error::invalid_argument(
+                        "offsets.store = durable needs offsets.path, the file of the embedded store",
+                    ));
+                }
+                let path = String::from_utf8(path).map_err(|_| {
+                    Error::invalid_argument("offsets.path must be a UTF-8 file path")
+                })?;
+                Arc::new(DurableStore::open(path, mode)?)
+            }
         };
         let sync_interval =
-            (mode == SyncMode::Interval && store.kind() == "durable").then_some(interval);
+            (mode == SyncMode::Interval && store.kind() != "memory").then_some(interval);
         Ok(Sessions {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             catalog: RwLock::new(HashMap::new()),
