@@ -117,6 +117,18 @@ fn main() {
         every.as_micros(),
         us(interval)
     );
+    match redis_commits() {
+        Some(((every, p99), interval)) => println!(
+            "sessions: commit to the Redis store (offsets.store = redis, a loopback redis-server with appendonly yes, appendfsync always): every_commit {:.0} us per commit ({:.0} commits/s, p99 {:.0} us), interval {:.1} us; redb above, same run",
+            us(every),
+            1.0 / every.as_secs_f64(),
+            us(p99),
+            us(interval)
+        ),
+        None => println!(
+            "sessions: commit to the Redis store: not measured (no redis-server on PATH or in SB_REDIS_SERVER)"
+        ),
+    }
     if beyond >= 1024.0 {
         eprintln!("over the 1 KiB target");
         std::process::exit(1);
@@ -146,6 +158,72 @@ fn durable_commit(sync: &str) -> Duration {
     m.close(Duration::from_secs(5)).expect("close manager");
     let _ = std::fs::remove_file(&path);
     per
+}
+
+/// Commits to a Redis store on a redis-server started here: (mean, p99) with
+/// `every_commit`, and the mean with `interval`.
+fn redis_commits() -> Option<((Duration, Duration), Duration)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("sb-bench-redis-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let bin = std::env::var("SB_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let up = (0..2000).any(|_| {
+        std::thread::sleep(Duration::from_millis(5));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let run = |sync: &str| -> Option<(Duration, Duration)> {
+        let mut c = Config::new();
+        c.set("offsets.store", "redis").ok()?;
+        c.set("offsets.redis_url", &format!("redis://127.0.0.1:{port}/0"))
+            .ok()?;
+        c.set("offsets.sync", sync).ok()?;
+        let m = Manager::new(&c).ok()?;
+        let s = m.sessions();
+        s.register("quotes", "eu").ok()?;
+        let id = s
+            .open(&SessionDetails::new("quotes", "eu").streams(["trades"]))
+            .ok()?;
+        let mut times = Vec::with_capacity(2000);
+        for i in 0..2000 {
+            let t = Instant::now();
+            s.commit(id, "trades", i).ok()?;
+            times.push(t.elapsed());
+        }
+        let mean = times.iter().sum::<Duration>() / times.len() as u32;
+        times.sort();
+        let p99 = times[times.len() * 99 / 100];
+        m.close(Duration::from_secs(5)).ok()?;
+        Some((mean, p99))
+    };
+    let got = if up {
+        run("every_commit").zip(run("interval").map(|(mean, _)| mean))
+    } else {
+        None
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    got
 }
 
 fn us(d: Duration) -> f64 {
