@@ -16,80 +16,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::redis::Redis;
 use common::{cfg, dead_port, wait_until};
 use switchboard_core::{Code, Manager, SessionDetails};
 
 const LONG: Duration = Duration::from_secs(20);
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(port: u16, dir: &Path) -> Redis {
-        let child = Command::new(
-            std::env::var("SB_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
-        )
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            &dir.display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH (make test-rust installs it)");
-        let up = wait_until(LONG, || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "redis-server did not listen on {port}");
-        Redis { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    /// A command through redis-cli's protocol, by hand-free means: a raw RESP write.
-    fn command(&self, args: &[&str]) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        s.write_all(req.as_bytes()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n]).to_string()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn manager(url: &str, extra: &[(&str, &str)]) -> switchboard_core::Result<Manager> {
     let mut keys = vec![
@@ -141,7 +75,12 @@ fn child(role: &str, url: &str) {
 /// Runs this binary's `child_process` test as instance `role`.
 fn instance(role: &str, url: &str) {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("SB_OFFSETS_CHILD", role)
         .env("SB_OFFSETS_URL", url)
         .output()
@@ -175,7 +114,7 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 #[test]
 fn a_session_resumes_on_another_instance_at_its_commits() {
     let dir = tempdir("offsets-redis-resume");
-    let redis = Redis::start(dead_port(), &dir);
+    let redis = Redis::start(dead_port(), Some(&dir));
     let url = redis.url();
     instance("commit:100:50", &url); // A
     instance("resume:100:50", &url); // B continues at A's commits, commits 101/51
@@ -194,7 +133,7 @@ fn a_session_resumes_on_another_instance_at_its_commits() {
 #[test]
 fn a_flushed_redis_fails_the_resume_naming_the_epoch() {
     let dir = tempdir("offsets-redis-flush");
-    let redis = Redis::start(dead_port(), &dir);
+    let redis = Redis::start(dead_port(), Some(&dir));
     let m = manager(&redis.url(), &[]).unwrap();
     let id = m
         .sessions()
@@ -231,7 +170,7 @@ fn a_flushed_redis_fails_the_resume_naming_the_epoch() {
 fn acknowledged_commits_survive_a_redis_restart() {
     let dir = tempdir("offsets-redis-restart");
     let port = dead_port();
-    let mut redis = Redis::start(port, &dir);
+    let mut redis = Redis::start(port, Some(&dir));
     let url = redis.url();
     let m = manager(&url, &[]).unwrap();
     let id = m
@@ -247,7 +186,7 @@ fn acknowledged_commits_survive_a_redis_restart() {
         matches!(e.code(), Code::Unavailable | Code::Timeout),
         "a commit with Redis down is refused, not acknowledged: {e}"
     );
-    let redis = Redis::start(port, &dir);
+    let redis = Redis::start(port, Some(&dir));
     // The connection manager reconnects on its own; the next commits go through.
     let ok = wait_until(LONG, || m.sessions().commit(id, "brakes", 9).is_ok());
     assert!(ok, "commits work again after Redis came back");
@@ -261,11 +200,14 @@ fn acknowledged_commits_survive_a_redis_restart() {
 #[test]
 fn interval_mode_writes_buffered_commits_on_flush() {
     let dir = tempdir("offsets-redis-interval");
-    let redis = Redis::start(dead_port(), &dir);
+    let redis = Redis::start(dead_port(), Some(&dir));
     let url = redis.url();
     let m = manager(
         &url,
-        &[("offsets.sync", "interval"), ("offsets.sync_interval", "1h")],
+        &[
+            ("offsets.sync", "interval"),
+            ("offsets.sync_interval", "1h"),
+        ],
     )
     .unwrap();
     let id = m
@@ -298,7 +240,10 @@ fn bad_settings_are_refused_at_creation() {
     assert_eq!(e.code(), Code::InvalidArgument, "{e}");
     let e = Manager::new(&cfg(&[
         ("offsets.store", "redis"),
-        ("offsets.redis_url", &format!("redis://127.0.0.1:{}/0", dead_port())),
+        (
+            "offsets.redis_url",
+            &format!("redis://127.0.0.1:{}/0", dead_port()),
+        ),
         ("offsets.redis_timeout", "1s"),
     ]))
     .unwrap_err();

@@ -9,53 +9,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::redis::Redis;
 use common::{dead_port, wait_until};
 use switchboard_core::{Config, EventKind, Manager, ResourceHandle, ResourceStatus};
 
 const LONG: Duration = Duration::from_secs(20);
-
-struct Redis(Child);
-
-impl Redis {
-    fn start(port: u16) -> Redis {
-        let child = Command::new(
-            std::env::var("SB_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
-        )
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH (make test-rust installs it)");
-        let up = wait_until(LONG, || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "redis-server did not listen on {port}");
-        Redis(child)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill(); // SIGKILL
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Reads from the shared connection until `want` has been seen (RESP3 pushes and
 /// replies mixed; the reader only looks for the payload).
@@ -86,7 +46,7 @@ fn read_until(reader: &ResourceHandle, want: &str) -> bool {
 #[test]
 fn two_consumers_of_one_redis_connection_survive_a_redis_restart() {
     let port = dead_port();
-    let mut redis = Redis::start(port);
+    let mut redis = Redis::start(port, None);
     let m = Manager::new(&Config::new()).unwrap();
     let r = m.resources();
     let endpoint = format!("tcp://127.0.0.1:{port}");
@@ -117,7 +77,7 @@ fn two_consumers_of_one_redis_connection_survive_a_redis_restart() {
         wait_until(LONG, || reader.status() != ResourceStatus::Connected),
         "the loss is seen"
     );
-    let _redis = Redis::start(port);
+    let _redis = Redis::start(port, None);
     publisher.wait_ready(LONG).unwrap();
     assert!(
         read_until(&reader, "subscribe"),

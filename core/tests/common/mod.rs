@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod redis;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
