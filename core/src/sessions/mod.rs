@@ -308,7 +308,9 @@ impl Sessions {
                     url,
                     config.get("offsets.prefix")?,
                     mode,
-                    config.duration("offsets.redis_timeout").max(Duration::from_millis(1)),
+                    config
+                        .duration("offsets.redis_timeout")
+                        .max(Duration::from_millis(1)),
                     handle.clone(),
                 )?)
             }

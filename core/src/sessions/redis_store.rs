@@ -193,10 +193,7 @@ impl RedisStore {
         } else {
             Code::Io
         };
-        Error::new(
-            code,
-            format!("the Redis offset store at {url}: {e}"),
-        )
+        Error::new(code, format!("the Redis offset store at {url}: {e}"))
     }
 
     fn write(&self, fields: Vec<(String, i64)>) -> Result<()> {
