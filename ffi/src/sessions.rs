@@ -124,7 +124,9 @@ pub unsafe extern "C" fn sb_session_is_registered(
 /// `SB_FAILED_PRECONDITION` for a key that is not registered,
 /// `SB_RESOURCE_EXHAUSTED` beyond `sessions.max_total` or `sessions.max_per_key`,
 /// `SB_IO` when the durable store cannot be read, `SB_UNAVAILABLE` once the manager is
-/// closed. May read the offset store (disk, with `offsets.path`).
+/// closed. May read the offset store (disk, with `offsets.path`; Redis, with
+/// `offsets.store = redis`: then `SB_UNAVAILABLE` or `SB_TIMEOUT` while Redis is away
+/// and `SB_FAILED_PRECONDITION` when Redis lost the offsets, its epoch changed).
 ///
 /// # Safety
 ///
@@ -364,7 +366,9 @@ pub unsafe extern "C" fn sb_session_position(
 /// `sb_session_seek`ed to) returns `SB_FAILED_PRECONDITION` and emits
 /// `commit_failed`. Returns `SB_INVALID_ARGUMENT` for a negative offset,
 /// `SB_NOT_FOUND` for an unknown id or stream, `SB_IO` when the store fails (also a
-/// `commit_failed` event).
+/// `commit_failed` event); with `offsets.store = redis`, `SB_UNAVAILABLE` or
+/// `SB_TIMEOUT` while Redis is away (nothing acknowledged) and `SB_FAILED_PRECONDITION`
+/// when Redis lost the offsets (docs/cluster.md).
 ///
 /// # Safety
 ///
