@@ -733,7 +733,7 @@ export declare class Sessions {
   /** Sessions open now. */
   readonly openCount: number;
   /** `'memory'` or `'durable'`. */
-  readonly storeKind: 'memory' | 'durable';
+  readonly storeKind: 'memory' | 'durable' | 'redis';
   /** Commits accepted but not yet on disk (interval mode; else 0). */
   readonly bufferedCommits: number;
 }

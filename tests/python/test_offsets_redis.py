@@ -250,16 +250,9 @@ def test_acknowledged_commits_survive_a_redis_restart(redis: PersistentRedis) ->
     instance("resume:50:9", redis.url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Sessions.store_kind maps every kind but 'durable' to 'memory' "
-    "(bindings/python/python/switchboard/_sessions.py; .notes/redis-offsets-python.md); "
-    "remove this marker when it says 'redis'",
-)
 def test_store_kind_says_redis(redis: PersistentRedis) -> None:
     with manager(redis.url) as m:
-        kind: str = m.sessions.store_kind  # StoreKind has no "redis" either
-        assert kind == "redis"
+        assert m.sessions.store_kind == "redis"
 
 
 def test_redis_without_a_url_is_refused_at_creation() -> None:

@@ -22,7 +22,7 @@ __all__ = ["Session", "SessionInfo", "Sessions", "StoreKind", "StreamInfo"]
 
 #: The offset store's kind (``Sessions.store_kind``). A Union of one-word Literals
 #: (rather than ``Literal["memory", "durable"]``) so that mypy.stubtest accepts it.
-StoreKind = Union[Literal["memory"], Literal["durable"]]
+StoreKind = Union[Literal["memory"], Literal["durable"], Literal["redis"]]
 
 _U64 = 1 << 64
 
@@ -308,9 +308,14 @@ class Sessions:
 
     @property
     def store_kind(self) -> StoreKind:
-        """``"memory"`` or ``"durable"`` (``offsets_path`` set)."""
+        """``"memory"``, ``"durable"`` (``offsets_path`` set) or ``"redis"``
+        (``offsets_store="redis"``)."""
         kind = self._native.store_kind()
-        return "durable" if kind == "durable" else "memory"
+        if kind == "durable":
+            return "durable"
+        if kind == "redis":
+            return "redis"
+        return "memory"
 
     @property
     def buffered_commits(self) -> int:
