@@ -105,7 +105,7 @@ async function main(): Promise<void> {
   sessions.close(sid);
   const again: number = await sessions.resume('feed', 'k1', ['x']);
   await sessions.flush();
-  const kind: 'memory' | 'durable' = sessions.storeKind;
+  const kind: 'memory' | 'durable' | 'redis' = sessions.storeKind;
   const counts: number = sessions.openCount + sessions.bufferedCommits;
   const details: SessionDetails = { dataSource: 'a', sessionKey: 'b' };
   new Manager({ sessionsMaxTotal: 10, sessionsMaxPerKey: 1, offsetsPath: '/tmp/x.redb', offsetsSync: 'interval', offsetsSyncInterval: 500 });
