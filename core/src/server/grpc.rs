@@ -46,6 +46,26 @@ fn id_of(c: Option<pb::Connection>) -> Result<u64> {
     })
 }
 
+/// A session opened for a NewConnection not yet answered: closed if dropped armed.
+struct Opened {
+    parts: Arc<crate::manager::parts::Parts>,
+    id: Option<u64>,
+}
+
+impl Opened {
+    fn disarm(mut self) -> u64 {
+        self.id.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = self.parts.sessions.close(id);
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl ConnectionManagerService for Service {
     async fn new_connection(
@@ -56,8 +76,12 @@ impl ConnectionManagerService for Service {
             .into_inner()
             .details
             .ok_or_else(|| Status::invalid_argument("NewConnection needs details"))?;
-        let id = run(&self.parts, move |s| {
-            if d.resume {
+        // The session is opened on the blocking pool with a guard that closes it, so a
+        // call cancelled meanwhile (the client's deadline) leaves no session behind
+        // that nobody knows the id of; the guard is disarmed once the id is answered.
+        let parts = self.parts.clone();
+        let opened = run(&self.parts, move |s| {
+            let id = if d.resume {
                 if !d.stream_offsets.is_empty() {
                     return Err(Error::invalid_argument(
                         "resume starts each stream at its committed offset; leave stream_offsets empty",
@@ -78,9 +102,14 @@ impl ConnectionManagerService for Service {
                     stream_offsets: d.stream_offsets,
                     exclude_main_stream: d.exclude_main_stream,
                 })
-            }
+            }?;
+            Ok(Opened {
+                parts,
+                id: Some(id),
+            })
         })
         .await?;
+        let id = opened.disarm();
         Ok(Response::new(pb::NewConnectionResponse {
             connection: Some(pb::Connection { id: id as i64 }),
         }))

@@ -118,13 +118,25 @@ pub(crate) async fn upgrade(
         }
     }
     // The hook may block (a Python hook takes the GIL, a Node hook waits for the JS
-    // thread): it runs on the blocking pool, never on a runtime worker.
+    // thread): it runs on the blocking pool, never on a runtime worker. The `Leave`
+    // guard is made there too, beside the registration: if this request is cancelled
+    // (the client hung up) while the hook runs, the finished registration is dropped
+    // with its guard and leaves the registry, instead of staying behind unowned.
     let registered = {
         let registry = registry.clone();
-        tokio::task::spawn_blocking(move || registry.register_outbox(reg)).await
+        tokio::task::spawn_blocking(move || {
+            registry.register_outbox(reg).map(|outbox| {
+                let leave = Leave {
+                    id: outbox.id(),
+                    registry,
+                };
+                (outbox, leave)
+            })
+        })
+        .await
     };
-    let outbox = match registered {
-        Ok(Ok(o)) => o,
+    let (outbox, leave) = match registered {
+        Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
             ctx.parts.hub.count_refused();
             return ApiError(e).into_response();
@@ -134,10 +146,6 @@ pub(crate) async fn upgrade(
         }
     };
     ctx.parts.hub.count_accepted();
-    let leave = Leave {
-        registry,
-        id: outbox.id(),
-    };
     // Reads in 4 KiB chunks rather than tungstenite's 128 KiB: thousands of idle
     // clients then cost little (a bigger frame still arrives whole).
     ws.read_buffer_size(READ_BUFFER)
