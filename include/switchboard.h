@@ -2736,8 +2736,8 @@ sb_status sb_session_buffered_commits(const sb_manager *manager,
                                       size_t *out);
 
 /**
- * Stores the kind of offset store in `*out`: the static string `"memory"` or
- * `"durable"` (never free it).
+ * Stores the kind of offset store in `*out`: the static string `"memory"`,
+ * `"durable"` or `"redis"` (never free it).
  *
  * # Safety
  *

@@ -172,6 +172,9 @@ static int offsets_manager(const char *url, sb_manager **m) {
     EXPECT_OK(sb_config_free(cfg));
     EXPECT_ST(st, SB_OK);
     EXPECT_OK(sb_session_register(*m, "telemetry", "race-1", NULL));
+    const char *kind = NULL;
+    EXPECT_OK(sb_session_store_kind(*m, &kind));
+    EXPECT(kind != NULL && strcmp(kind, "redis") == 0);
     return 0;
 }
 
