@@ -12,14 +12,17 @@
 typedef struct {
     pid_t pid;
     int port;
-    char target[64];
+    char target[64]; /* tcp://127.0.0.1:PORT, for a pool */
+    char url[64];    /* redis://127.0.0.1:PORT/0, for offsets.redis_url */
 } redis;
 
-/* Starts redis-server on loopback port `port` (0: a free one); waits (up to 15 s) until
- * it accepts. */
-static inline int redis_start_on(redis *r, int want_port) {
+/* Starts redis-server on loopback port `port` (0: a free one), in memory only or, with
+ * `aof_dir`, with an append-only file there fsynced on every write (what a restart on
+ * the same dir keeps); waits (up to 15 s) until it accepts. */
+static inline int redis_start_with(redis *r, int want_port, const char *aof_dir) {
     const char *bin = getenv("SB_REDIS_SERVER");
     if (bin == NULL || *bin == '\0') bin = "redis-server";
+    r->pid = 0;
     r->port = want_port > 0 ? want_port : dead_port();
     if (r->port <= 0) return -1;
     char port[16];
@@ -37,8 +40,13 @@ static inline int redis_start_on(redis *r, int want_port) {
             dup2(devnull, STDIN_FILENO);
             dup2(devnull, STDOUT_FILENO);
         }
-        execlp(bin, bin, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
-               "--port", port, "--daemonize", "no", (char *)NULL);
+        if (aof_dir != NULL)
+            execlp(bin, bin, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+                   "--dir", aof_dir, "--bind", "127.0.0.1", "--port", port, "--daemonize",
+                   "no", (char *)NULL);
+        else
+            execlp(bin, bin, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
+                   "--port", port, "--daemonize", "no", (char *)NULL);
         int err = errno;
         if (write(exec_pipe[1], &err, sizeof err) < 0) _exit(126);
         _exit(127);
@@ -58,6 +66,7 @@ static inline int redis_start_on(redis *r, int want_port) {
     }
     r->pid = pid;
     snprintf(r->target, sizeof r->target, "tcp://127.0.0.1:%d", r->port);
+    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
     long long deadline = now_ms() + 15000;
     while (now_ms() < deadline) {
         int fd = connect_loopback(r->port);
@@ -73,6 +82,10 @@ static inline int redis_start_on(redis *r, int want_port) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return -1;
+}
+
+static inline int redis_start_on(redis *r, int want_port) {
+    return redis_start_with(r, want_port, NULL);
 }
 
 static inline int redis_start(redis *r) { return redis_start_on(r, 0); }

@@ -26,75 +26,6 @@ static char self_exe[PATH_MAX];
 
 static const char *const STREAMS[] = {"engine", "brakes"};
 
-/* ---- redis-server with an append-only file in its own directory ---------------- */
-
-/* Starts redis-server on `want_port` (0: a free one) with its data in `dir`, fsyncing
- * every write; waits (up to 15 s) until it accepts. */
-static int aof_redis_start(redis *r, int want_port, const char *dir) {
-    const char *bin = getenv("SB_REDIS_SERVER");
-    if (bin == NULL || *bin == '\0') bin = "redis-server";
-    r->pid = 0;
-    r->port = want_port > 0 ? want_port : dead_port();
-    if (r->port <= 0) return -1;
-    char port[16];
-    snprintf(port, sizeof port, "%d", r->port);
-    int exec_pipe[2];
-    if (pipe(exec_pipe) != 0) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(exec_pipe[0]);
-        close(exec_pipe[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        close(exec_pipe[0]);
-        fcntl(exec_pipe[1], F_SETFD, FD_CLOEXEC);
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, STDIN_FILENO);
-            dup2(devnull, STDOUT_FILENO);
-        }
-        execlp(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "yes", "--appendfsync", "always", "--dir", dir,
-               "--daemonize", "no", (char *)NULL);
-        int err = errno;
-        if (write(exec_pipe[1], &err, sizeof err) < 0) _exit(126);
-        _exit(127);
-    }
-    close(exec_pipe[1]);
-    int err = 0;
-    ssize_t n = read(exec_pipe[0], &err, sizeof err);
-    close(exec_pipe[0]);
-    if (n == (ssize_t)sizeof err) {
-        waitpid(pid, NULL, 0);
-        fprintf(stderr,
-                "\n*** cannot run \"%s\": %s.\n"
-                "*** Install the Debian package (apt-get install -y redis-server) or set "
-                "SB_REDIS_SERVER. FAILING.\n\n",
-                bin, strerror(err));
-        return -1;
-    }
-    r->pid = pid;
-    snprintf(r->target, sizeof r->target, "redis://127.0.0.1:%d/0", r->port);
-    long long deadline = now_ms() + 15000;
-    while (now_ms() < deadline) {
-        int fd = connect_loopback(r->port);
-        if (fd >= 0) {
-            close(fd);
-            return 0;
-        }
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            r->pid = 0;
-            break;
-        }
-        sleep_ms(20);
-    }
-    fprintf(stderr, "\n*** redis-server did not accept on port %d. FAILING.\n\n", r->port);
-    redis_kill(r);
-    return -1;
-}
-
 /* One command over a plain socket (RESP); the whole reply in `out` (NUL-terminated).
  * Returns 0 once a complete reply of a simple type or a bulk string arrived. */
 static int redis_command(int port, const char *const *args, size_t nargs, char *out,
@@ -258,16 +189,16 @@ static int a_session_resumes_on_another_instance_at_its_commits(void) {
     char dir[PATH_MAX];
     if (make_dir(dir, sizeof dir, "offsets-redis-resume")) return 1;
     redis r;
-    if (aof_redis_start(&r, 0, dir) != 0) {
+    if (redis_start_with(&r, 0, dir) != 0) {
         remove_dir(dir);
         FAILF("redis-server could not be started");
     }
-    int failed = instance("commit", 100, 50, r.target)    /* A */
-                 || instance("resume", 100, 50, r.target); /* B: starts at 100/50, commits 101/51 */
+    int failed = instance("commit", 100, 50, r.url)    /* A */
+                 || instance("resume", 100, 50, r.url); /* B: starts at 100/50, commits 101/51 */
     if (!failed) {
         /* C, this process, resumes at B's commits. */
         sb_manager *m = NULL;
-        failed = offsets_manager(r.target, &m);
+        failed = offsets_manager(r.url, &m);
         if (!failed) {
             uint64_t id = 0;
             int64_t engine = -1, brakes = -1, committed = -1;
@@ -331,14 +262,14 @@ static int a_flushed_redis_fails_the_resume_naming_the_epoch(void) {
     char dir[PATH_MAX];
     if (make_dir(dir, sizeof dir, "offsets-redis-flush")) return 1;
     redis r;
-    if (aof_redis_start(&r, 0, dir) != 0) {
+    if (redis_start_with(&r, 0, dir) != 0) {
         remove_dir(dir);
         FAILF("redis-server could not be started");
     }
-    int failed = instance("commit", 7, 3, r.target); /* A commits 7/3 and closes */
+    int failed = instance("commit", 7, 3, r.url); /* A commits 7/3 and closes */
     if (!failed) {
         sb_manager *m = NULL;
-        failed = offsets_manager(r.target, &m);
+        failed = offsets_manager(r.url, &m);
         if (!failed) {
             failed = flushed_redis_fails_the_resume_naming_the_epoch_case(&r, m);
             failed = manager_done(m) || failed;
@@ -351,7 +282,7 @@ static int a_flushed_redis_fails_the_resume_naming_the_epoch(void) {
 
 static int restart_case(redis *r, const char *dir) {
     sb_manager *m = NULL;
-    if (offsets_manager(r->target, &m)) return 1;
+    if (offsets_manager(r->url, &m)) return 1;
     uint64_t id = 0;
     EXPECT_OK(sb_session_open(m, "telemetry", "race-1", STREAMS, 2, NULL, 0, false, &id));
     for (int64_t n = 1; n <= 50; n++) EXPECT_OK(sb_session_commit(m, id, "engine", n));
@@ -364,7 +295,7 @@ static int restart_case(redis *r, const char *dir) {
         FAILF("a commit with Redis down returned %s (%s), expected SB_UNAVAILABLE or "
               "SB_TIMEOUT", status_name(st), last_error());
 
-    if (aof_redis_start(r, port, dir) != 0) FAILF("redis-server did not restart on %d", port);
+    if (redis_start_with(r, port, dir) != 0) FAILF("redis-server did not restart on %d", port);
     /* The client reconnects by itself; the next commits go through. */
     long long deadline = now_ms() + 20000;
     int tries = 0;
@@ -379,14 +310,14 @@ static int restart_case(redis *r, const char *dir) {
     EXPECT_OK(sb_session_close(m, id));
     if (manager_done(m)) return 1;
     /* Another process resumes at every acknowledged commit (engine 50, not 51). */
-    return instance("resume", 50, 9, r->target);
+    return instance("resume", 50, 9, r->url);
 }
 
 static int acknowledged_commits_survive_a_redis_restart(void) {
     char dir[PATH_MAX];
     if (make_dir(dir, sizeof dir, "offsets-redis-restart")) return 1;
     redis r;
-    if (aof_redis_start(&r, 0, dir) != 0) {
+    if (redis_start_with(&r, 0, dir) != 0) {
         remove_dir(dir);
         FAILF("redis-server could not be started");
     }
