@@ -213,18 +213,22 @@ def test_hub_next_from_asyncio_with_a_websockets_client(served: switchboard.Mana
             assert welcome["type"] == "welcome", welcome
             conn_id = welcome["data"]["connection_id"]
 
-            # The loop keeps running while next() waits: a ticker counts meanwhile.
+            # The loop keeps running while next() waits: a ticker reaches 10 ticks
+            # meanwhile (waited for with a deadline, not timed).
             ticks = 0
+            ten = asyncio.Event()
 
             async def ticker() -> None:
                 nonlocal ticks
                 while True:
                     await asyncio.sleep(0.01)
                     ticks += 1
+                    if ticks >= 10:
+                        ten.set()
 
             tick_task = asyncio.create_task(ticker())
             waiting = asyncio.create_task(manager.hub.next())
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(ten.wait(), 30)
             assert not waiting.done()
             assert ticks >= 10, f"the event loop was blocked while hub.next() waited ({ticks} ticks)"
             await ws.send(json.dumps({"type": "data", "topic": "room", "data": {"x": 1}}))
