@@ -246,6 +246,9 @@ pub struct Breaker {
     probe_successes: u32,
     generation: u64,
     counts: BreakerCounts,
+    /// The current OPEN came from another instance of the cluster (its opening was
+    /// published), not from this breaker's own counts.
+    remote: bool,
 }
 
 impl Breaker {
@@ -264,6 +267,7 @@ impl Breaker {
             probe_successes: 0,
             generation: 0,
             counts: BreakerCounts::default(),
+            remote: false,
         }
     }
 
@@ -280,6 +284,64 @@ impl Breaker {
     /// When an OPEN breaker will admit probes.
     pub fn open_until(&self) -> Option<Instant> {
         self.open_until
+    }
+
+    /// Whether the current OPEN (or the HALF_OPEN after it) came from another
+    /// instance's published opening rather than from this breaker's own counts.
+    pub fn is_remote(&self) -> bool {
+        self.remote
+    }
+
+    /// Another instance of the cluster opened this endpoint's breaker for `wait`: a
+    /// CLOSED (or HALF_OPEN) breaker opens at once, without counting failures of its
+    /// own, until `now + wait + breaker.probe_timeout` (the opener probes meanwhile
+    /// and publishes its verdict; with no verdict by then, this breaker probes by
+    /// itself). An OPEN one is held open at least that long. Operator states and
+    /// METRICS_ONLY are left alone.
+    pub fn remote_open(&mut self, now: Instant, wait: Duration) -> Option<Transition> {
+        let until = now + wait + self.settings.probe_timeout;
+        match self.state {
+            BreakerState::Closed | BreakerState::HalfOpen => {
+                self.clear_window();
+                self.probes.clear();
+                self.probe_successes = 0;
+                self.open_until = Some(until);
+                let t = self.go(
+                    BreakerState::Open,
+                    format!(
+                        "another instance of the cluster opened it; open for {}",
+                        crate::config::fmt_duration(wait)
+                    ),
+                );
+                self.remote = true;
+                Some(t)
+            }
+            BreakerState::Open => {
+                if self.open_until.is_none_or(|t| t < until) {
+                    self.open_until = Some(until);
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The instance whose opening this breaker followed closed its breaker (its probes
+    /// succeeded): this one closes too. A breaker that opened by its own counts keeps
+    /// its own course.
+    pub fn remote_close(&mut self) -> Option<Transition> {
+        if !self.remote || !matches!(self.state, BreakerState::Open | BreakerState::HalfOpen) {
+            return None;
+        }
+        self.reopenings = 0;
+        self.open_until = None;
+        self.probes.clear();
+        self.probe_successes = 0;
+        self.clear_window();
+        Some(self.go(
+            BreakerState::Closed,
+            "the instance of the cluster that opened it closed it".to_string(),
+        ))
     }
 
     /// The window and lifetime counts.
@@ -487,6 +549,9 @@ impl Breaker {
 
     fn go(&mut self, to: BreakerState, why: String) -> Transition {
         let from = self.state;
+        // A remote OPEN's wait passing keeps it remote (a late verdict still closes
+        // it); any other change is this breaker's own.
+        self.remote &= from == BreakerState::Open && to == BreakerState::HalfOpen;
         self.state = to;
         self.generation += 1;
         self.counts.transitions_total += 1;

@@ -251,3 +251,75 @@ fn late_results_from_before_a_change_decide_nothing() {
     let (_, to, _) = b.on_result(probe, true, MS, t1).expect("the probe decides");
     assert_eq!(to, BreakerState::Closed);
 }
+
+#[test]
+fn a_remote_opening_refuses_at_once_and_waits_for_the_openers_verdict() {
+    let mut b = Breaker::new(settings(|c| {
+        set(c, "breaker.failure_threshold", "3");
+        set(c, "breaker.probe_timeout", "2s");
+    }));
+    let t0 = Instant::now();
+    let (from, to, _) = b.remote_open(t0, Duration::from_secs(5)).expect("opens");
+    assert_eq!((from, to), (BreakerState::Closed, BreakerState::Open));
+    assert!(b.is_remote());
+    assert!(b.try_acquire(t0, &mut Vec::new()).is_err(), "fails fast");
+    // Still open past the opener's wait, for its probe's deadline.
+    assert!(
+        b.try_acquire(t0 + Duration::from_secs(6), &mut Vec::new())
+            .is_err()
+    );
+    assert_eq!(b.counts().opened_total, 0, "not an opening of its own");
+    // The opener's close verdict closes it.
+    let (_, to, _) = b.remote_close().expect("closes");
+    assert_eq!(to, BreakerState::Closed);
+    assert!(!b.is_remote());
+    assert!(
+        b.try_acquire(t0 + Duration::from_secs(6), &mut Vec::new())
+            .is_ok()
+    );
+}
+
+#[test]
+fn with_no_verdict_a_remote_opening_probes_by_itself_and_a_later_opening_extends_it() {
+    let mut b = Breaker::new(settings(|c| {
+        set(c, "breaker.probe_timeout", "1s");
+        set(c, "breaker.half_open_probes", "1");
+    }));
+    let t0 = Instant::now();
+    b.remote_open(t0, Duration::from_secs(2)).expect("opens");
+    assert!(
+        b.remote_open(t0, Duration::from_secs(9)).is_none(),
+        "extends"
+    );
+    assert!(
+        b.try_acquire(t0 + Duration::from_secs(5), &mut Vec::new())
+            .is_err()
+    );
+    let mut ts = Vec::new();
+    let p = b
+        .try_acquire(t0 + Duration::from_secs(10), &mut ts)
+        .expect("its own probe after the wait and the probe deadline");
+    assert!(p.probe);
+    assert_eq!(ts[0].1, BreakerState::HalfOpen);
+    assert!(
+        b.on_result(p, true, MS, t0 + Duration::from_secs(10))
+            .is_some()
+    );
+    assert_eq!(b.state(), BreakerState::Closed);
+}
+
+#[test]
+fn remote_verdicts_leave_operator_states_and_own_openings_alone() {
+    let mut b = Breaker::new(settings(|c| set(c, "breaker.failure_threshold", "1")));
+    let t0 = Instant::now();
+    b.apply(BreakerOp::ForceOpen, t0);
+    assert!(b.remote_open(t0, Duration::from_secs(1)).is_none());
+    b.apply(BreakerOp::Reset, t0);
+    fail(&mut b, t0).expect("opens by its own count");
+    assert!(!b.is_remote());
+    assert!(
+        b.remote_close().is_none(),
+        "its own opening keeps its course"
+    );
+    assert_eq!(b.state(), BreakerState::Open);
+}

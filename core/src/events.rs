@@ -57,12 +57,18 @@ pub enum EventKind {
     /// A resource was updated: its consumers now use a new connection (`resource`,
     /// `endpoint` the new one).
     ResourceRebound,
+    /// The manager joined its cluster (`cluster.redis_url`), at start or again after
+    /// losing Redis; `reason` is `joined` or `rejoined`.
+    ClusterJoined,
+    /// The manager lost its cluster's Redis and serves locally (its breakers are
+    /// local, broadcasts reach this instance only) until it rejoins; `reason` says why.
+    ClusterLost,
 }
 
 impl EventKind {
     /// Every kind, in the order of their stable numbers (C's `sb_event_kind` is the
     /// position here plus one).
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::LeakSuspected,
         EventKind::ConnectionState,
         EventKind::EndpointState,
@@ -82,6 +88,8 @@ impl EventKind {
         EventKind::ResourceState,
         EventKind::ResourceDetached,
         EventKind::ResourceRebound,
+        EventKind::ClusterJoined,
+        EventKind::ClusterLost,
     ];
 
     /// The stable name used in every language: `leak_suspected`, `breaker_state`, ...
@@ -106,6 +114,8 @@ impl EventKind {
             EventKind::ResourceState => "resource_state",
             EventKind::ResourceDetached => "resource_detached",
             EventKind::ResourceRebound => "resource_rebound",
+            EventKind::ClusterJoined => "cluster_joined",
+            EventKind::ClusterLost => "cluster_lost",
         }
     }
 }

@@ -20,6 +20,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connector;
 pub mod dyn_connector;

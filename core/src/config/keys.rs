@@ -520,4 +520,40 @@ pub const KEYS: &[KeySpec] = &[
         default: "10000",
         doc: "Messages from hub clients kept for the program to receive; when full the oldest is dropped and counted (switchboard_hub_messages_dropped_total).",
     },
+    KeySpec {
+        key: "cluster.redis_url",
+        kind: Kind::Text,
+        default: "",
+        doc: "Joins the manager to a cluster of instances through this Redis (redis://host:port/db): breaker openings, registry broadcasts, membership and cluster-wide list, disconnect and stats are shared (docs/cluster.md). Empty: no cluster. A Redis that cannot be reached at start or later leaves the instance serving locally (event cluster_lost) until it rejoins (cluster_joined).",
+    },
+    KeySpec {
+        key: "cluster.name",
+        kind: Kind::Text,
+        default: "switchboard",
+        doc: "The cluster's name: the prefix of every Redis key and channel it uses, so several clusters can share one Redis.",
+    },
+    KeySpec {
+        key: "cluster.node_id",
+        kind: Kind::Text,
+        default: "",
+        doc: "This instance's name in the member list and in reports. Empty: <hostname>-<pid>-<4 hex digits>.",
+    },
+    KeySpec {
+        key: "cluster.heartbeat_interval",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "2s",
+        doc: "How often this instance publishes its heartbeat (node id, address, counts); a member silent for 3 intervals is dropped from the member list.",
+    },
+    KeySpec {
+        key: "cluster.request_timeout",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "1s",
+        doc: "How long a cluster-wide list, disconnect, stats or acknowledged broadcast waits for the live members; members that did not answer by then are named in the result instead of failing it.",
+    },
+    KeySpec {
+        key: "cluster.breakers",
+        kind: Kind::Enum(&["shared", "local"]),
+        default: "shared",
+        doc: "shared: a breaker opening on this instance is published (with its open wait as TTL) and the other instances fail fast on that endpoint until the opener's verdict; local: breakers are never shared.",
+    },
 ];

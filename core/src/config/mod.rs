@@ -99,6 +99,7 @@ const SECTIONS: &[&str] = &[
     "registry",
     "resources",
     "server",
+    "cluster",
 ];
 
 /// Looks up a key's spec.

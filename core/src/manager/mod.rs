@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
 use crate::clock::{ManualClock, SharedClock, SystemClock};
+use crate::cluster::Cluster;
+use crate::cluster::settings::ClusterSettings;
 use crate::config::Config;
 use crate::connector::{Connector, TcpConnector, TcpSettings};
 use crate::endpoint::Endpoint;
@@ -108,7 +110,13 @@ impl Manager {
         );
         let sessions = Sessions::new(config, events.clone(), shared.handle())?;
         let server_settings = ServerSettings::from_config(config)?;
+        let cluster_settings = ClusterSettings::from_config(config)?;
         let shared = Arc::new(shared);
+        // The cluster first: its node number is in every connection id.
+        let cluster = match cluster_settings {
+            Some(s) => Some(Cluster::start(s, shared.clone(), events.clone())?),
+            None => None,
+        };
         sessions.start_background(&shared)?;
         registry.start_background(&shared, workers)?;
         resources.start_background(&shared)?;
@@ -118,7 +126,11 @@ impl Manager {
             registry,
             resources,
             hub: Hub::new(config.u64("server.hub_queue") as usize),
+            cluster: cluster.clone(),
         });
+        if let Some(c) = &cluster {
+            c.attach(&parts);
+        }
         let inner = Arc::new(ManagerInner {
             config: config.clone(),
             rt: shared.clone(),
@@ -136,6 +148,9 @@ impl Manager {
         };
         // A bind that fails closes what was started (dropping the manager does).
         let server = Server::start(settings, parts, &shared)?;
+        if let Some(c) = &cluster {
+            c.set_address(server.addr().to_string());
+        }
         let mut inner = inner;
         match Arc::get_mut(&mut inner) {
             Some(i) => i.server = Some(server),
@@ -255,6 +270,15 @@ impl Manager {
             }
         }));
         pools.insert(name.to_string(), (serial, Arc::new(pool.clone())));
+        if let Some(shared) = self
+            .inner
+            .parts
+            .cluster
+            .as_ref()
+            .and_then(|c| c.breakers_for(name))
+        {
+            pool.share_breakers(shared);
+        }
         Ok(pool)
     }
 
@@ -316,6 +340,12 @@ impl Manager {
     /// server's own when gRPC shares its port; `None` when the server is off.
     pub fn grpc_address(&self) -> Option<SocketAddr> {
         self.inner.server.as_ref().map(Server::grpc_addr)
+    }
+
+    /// The manager's cluster (`cluster.redis_url`; docs/cluster.md), or `None` when it
+    /// is not in one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.parts.cluster.as_ref()
     }
 
     /// The WebSocket hub's inbound side: what hub clients send to the program
@@ -384,6 +414,10 @@ impl ManagerInner {
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(100)),
         );
+        // The cluster's member record goes (the others drop this instance at once).
+        if let Some(c) = &self.parts.cluster {
+            c.stop();
+        }
         // Hub clients' writers send their close frames (1001) before the runtime stops.
         self.parts
             .hub

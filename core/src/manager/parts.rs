@@ -10,7 +10,7 @@ use crate::breaker::BreakerOp;
 use crate::connector::Connector;
 use crate::error::{Error, Result};
 use crate::health::HealthReport;
-use crate::pool::{Pool, PoolStats};
+use crate::pool::{Pool, PoolStats, RemoteVerdict};
 use crate::registry::Registry;
 use crate::resources::Resources;
 use crate::server::Hub;
@@ -26,6 +26,7 @@ pub(crate) trait PoolControl: Send + Sync {
     fn drain(&self, endpoint: &str) -> Result<()>;
     fn resize(&self, max_size: usize, min_idle: usize) -> Result<()>;
     fn breaker_op(&self, endpoint: Option<&str>, op: BreakerOp) -> Result<()>;
+    fn remote_breaker(&self, endpoint: &str, verdict: RemoteVerdict) -> Result<()>;
 }
 
 /// The manager holds each pool until the pool is closed (by the program, or by the
@@ -56,6 +57,9 @@ impl<C: Connector> PoolControl for Pool<C> {
     fn breaker_op(&self, endpoint: Option<&str>, op: BreakerOp) -> Result<()> {
         Pool::breaker_op(self, endpoint, op)
     }
+    fn remote_breaker(&self, endpoint: &str, verdict: RemoteVerdict) -> Result<()> {
+        Pool::remote_breaker(self, endpoint, verdict)
+    }
 }
 
 /// A pool as the manager holds it: a serial number (so a detaching pool never removes
@@ -69,6 +73,8 @@ pub(crate) struct Parts {
     pub(crate) registry: Registry,
     pub(crate) resources: Resources,
     pub(crate) hub: Hub,
+    /// The manager's cluster, when `cluster.redis_url` is set.
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Parts {
@@ -113,6 +119,11 @@ impl Parts {
         let registry = Box::new(self.registry.collector());
         let resources = Box::new(self.resources.collector());
         let hub = Box::new(self.hub.collector());
-        crate::metrics::render_with(self.pool_stats(), vec![sessions, registry, resources, hub])
+        let mut extra: Vec<Box<dyn prometheus_client::collector::Collector>> =
+            vec![sessions, registry, resources, hub];
+        if let Some(c) = &self.cluster {
+            extra.push(Box::new(c.collector()));
+        }
+        crate::metrics::render_with(self.pool_stats(), extra)
     }
 }

@@ -4,7 +4,7 @@
 //! and the events all of that produces.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::backoff::{Backoff, BackoffSettings};
@@ -75,8 +75,29 @@ pub(crate) struct Effect {
     pub(crate) evict: bool,
 }
 
+/// Where a pool's breaker openings and closings are published for the other
+/// instances of a cluster (`cluster.redis_url`), and read back from them.
+pub(crate) trait SharedBreakers: Send + Sync {
+    /// This instance's breaker of `endpoint` opened for `wait`.
+    fn opened(&self, pool: &str, endpoint: &str, wait: Duration);
+    /// This instance's breaker of `endpoint` closed after an opening (its probes
+    /// succeeded, or an operator reset it).
+    fn closed(&self, pool: &str, endpoint: &str);
+}
+
+/// Another instance's verdict on an endpoint's breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemoteVerdict {
+    /// It opened its breaker for this long.
+    Opened(Duration),
+    /// It closed it.
+    Closed,
+}
+
 pub(crate) struct Endpoints {
     pub(crate) slots: Vec<Slot>,
+    /// Set when the manager is in a cluster.
+    pub(crate) shared: OnceLock<Arc<dyn SharedBreakers>>,
     pool: String,
     events: Arc<EventBus>,
     clock: SharedClock,
@@ -121,6 +142,7 @@ impl Endpoints {
             .collect();
         Endpoints {
             slots,
+            shared: OnceLock::new(),
             pool,
             events,
             clock,
@@ -575,11 +597,54 @@ impl Endpoints {
         }
     }
 
+    /// Applies another instance's verdict on endpoint `i`'s breaker (see
+    /// [`Breaker::remote_open`]); nothing of it is published again.
+    pub(crate) fn remote(&self, i: usize, verdict: RemoteVerdict) -> Effect {
+        let now = self.clock.now();
+        let t = {
+            let mut g = self.lock(i);
+            match verdict {
+                RemoteVerdict::Opened(wait) => g.breaker.remote_open(now, wait),
+                RemoteVerdict::Closed => g.breaker.remote_close(),
+            }
+        };
+        self.mirror(i, t, false)
+    }
+
     /// Mirrors a breaker change, emits its event and says whether to evict.
     fn after_transition(&self, i: usize, t: Option<Transition>) -> Effect {
+        self.mirror(i, t, true)
+    }
+
+    /// Publishes this instance's own openings and closings to the cluster.
+    fn publish(&self, i: usize, from: BreakerState, to: BreakerState) {
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let name = &self.slots[i].name;
+        if to == BreakerState::Open {
+            let (remote, until) = {
+                let g = self.lock(i);
+                (g.breaker.is_remote(), g.breaker.open_until())
+            };
+            if let (false, Some(until)) = (remote, until) {
+                let wait = until.saturating_duration_since(self.clock.now());
+                shared.opened(&self.pool, name, wait);
+            }
+        } else if to == BreakerState::Closed
+            && matches!(from, BreakerState::Open | BreakerState::HalfOpen)
+        {
+            shared.closed(&self.pool, name);
+        }
+    }
+
+    fn mirror(&self, i: usize, t: Option<Transition>, own: bool) -> Effect {
         let Some((from, to, why)) = t else {
             return Effect::default();
         };
+        if own {
+            self.publish(i, from, to);
+        }
         self.slots[i]
             .breaker_state
             .store(to as u8, Ordering::SeqCst);

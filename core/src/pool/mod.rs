@@ -27,6 +27,7 @@
 //! opens connections up to `min_idle`.
 
 mod endpoints;
+pub(crate) use endpoints::{RemoteVerdict, SharedBreakers};
 mod idle;
 mod settings;
 
@@ -521,6 +522,25 @@ impl<C: Connector> Pool<C> {
             }
         }
         if op != BreakerOp::ForceOpen {
+            inner.ensure_connecting();
+        }
+        Ok(())
+    }
+
+    /// Publishes this pool's breaker openings to the cluster from now on.
+    pub(crate) fn share_breakers(&self, shared: Arc<dyn SharedBreakers>) {
+        let _ = self.inner.endpoints.shared.set(shared);
+    }
+
+    /// Applies another instance's verdict on `endpoint`'s breaker (NotFound for an
+    /// endpoint this pool does not have).
+    pub(crate) fn remote_breaker(&self, endpoint: &str, verdict: RemoteVerdict) -> Result<()> {
+        let inner = &self.inner;
+        let i = inner.endpoints.find(endpoint)?;
+        if inner.endpoints.remote(i, verdict).evict {
+            inner.sweep_evicted();
+        }
+        if verdict == RemoteVerdict::Closed {
             inner.ensure_connecting();
         }
         Ok(())

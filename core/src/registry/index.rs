@@ -8,10 +8,13 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::conn::Conn;
+use super::links::{IndexWatch, Key};
 use super::types::ConnId;
 
 #[derive(Default)]
 pub(crate) struct Index {
+    /// Told when a topic or user gains its first connection or loses its last.
+    pub(crate) watch: Option<Arc<dyn IndexWatch>>,
     pub(crate) conns: BTreeMap<ConnId, Arc<Conn>>,
     pub(crate) topics: HashMap<Arc<str>, IndexMap<ConnId, Arc<Conn>>>,
     /// A user's connections are few (bounded by `registry.max_connections_per_user`
@@ -27,6 +30,9 @@ impl Index {
         }
         let k: Arc<str> = Arc::from(topic);
         self.topics.insert(k.clone(), IndexMap::new());
+        if let Some(w) = &self.watch {
+            w.changed(Key::Topic(k.clone()), true);
+        }
         k
     }
 
@@ -44,6 +50,9 @@ impl Index {
         }
         let k: Arc<str> = Arc::from(user);
         self.users.insert(k.clone(), Vec::new());
+        if let Some(w) = &self.watch {
+            w.changed(Key::User(k.clone()), true);
+        }
         k
     }
 
@@ -71,7 +80,9 @@ impl Index {
         if let Some(m) = self.topics.get_mut(topic) {
             m.swap_remove(&id);
             if m.is_empty() {
-                self.topics.remove(topic);
+                if let (Some((k, _)), Some(w)) = (self.topics.remove_entry(topic), &self.watch) {
+                    w.changed(Key::Topic(k), false);
+                }
             }
         }
     }
@@ -87,7 +98,9 @@ impl Index {
             if let Some(v) = self.users.get_mut(u) {
                 v.retain(|c| c.id != id);
                 if v.is_empty() {
-                    self.users.remove(u);
+                    if let (Some((k, _)), Some(w)) = (self.users.remove_entry(u), &self.watch) {
+                        w.changed(Key::User(k), false);
+                    }
                 }
             }
         }

@@ -31,6 +31,7 @@ mod broadcast;
 mod conn;
 mod delivery;
 mod index;
+pub(crate) mod links;
 mod metrics;
 mod pending;
 mod settings;
@@ -93,6 +94,10 @@ pub(crate) struct Inner {
     hook: RwLock<Option<Arc<dyn RoundHook>>>,
     pub(crate) closed: AtomicBool,
     rt: OnceLock<Arc<RuntimeShared>>,
+    /// The node number in the top bits of clustered ids (0 when not clustered).
+    id_base: AtomicU64,
+    /// Where broadcasts go to reach the cluster's other instances.
+    remote: OnceLock<Arc<dyn links::FanOutRemote>>,
 }
 
 /// The manager's live-connection registry ([`crate::Manager::registry`]). Cheap to
@@ -142,6 +147,8 @@ impl Registry {
                 hook: RwLock::new(None),
                 closed: AtomicBool::new(false),
                 rt: OnceLock::new(),
+                id_base: AtomicU64::new(0),
+                remote: OnceLock::new(),
             }),
         })
     }
@@ -322,7 +329,7 @@ impl Registry {
                 ),
             ));
         }
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = self.inner.next_id();
         if let Some(auth) = auth {
             for t in &names {
                 if let Err(why) = auth.authorize_subscribe(id, user.as_deref(), t) {
@@ -625,7 +632,11 @@ impl Registry {
                 "a broadcast target must name at least one topic, user or connection id, or all",
             ));
         }
-        Ok(self.inner.fan_out(target, &msg))
+        let report = self.inner.fan_out(target, &msg);
+        if let Some(remote) = self.inner.remote.get() {
+            remote.publish(target, &msg);
+        }
+        Ok(report)
     }
 
     /// Queues `msg` for connection `id` alone; NotFound when it is not registered.
@@ -646,6 +657,16 @@ fn not_found(id: ConnId) -> Error {
 }
 
 impl Inner {
+    /// A new connection id: the process-wide counter, with the node number in the
+    /// top bits when clustered (the counter's low 32 bits then).
+    fn next_id(&self) -> ConnId {
+        let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        match self.id_base.load(Ordering::Acquire) {
+            0 => n,
+            base => base | (n & 0xFFFF_FFFF),
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Index> {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
