@@ -129,7 +129,7 @@ pub(super) fn start(
         counters: Default::default(),
     });
     match lost {
-        Some(e) => node.set_link(true, false, e.message()),
+        Some(e) => node.emit_lost(&format!("not reachable at start: {}", e.message())),
         None => node.cmd_ok.store(true, Ordering::SeqCst),
     }
     rt.spawn(publisher(node.clone(), out_rx))?;

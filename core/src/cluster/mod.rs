@@ -174,7 +174,11 @@ impl Node {
         if self.joined.swap(now, Ordering::SeqCst) == now {
             return;
         }
-        let (kind, reason, message) = if now {
+        if !now {
+            self.emit_lost(why);
+            return;
+        }
+        let (kind, reason, message) = {
             let again = self.ever_joined.swap(true, Ordering::SeqCst);
             let reason = if again { "rejoined" } else { "joined" };
             (
@@ -185,23 +189,26 @@ impl Node {
                     self.s.node_id, self.s.name, self.s.url
                 ),
             )
-        } else {
-            (
-                EventKind::ClusterLost,
-                "redis_unavailable",
-                format!(
-                    "node {} lost cluster \"{}\" ({why}); serving locally: breakers are local and broadcasts reach this instance only until it rejoins",
-                    self.s.node_id, self.s.name
-                ),
-            )
         };
         self.events.emit(Event {
             reason: Some(reason.to_string()),
             ..Event::new(kind, message)
         });
-        if now {
-            breakers::resync(self, None);
-        }
+        breakers::resync(self, None);
+    }
+
+    /// The `cluster_lost` event.
+    pub(crate) fn emit_lost(&self, why: &str) {
+        self.events.emit(Event {
+            reason: Some("redis_unavailable".to_string()),
+            ..Event::new(
+                EventKind::ClusterLost,
+                format!(
+                    "node {} lost cluster \"{}\" ({why}); serving locally: breakers are local and broadcasts reach this instance only until it rejoins",
+                    self.s.node_id, self.s.name
+                ),
+            )
+        });
     }
 
     /// Queues `out` for the publisher (dropped, and counted, when the cluster is lost).
