@@ -355,3 +355,119 @@ fn an_unreachable_redis_leaves_the_instance_serving_locally() {
     assert_eq!(l.answered.nodes, vec!["alone".to_string()]);
     m.close(Duration::from_secs(5)).unwrap();
 }
+
+/// The admin API's `?scope=cluster` and `GET /cluster` (two instances in this process
+/// on one Redis; the three-process scenarios are the driver's), through curl.
+#[test]
+fn the_admin_api_answers_for_the_cluster() {
+    use common::curl::curl;
+    let redis = common::redis::Redis::start(common::dead_port(), None);
+    let name = format!("sbadmin{}", std::process::id());
+    let node = |id: &str, listen: bool| {
+        let mut keys = vec![
+            ("cluster.redis_url", redis.url()),
+            ("cluster.name", name.clone()),
+            ("cluster.node_id", id.to_string()),
+            ("cluster.heartbeat_interval", "100ms".to_string()),
+        ];
+        if listen {
+            keys.push(("server.listen", "127.0.0.1:0".to_string()));
+            keys.push(("server.token", "s3cret".to_string()));
+        }
+        let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Manager::new(&common::cfg(&keys)).unwrap()
+    };
+    let (a, b) = (node("admin-a", true), node("admin-b", false));
+    let both = |m: &Manager| m.cluster().unwrap().members().len() == 2;
+    assert!(common::wait_until(Duration::from_secs(10), || both(&a) && both(&b)));
+    let on_b = b
+        .registry()
+        .register_outbox(Registration::new().user("bo").topics(["room"]))
+        .unwrap();
+    a.registry()
+        .register_outbox(Registration::new().topics(["room"]))
+        .unwrap();
+    let subscribed = || {
+        redis
+            .command(&["PUBSUB", "NUMSUB", &format!("{name}:t:room")])
+            .contains(":2\r\n")
+    };
+    assert!(common::wait_until(Duration::from_secs(10), subscribed));
+    let base = format!("http://{}", a.server_address().unwrap());
+    let auth = "Authorization: Bearer s3cret";
+    let get = |path: &str| -> (u16, Value) {
+        let (code, body, _) = curl(&["-H", auth, &format!("{base}{path}")]).unwrap();
+        (code, serde_json::from_str(&body).unwrap_or(Value::Null))
+    };
+    let (code, v) = get("/cluster");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["node_id"], "admin-a");
+    assert_eq!(v["members"].as_array().map(Vec::len), Some(2), "{v}");
+    assert!(v["members"][0]["address"].as_str().is_some());
+    let (code, v) = get("/registry/stats?scope=cluster");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["total"]["connections"], 2, "{v}");
+    assert_eq!(v["by_node"]["admin-b"]["connections"], 1, "{v}");
+    assert_eq!(v["missing"], json!([]));
+    let (_, v) = get("/registry/stats");
+    assert_eq!(
+        v["connections"], 1,
+        "without scope: this instance only: {v}"
+    );
+    let (code, v) = get("/registry/connections?scope=cluster&user_id=bo");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["connections"][0]["id"], on_b.id(), "{v}");
+    assert_eq!(v["connections"][0]["node"], "admin-b", "{v}");
+    let (code, v) = get("/registry/stats?scope=everywhere");
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v.to_string().contains("scope must be local or cluster"),
+        "{v}"
+    );
+    let post = |path: &str, body: &str| -> (u16, Value) {
+        let (code, body, _) = curl(&[
+            "-H",
+            auth,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            &format!("{base}{path}"),
+        ])
+        .unwrap();
+        (code, serde_json::from_str(&body).unwrap_or(Value::Null))
+    };
+    let (code, v) = post(
+        "/registry/broadcast?scope=cluster",
+        r#"{"message_type":"news","topic":"room","data":1}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["recipients"], 1, "{v}");
+    assert_eq!(v["remote"]["admin-b"], 1, "{v}");
+    assert!(matches!(on_b.try_next(), Some(Item::Message(_))));
+    let (code, v) = post("/registry/disconnect?scope=cluster", r#"{"user_id":"bo"}"#);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["disconnected"].clone(), v["by_node"]["admin-b"].clone()),
+        (json!(1), json!(1)),
+        "{v}"
+    );
+    let (code, v) = get("/connections/nothing?scope=cluster");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v["by_node"],
+        json!({"admin-a": "absent", "admin-b": "absent"}),
+        "{v}"
+    );
+    b.close(Duration::from_secs(5)).unwrap();
+    a.close(Duration::from_secs(5)).unwrap();
+    let alone = Manager::new(&common::cfg(&[("server.listen", "127.0.0.1:0")])).unwrap();
+    let (code, body, _) = curl(&[&format!(
+        "http://{}/registry/stats?scope=cluster",
+        alone.server_address().unwrap()
+    )])
+    .unwrap();
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("cluster.redis_url"), "{body}");
+    alone.close(Duration::from_secs(5)).unwrap();
+}

@@ -25,6 +25,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use common::curl::curl;
 use common::{EchoServer, cfg, wait_until};
 use switchboard_core::envelope;
 use switchboard_core::registry::{AuthGrant, Authenticator, ConnId, Message, Target};
@@ -269,37 +270,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Runs curl with `args`; returns the status code, the body and the HTTP version
-/// (`-w` appends them), or the curl failure.
-fn curl(args: &[&str]) -> Result<(u16, String, String), String> {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "-w",
-            "\n%{http_code} %{http_version}",
-        ])
-        .args(args)
-        .output()
-        .map_err(|e| format!("curl could not run: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(format!(
-            "curl {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let (code, version) = tail.split_once(' ').unwrap_or((tail, ""));
-    Ok((
-        code.parse().unwrap_or(0),
-        body.to_string(),
-        version.to_string(),
-    ))
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Loopback servers for the core's integration tests.
 #![allow(dead_code)]
 
+pub mod curl;
 pub mod fault_proxy;
 pub mod redis;
 

@@ -1,6 +1,7 @@
 //! The admin JSON API and `/metrics` (docs/admin.md): each route translates to the
 //! same core call the language APIs make, and answers core's snapshot as JSON.
 
+mod cluster;
 mod pools;
 mod registry;
 mod resources;
@@ -155,6 +156,7 @@ pub(crate) fn router() -> Router<Arc<Ctx>> {
                 .put(resources::update)
                 .delete(resources::delete),
         )
+        .route("/cluster", get(cluster::about))
         .route("/sessions", get(sessions::list))
         .route("/sessions/{id}", get(sessions::one).delete(sessions::close))
         .fallback(not_found)

@@ -8,14 +8,20 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 
-use super::{Answer, object, ok, parse_id, string_field};
+use super::{Answer, cluster, object, ok, parse_id, string_field};
 use crate::envelope::{Envelope, rfc3339_now};
 use crate::error::Error;
 use crate::registry::{ListFilter, Message, Target};
 use crate::server::Ctx;
 use crate::server::json;
 
-pub(super) async fn stats(State(ctx): State<Arc<Ctx>>) -> Answer {
+pub(super) async fn stats(
+    State(ctx): State<Arc<Ctx>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    if cluster::wants_cluster(&q)? {
+        return cluster::stats(&ctx).await;
+    }
     ok(json::registry_stats(&ctx.parts.registry.stats()?))
 }
 
@@ -36,6 +42,9 @@ pub(super) async fn list(
     }
     if let Some(s) = q.get("state") {
         filter.state = Some(crate::registry::ConnState::parse_arg(s)?);
+    }
+    if cluster::wants_cluster(&q)? {
+        return cluster::list(&ctx, &filter).await;
     }
     let page = ctx.parts.registry.list(&filter)?;
     let conns: Vec<Value> = page.connections.iter().map(json::conn).collect();
@@ -76,7 +85,12 @@ fn target(body: &serde_json::Map<String, Value>) -> crate::Result<Target> {
     Ok(t)
 }
 
-pub(super) async fn disconnect(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Answer {
+pub(super) async fn disconnect(
+    State(ctx): State<Arc<Ctx>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Answer {
+    let scope = cluster::wants_cluster(&q)?;
     let body = object(&body)?;
     let t = target(&body)?;
     if t.is_empty() {
@@ -86,6 +100,9 @@ pub(super) async fn disconnect(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Answ
         .into());
     }
     let reason = string_field(&body, "reason")?.unwrap_or_default();
+    if scope {
+        return cluster::disconnect(&ctx, &t, &reason).await;
+    }
     let n = ctx.parts.registry.disconnect(&t, &reason)?;
     ok(json!({ "disconnected": n }))
 }
@@ -95,7 +112,12 @@ pub(super) async fn cleanup(State(ctx): State<Arc<Ctx>>) -> Answer {
     ok(json!({ "removed": r.removed, "pinged": r.pinged }))
 }
 
-pub(super) async fn broadcast(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Answer {
+pub(super) async fn broadcast(
+    State(ctx): State<Arc<Ctx>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Answer {
+    let scope = cluster::wants_cluster(&q)?;
     let body = object(&body)?;
     let kind = string_field(&body, "message_type")?
         .filter(|k| !k.is_empty())
@@ -116,6 +138,9 @@ pub(super) async fn broadcast(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Answe
         error: None,
     }
     .to_json();
+    if scope {
+        return cluster::broadcast(&ctx, &t, Message::text(&text)).await;
+    }
     let r = ctx.parts.registry.broadcast(&t, Message::text(&text))?;
     ok(json::broadcast(&r))
 }

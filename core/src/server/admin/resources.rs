@@ -88,7 +88,14 @@ pub(super) async fn create(State(ctx): State<Arc<Ctx>>, body: Bytes) -> Answer {
     Ok((StatusCode::CREATED, Json(view(&ctx, &id)?)).into_response())
 }
 
-pub(super) async fn one(State(ctx): State<Arc<Ctx>>, Path(id): Path<String>) -> Answer {
+pub(super) async fn one(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    if super::cluster::wants_cluster(&q)? {
+        return super::cluster::resource(&ctx, &id).await;
+    }
     ok(view(&ctx, &id)?)
 }
 
