@@ -807,16 +807,29 @@ impl<C: Connector> PoolInner<C> {
 
     /// The queue was empty: if the upkeep holds idle connections for a look (a few
     /// hundred nanoseconds each), wait for it (bounded) instead of reporting none.
+    /// First a short spin; then, since the upkeep's thread may have been preempted
+    /// mid-look on a busy machine (for a whole time slice), yield the CPU to it, for
+    /// at most `INSPECTION_WAIT`.
     #[cold]
     fn pop_after_inspection(&self) -> Option<Entry<C::Conn>> {
-        for _ in 0..20_000 {
+        const INSPECTION_WAIT: Duration = Duration::from_millis(20);
+        let mut deadline: Option<Instant> = None;
+        for i in 0..1_000_000u32 {
             if self.inspecting.load(Ordering::SeqCst) == 0 {
                 return self.idle.pop();
             }
-            std::hint::spin_loop();
             if let Some(e) = self.idle.pop() {
                 return Some(e);
             }
+            if i < 2_000 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let now = Instant::now();
+            if *deadline.get_or_insert(now + INSPECTION_WAIT) <= now {
+                break;
+            }
+            std::thread::yield_now();
         }
         self.idle.pop()
     }
