@@ -724,10 +724,15 @@ struct ConnectSlot<C: Connector> {
 
 impl<C: Connector> ConnectSlot<C> {
     /// The connect succeeded: the slot now belongs to the new connection.
-    fn into_connection(mut self) -> Option<Arc<PoolInner<C>>> {
-        let pool = self.pool.take()?;
-        pool.connecting.fetch_sub(1, Ordering::SeqCst);
-        Some(pool)
+    /// The connect succeeded: `entry` goes to the pool (a waiter, or the idle queue)
+    /// before the connect stops counting as in flight, so that a connection is never
+    /// in neither count (`warm` and the upkeep's min_idle fill would both open one
+    /// more for it).
+    fn deliver(mut self, entry: Entry<C::Conn>) {
+        if let Some(pool) = self.pool.take() {
+            pool.give_back(entry, false);
+            pool.connecting.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -1440,9 +1445,7 @@ impl<C: Connector> PoolInner<C> {
             };
             match self.connect(&[]).await {
                 Ok(entry) => {
-                    if let Some(pool) = slot.into_connection() {
-                        pool.give_back(entry, false);
-                    }
+                    slot.deliver(entry);
                     opened += 1;
                 }
                 Err(ConnectError::NoEndpoint(no)) => {
@@ -1709,11 +1712,7 @@ impl<C: Connector> PoolInner<C> {
                 ..Event::new(EventKind::HealthCheck, why)
             });
             match r {
-                Ok(entry) => {
-                    if let Some(pool) = slot.into_connection() {
-                        pool.give_back(entry, false);
-                    }
-                }
+                Ok(entry) => slot.deliver(entry),
                 Err(_) => {
                     Counters::inc(&self.counters.connect_failed);
                     drop(slot);
@@ -1899,9 +1898,7 @@ async fn connect_task<C: Connector>(slot: ConnectSlot<C>) {
     loop {
         match pool.connect(&tried).await {
             Ok(entry) => {
-                if let Some(pool) = slot.into_connection() {
-                    pool.give_back(entry, false);
-                }
+                slot.deliver(entry);
                 break;
             }
             Err(ConnectError::Failed(i, err)) => {
