@@ -83,6 +83,11 @@ pub struct RegistryDoctests;
 #[doc = include_str!("../../docs/server.md")]
 pub struct ServerDoctests;
 
+/// docs/cluster.md's Rust example, compiled and run (with a redis-server) as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/cluster.md")]
+pub struct ClusterDoctests;
+
 /// docs/sessions.md's Rust examples, compiled as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/sessions.md")]
