@@ -82,6 +82,8 @@ export interface ManagerOptions extends ConfigOptions {
   offsetsSyncInterval?: Duration;
   /** The embedded server's `server.*` keys (off unless `listen` is set): `{ server: { listen: '127.0.0.1:0' } }`. */
   server?: ServerOptions;
+  /** The `cluster.*` keys (off unless `redisUrl` is set): `{ cluster: { redisUrl: 'redis://127.0.0.1:6379/0' } }`. */
+  cluster?: ClusterOptions;
 }
 
 /** The `server.*` keys: the embedded server (admin API, `/metrics`, the WebSocket hub, gRPC). */
@@ -310,6 +312,9 @@ export interface LatencySummary {
  * - `resource_state`: a resource's status changed (`oldState` -> `newState`, `reason` the
  *   error), `resource_detached`: a consumer was detached by a forced delete,
  *   `resource_rebound`: an update swapped the connection in (all with `resource`)
+ * - `cluster_joined`: this instance joined its cluster (`reason` `joined`, or `rejoined`
+ *   after Redis came back), `cluster_lost`: it lost Redis and serves locally (`reason`
+ *   `redis_unavailable`)
  */
 export type EventKind =
   | 'leak_suspected'
@@ -330,7 +335,9 @@ export type EventKind =
   | 'slow_consumer'
   | 'resource_state'
   | 'resource_detached'
-  | 'resource_rebound';
+  | 'resource_rebound'
+  | 'cluster_joined'
+  | 'cluster_lost';
 
 /** One event from `manager.pollEvent()` or the `'event'` listener. */
 export interface SwitchboardEvent {
@@ -763,6 +770,8 @@ export declare class Manager extends EventEmitter {
   readonly grpcAddress: string | null;
   /** The server's WebSocket hub: what hub clients send to the program. */
   readonly hub: Hub;
+  /** The manager's membership in its cluster, or `null` when `cluster.redis_url` is not set. */
+  readonly cluster: Cluster | null;
   /**
    * Moves the manual clock (`{ runtime: { clock: 'manual' } }`) forward by `by`;
    * SB_FAILED_PRECONDITION on a system clock.
@@ -1171,4 +1180,124 @@ export declare class Resources {
   reportFailure(id: string): void;
   /** Registers a connector type of the program's own objects (`handle.object()`). */
   registerType<T>(name: string, callbacks: ResourceTypeCallbacks<T>): void;
+}
+
+// ---- cluster -------------------------------------------------------------------------
+
+/** The `cluster.*` keys: instances sharing breakers, registry broadcasts and membership through Redis. */
+export type ClusterOptions = {
+  /** `cluster.redis_url`: `redis://host:port/db`; empty (default): no cluster. */
+  redisUrl?: string;
+  /** `cluster.name`: the instances with the same name form one cluster (default `switchboard`). */
+  name?: string;
+  /** `cluster.node_id`: this instance's name in it (default `<host>-<pid>-<hex4>`). */
+  nodeId?: string;
+  /** `cluster.heartbeat_interval`: how often the membership is refreshed (default 2 s); silent for 3 intervals is gone. */
+  heartbeatInterval?: Duration;
+  /** `cluster.request_timeout`: how long a cluster-wide call waits for the other members (default 1 s). */
+  requestTimeout?: Duration;
+  /** `cluster.breakers`: `'shared'` (default: an opening reaches every instance) or `'local'`. */
+  breakers?: 'shared' | 'local';
+} & ConfigOptions;
+
+/** One member of the cluster, from its last heartbeat. */
+export interface ClusterMember {
+  nodeId: string;
+  /** Its number: the top bits (32..52) of its connection ids. */
+  number: number;
+  /** Its embedded server's address (`''` when it has none). */
+  address: string;
+  /** Its registered connections and open pools at its last heartbeat. */
+  connections: number;
+  pools: number;
+  /** Time since its last heartbeat (by Redis's clock), in milliseconds. */
+  lastSeenMs: number;
+  /** Whether it is this instance. */
+  local: boolean;
+}
+
+/** Which live members answered a cluster-wide call: the others' part is missing from the result. */
+export interface ClusterAnswered {
+  /** The members that answered, this instance first. */
+  nodes: string[];
+  /** The live members that did not answer within `cluster.request_timeout`. */
+  missing: string[];
+}
+
+/** What an acknowledged cluster broadcast reached. */
+export interface ClusterBroadcastReport {
+  /** The fan-out on this instance. */
+  local: BroadcastReport;
+  /** Recipients on each other member that acknowledged, by node id. */
+  remote: Record<string, number>;
+  /** Copies no member acknowledged within `cluster.request_timeout`. */
+  unacknowledged: number;
+  /** Recipients on every instance that acknowledged, this one included. */
+  recipients: number;
+}
+
+/** One connection of a cluster-wide list, and the member it is on. */
+export interface ClusterConnectionInfo extends ConnectionInfo {
+  node: string;
+}
+
+/** One page of `cluster.list()`, in id order across the members. */
+export interface ClusterListPage {
+  connections: ClusterConnectionInfo[];
+  /** Pass as the filter's `cursor` for the next page; `null` after the last. */
+  nextCursor: number | null;
+  answered: ClusterAnswered;
+}
+
+/** A cluster-wide disconnect: the total and each member's part. */
+export interface ClusterCount {
+  total: number;
+  byNode: Record<string, number>;
+  answered: ClusterAnswered;
+}
+
+/** Cluster-wide registry statistics: their sum (users and topics count per member) and each member's. */
+export interface ClusterStats {
+  total: RegistryStats;
+  byNode: Record<string, RegistryStats>;
+  answered: ClusterAnswered;
+}
+
+/** A named resource's status on each member: `'absent'` where it is not created. */
+export interface ClusterResourceStatus {
+  id: string;
+  byNode: Record<string, ResourceStatus | 'absent'>;
+  answered: ClusterAnswered;
+}
+
+/**
+ * The manager's membership in its cluster (`manager.cluster`). Breakers and
+ * `registry.broadcast()` are shared without any call here. The cluster-wide calls wait
+ * (up to `cluster.request_timeout`) off the event loop and resolve with what the
+ * members that answered said, naming the others in `answered.missing`: a partial
+ * answer never rejects. Targets and filters are the registry's.
+ */
+export declare class Cluster {
+  private constructor();
+  readonly manager: Manager;
+  /** `cluster.name`. */
+  readonly name: string;
+  /** This instance's `cluster.node_id`. */
+  readonly nodeId: string;
+  /** This instance's number: the top bits of its connection ids. */
+  readonly nodeNumber: number;
+  /** Whether Redis is reachable and this instance takes part (events `cluster_joined` / `cluster_lost`). */
+  readonly joined: boolean;
+  /** The live members as of the last heartbeat, this instance included while joined. Never waits. */
+  members(): ClusterMember[];
+  /** Broadcasts on every instance and resolves once the members acknowledged. */
+  broadcast(msg: MessageInput, target: Target): Promise<ClusterBroadcastReport>;
+  /** One page of the connections of every live member, in id order. */
+  list(filter?: ListFilter): Promise<ClusterListPage>;
+  /** Disconnects what `target` matches on every live member for `reason` (default `disconnected`). */
+  disconnect(target: Target, reason?: string | null): Promise<ClusterCount>;
+  /** The registry statistics of every live member, and their sum. */
+  stats(): Promise<ClusterStats>;
+  /** Named resource `id`'s status on every live member. */
+  resourceStatus(id: string): Promise<ClusterResourceStatus>;
 }

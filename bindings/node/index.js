@@ -929,6 +929,10 @@ const { Resources, ResourceHandle } = resourcesModule;
 const serverModule = require('./server')({ invalid, describe, messageOf });
 const { Hub, HubMessage } = serverModule;
 
+// ---- the cluster (cluster.js) ---------------------------------------------------------
+
+const { Cluster } = require('./cluster')({ invalid, describe, checkString, Connection, Outbox });
+
 const kHooks = Symbol('hooks');
 
 /** A native event as the program sees it. */
@@ -966,6 +970,7 @@ class Manager extends EventEmitter {
   #registry = null;
   #resources = null;
   #hub = null;
+  #cluster = undefined;
   #closing = null;
   #customPools = [];
   #listening = false;
@@ -1074,6 +1079,18 @@ class Manager extends EventEmitter {
   get resources() {
     this.#resources ??= new Resources(this.#native, this);
     return this.#resources;
+  }
+
+  /**
+   * The manager's membership in its cluster (see `Cluster`), or `null` when
+   * `cluster.redis_url` is not set: `new Manager({ cluster: { redisUrl, name } })`.
+   */
+  get cluster() {
+    if (this.#cluster === undefined) {
+      const c = this.#native.cluster();
+      this.#cluster = c === null || c === undefined ? null : new Cluster(c, this);
+    }
+    return this.#cluster;
   }
 
   /** The embedded server's address (`'127.0.0.1:PORT'`), or null when `server.listen` is off. */
@@ -1199,6 +1216,7 @@ module.exports = {
   ResourceHandle,
   Hub,
   HubMessage,
+  Cluster,
   PING,
   envelope,
   parseEnvelope,

@@ -219,3 +219,38 @@ async function server(): Promise<void> {
   await waiting.catch(() => null);
 }
 void server;
+
+// The cluster (issue 12).
+import { Cluster } from 'switchboard';
+import type { ClusterOptions, ClusterMember, ClusterBroadcastReport, ClusterListPage, ClusterConnectionInfo, ClusterCount, ClusterStats, ClusterResourceStatus, ClusterAnswered } from 'switchboard';
+
+async function cluster(): Promise<void> {
+  const opts: ClusterOptions = { redisUrl: 'redis://127.0.0.1:6379/0', name: 'edge', nodeId: 'a', heartbeatInterval: '2s', requestTimeout: 1000, breakers: 'shared' };
+  const m = new Manager({ cluster: opts, 'cluster.name': 'edge' });
+  const maybe: Cluster | null = m.cluster;
+  if (maybe === null) return;
+  const c: Cluster = maybe;
+  const who: string = `${c.name} ${c.nodeId} ${c.nodeNumber} ${c.joined}`;
+  const members: ClusterMember[] = c.members();
+  const seen: number = members[0].lastSeenMs + members[0].connections + members[0].number;
+  const o = m.registry.registerOutbox({ topics: ['news'] });
+  const b: ClusterBroadcastReport = await c.broadcast('hi', { topics: ['news', 'sport'], except: [o] });
+  const remote: number = (b.remote['b'] ?? 0) + b.local.recipients + b.unacknowledged + b.recipients;
+  const page: ClusterListPage = await c.list({ topic: 'news', limit: 50 });
+  const first: ClusterConnectionInfo | undefined = page.connections[0];
+  const node: string | undefined = first?.node;
+  const next: ClusterListPage | null = page.nextCursor === null ? null : await c.list({ cursor: page.nextCursor });
+  const answered: ClusterAnswered = page.answered;
+  const missing: string[] = answered.missing;
+  const d: ClusterCount = await c.disconnect({ user: 'ann' }, 'moved');
+  const s: ClusterStats = await c.stats();
+  const perNode: number = s.total.connections + (s.byNode['a']?.connections ?? 0) + d.byNode['a'];
+  const r: ClusterResourceStatus = await c.resourceStatus('bus');
+  const st: ResourceStatus | 'absent' | undefined = r.byNode['a'];
+  m.on('event', (e) => {
+    if (e.kind === 'cluster_joined' || e.kind === 'cluster_lost') console.log(e.reason);
+  });
+  console.log(who, seen, remote, node, next, missing, perNode, st, d.total);
+  await m.close();
+}
+void cluster;

@@ -8,6 +8,7 @@
 //! The native classes are private (`NativeManager`, `NativePool`, `NativeLease`);
 //! `index.js` wraps them in the public `Manager`, `Pool` and `Lease` classes.
 
+mod cluster;
 mod custom;
 mod envelope;
 mod error;
