@@ -7,7 +7,8 @@
 #     switchboard, deadpool, bb8, r2d2, Semaphore+Vec and ArrayQueue, then the
 #     pool-of-1 fairness runs;
 #  2b. core/benches/sessions.rs (memory per open session, counting and commit costs)
-#     and core/benches/resilience.rs (breaker, fail-fast, one vs two endpoints);
+#     and core/benches/resilience.rs (breaker, fail-fast, one vs two endpoints), and
+#     core/benches/cluster.rs (a broadcast to 10,000 sinks over 3 instances via Redis);
 #  2c. the registry (issue 9): core/benches/registry.rs (broadcast to 10,000
 #     connections, memory per connection, and callgrind instructions per recipient),
 #     then the same broadcast from C, Python and Node beside each language's plain
@@ -73,7 +74,7 @@ fi
 # ------------------------------------------------------------------ 1. build
 
 say "building (release)"
-INSTR_BIN= POOL_BIN= SESSIONS_BIN= RESILIENCE_BIN= REGISTRY_BIN=
+INSTR_BIN= POOL_BIN= SESSIONS_BIN= RESILIENCE_BIN= REGISTRY_BIN= CLUSTER_BIN=
 if timeout 1200 "$CARGO" bench -p switchboard-core --no-run --message-format=json \
   >"$OUT/cargo-bench.json" 2>"$OUT/cargo-bench.log"; then
   eval "$("$PYTHON" - "$OUT/cargo-bench.json" <<'EOF'
@@ -85,7 +86,7 @@ for line in open(sys.argv[1]):
         continue
     if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
         name = m["target"]["name"]
-        if name in ("pool", "instr", "sessions", "resilience", "registry", "hub"):
+        if name in ("pool", "instr", "sessions", "resilience", "registry", "hub", "cluster"):
             print(f'{name.upper()}_BIN="{m["executable"]}"')
 EOF
 )"
@@ -155,7 +156,7 @@ fi
 
 # ------------------------------------------------------------------ 2b. sessions, resilience
 
-for bin in "$SESSIONS_BIN" "$RESILIENCE_BIN"; do
+for bin in "$SESSIONS_BIN" "$RESILIENCE_BIN" "$CLUSTER_BIN"; do
   [[ -n $bin ]] || continue
   say "$(basename "$bin" | cut -d- -f1)"
   if ! SB_BENCH_REPS="$REPS" timeout 600 "$bin" --bench 2>>"$OUT/extra.log" | tee -a "$OUT/extra.txt" >&2; then
@@ -164,6 +165,7 @@ for bin in "$SESSIONS_BIN" "$RESILIENCE_BIN"; do
 done
 [[ -n $SESSIONS_BIN ]] || fail "sessions bench not built"
 [[ -n $RESILIENCE_BIN ]] || fail "resilience bench not built"
+[[ -n $CLUSTER_BIN ]] || fail "cluster bench not built"
 
 # ------------------------------------------------------------------ 2c. registry
 

@@ -514,15 +514,18 @@ def headline(lines, a_med, instr, rates, fair, bmed) -> None:
 
 
 def section_extra(lines: list[str]) -> None:
-    """Sessions (issue 5) and resilience (issue 4): the lines their benches print."""
+    """Sessions (issue 5), resilience (issue 4) and the cluster (issue 12): the lines
+    their benches print."""
     p = OUT / "extra.txt"
     rows = [x for x in p.read_text().splitlines() if x.strip()] if p.exists() else []
-    lines += ["", "## Sessions and resilience", ""]
+    lines += ["", "## Sessions, resilience and the cluster", ""]
     lines.append(
         "`core/benches/sessions.rs` counts heap bytes with a counting allocator while "
         "100,000 sessions are open (target: under 1 KiB per session beyond its stream "
         "names); `core/benches/resilience.rs` times the breaker state machine, an acquire "
-        "refused by an open breaker, and the fast path with one and two endpoints."
+        "refused by an open breaker, and the fast path with one and two endpoints; "
+        "`core/benches/cluster.rs` broadcasts to 10,000 no-op sinks over 3 instances in 3 "
+        "processes through a loopback redis-server."
     )
     lines.append("")
     if not rows:
