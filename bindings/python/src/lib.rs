@@ -14,6 +14,7 @@
 
 use pyo3::prelude::*;
 
+mod cluster;
 mod config;
 mod custom;
 mod errors;
@@ -39,6 +40,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<resources::PyResources>()?;
     m.add_class::<resources::PyResourceHandle>()?;
     m.add_class::<server::PyHub>()?;
+    m.add_class::<cluster::PyCluster>()?;
     m.add_function(wrap_pyfunction!(registry::envelope_encode, m)?)?;
     m.add_function(wrap_pyfunction!(registry::envelope_decode, m)?)?;
     Ok(())

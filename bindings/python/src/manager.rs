@@ -7,6 +7,7 @@ use switchboard_core::{Error, Event, Manager};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::cluster::PyCluster;
 use crate::config;
 use crate::custom::{self, Causes};
 use crate::errors::OrRaise;
@@ -149,6 +150,11 @@ impl PyManager {
     /// The manager's live-connection registry.
     fn registry(&self, py: Python<'_>) -> PyResult<PyRegistry> {
         Ok(PyRegistry::new(self.manager(py)?.clone()))
+    }
+
+    /// The manager's cluster membership; `None` when `cluster.redis_url` is not set.
+    fn cluster(&self, py: Python<'_>) -> PyResult<Option<PyCluster>> {
+        Ok(PyCluster::of(self.manager(py)?))
     }
 
     /// The manager's named shared connections.

@@ -25,11 +25,24 @@ The embedded server (``Manager({"server.listen": "127.0.0.1:0", "server.token": 
 the admin JSON API, ``/metrics``, the WebSocket hub on the registry and the gRPC sessions
 service; ``manager.server_address`` names its port and ``manager.hub`` hands the program
 what hub clients send (``hub.recv()``, ``await hub.next()``).
+``manager.cluster`` (with ``cluster.redis_url``) joins instances through Redis: shared
+breakers, registry broadcasts that reach every instance, membership and cluster-wide
+list, disconnect, stats and resource status.
 Errors are :class:`SwitchboardError` subclasses that also extend the matching built-in
 (``switchboard.Timeout`` is a ``TimeoutError``, ``switchboard.Unavailable`` a
 ``ConnectionError``).
 """
 
+from ._cluster import (
+    Answered,
+    Cluster,
+    ClusterBroadcast,
+    ClusterCount,
+    ClusterList,
+    ClusterResource,
+    ClusterStats,
+    Member,
+)
 from ._api import (
     AcquireContext,
     BreakerOp,
@@ -115,6 +128,14 @@ __all__ = [
     "ResourceStatus",
     "Hub",
     "HubMessage",
+    "Cluster",
+    "Member",
+    "Answered",
+    "ClusterBroadcast",
+    "ClusterList",
+    "ClusterCount",
+    "ClusterStats",
+    "ClusterResource",
     "envelope",
     "parse_envelope",
     "AcquireContext",

@@ -24,6 +24,7 @@ from ._config import escape_bytes as _escape_bytes  # noqa: F401 (tests import i
 from ._args import running_loop as _running_loop
 from ._args import sync_callable as _sync_callable
 from ._args import seconds as _seconds
+from ._cluster import Cluster
 from ._errors import InternalError, InvalidArgument, NotFound, SwitchboardError, Unavailable
 from ._native import Lease
 from ._registry import Registry
@@ -111,6 +112,7 @@ class Manager:
         self._registry: Optional[Registry] = None
         self._resources: Optional[Resources] = None
         self._hub: Optional[Hub] = None
+        self._cluster: Optional[Cluster] = None
         _live.add(self)
 
     @property
@@ -130,6 +132,18 @@ class Manager:
         if self._registry is None:
             self._registry = Registry(self._native.registry())
         return self._registry
+
+    @property
+    def cluster(self) -> Optional[Cluster]:
+        """The manager's membership in its cluster (see :class:`Cluster`), or ``None``
+        when ``cluster.redis_url`` is not set:
+        ``Manager({"cluster.redis_url": "redis://10.0.0.5:6379/0", "cluster.name": "chat"})``."""
+        if self._cluster is None:
+            native = self._native.cluster()
+            if native is None:
+                return None
+            self._cluster = Cluster(native)
+        return self._cluster
 
     @property
     def resources(self) -> Resources:
@@ -398,8 +412,10 @@ class Event:
     #: ``"slow_consumer"`` (``reason`` is the policy), and the resources'
     #: ``"resource_state"`` (``old_state`` -> ``new_state``, ``reason`` the error),
     #: ``"resource_detached"`` (a consumer detached by a forced delete) and
-    #: ``"resource_rebound"`` (an update swapped the connection); more kinds may come,
-    #: so ignore the ones you don't know.
+    #: ``"resource_rebound"`` (an update swapped the connection), and the cluster's
+    #: ``"cluster_joined"`` (``reason`` ``"joined"`` or ``"rejoined"``) and
+    #: ``"cluster_lost"`` (``reason`` ``"redis_unavailable"``: serving locally until it
+    #: rejoins); more kinds may come, so ignore the ones you don't know.
     kind: str
     #: The pool it concerns (``""`` when none).
     pool: str

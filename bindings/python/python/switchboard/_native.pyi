@@ -20,6 +20,7 @@ __all__ = [
     "Resources",
     "ResourceHandle",
     "Hub",
+    "Cluster",
     "envelope_encode",
     "envelope_decode",
 ]
@@ -172,6 +173,7 @@ class Manager:
     def sessions(self) -> Sessions: ...
     def registry(self) -> Registry: ...
     def resources(self) -> Resources: ...
+    def cluster(self) -> Optional[Cluster]: ...
     def advance_clock(self, seconds: float) -> None: ...
     @property
     def server_address(self) -> Optional[str]: ...
@@ -476,6 +478,127 @@ class ResourceHandle:
     def report_failure(self) -> None: ...
     def object(self) -> Any: ...
     def detach(self) -> None: ...
+
+@type_check_only
+class _MemberDict(TypedDict):
+    node_id: str
+    number: int
+    address: str
+    connections: int
+    pools: int
+    last_seen: float
+    local: bool
+
+@type_check_only
+class _ClusterBroadcastDict(TypedDict):
+    local: _Report
+    remote: builtins.list[tuple[str, int]]
+    unacknowledged: int
+
+@type_check_only
+class _ClusterListDict(TypedDict):
+    connections: builtins.list[tuple[str, _ConnInfoDict]]
+    next_cursor: Optional[int]
+    nodes: builtins.list[str]
+    missing: builtins.list[str]
+
+@type_check_only
+class _ClusterCountDict(TypedDict):
+    total: int
+    by_node: builtins.list[tuple[str, int]]
+    nodes: builtins.list[str]
+    missing: builtins.list[str]
+
+@type_check_only
+class _ClusterStatsDict(TypedDict):
+    total: _RegistryStatsDict
+    by_node: builtins.list[tuple[str, _RegistryStatsDict]]
+    nodes: builtins.list[str]
+    missing: builtins.list[str]
+
+@type_check_only
+class _ClusterResourceDict(TypedDict):
+    id: str
+    by_node: builtins.list[tuple[str, str]]
+    nodes: builtins.list[str]
+    missing: builtins.list[str]
+
+_Done: TypeAlias = Callable[[Any, Optional[BaseException]], object]
+
+@final
+class Cluster:
+    @property
+    def name(self) -> str: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def node_number(self) -> int: ...
+    @property
+    def joined(self) -> bool: ...
+    def members(self) -> builtins.list[_MemberDict]: ...
+    def broadcast(
+        self,
+        msg: object,
+        all: bool,
+        topics: builtins.list[str],
+        users: builtins.list[str],
+        ids: builtins.list[int],
+        exclude: builtins.list[int],
+    ) -> _ClusterBroadcastDict: ...
+    def broadcast_async(
+        self,
+        msg: object,
+        all: bool,
+        topics: builtins.list[str],
+        users: builtins.list[str],
+        ids: builtins.list[int],
+        exclude: builtins.list[int],
+        callback: _Done,
+    ) -> AcquireTask: ...
+    def list(
+        self,
+        user: Optional[str],
+        topic: Optional[str],
+        meta: Optional[tuple[str, str]],
+        state: Optional[str],
+        min_idle: Optional[float],
+        limit: int,
+        cursor: Optional[int],
+    ) -> _ClusterListDict: ...
+    def list_async(
+        self,
+        user: Optional[str],
+        topic: Optional[str],
+        meta: Optional[tuple[str, str]],
+        state: Optional[str],
+        min_idle: Optional[float],
+        limit: int,
+        cursor: Optional[int],
+        callback: _Done,
+    ) -> AcquireTask: ...
+    def disconnect(
+        self,
+        all: bool,
+        topics: builtins.list[str],
+        users: builtins.list[str],
+        ids: builtins.list[int],
+        exclude: builtins.list[int],
+        reason: str,
+    ) -> _ClusterCountDict: ...
+    def disconnect_async(
+        self,
+        all: bool,
+        topics: builtins.list[str],
+        users: builtins.list[str],
+        ids: builtins.list[int],
+        exclude: builtins.list[int],
+        reason: str,
+        callback: _Done,
+    ) -> AcquireTask: ...
+    def stats(self) -> _ClusterStatsDict: ...
+    def stats_async(self, callback: _Done) -> AcquireTask: ...
+    def resource_status(self, id: str) -> _ClusterResourceDict: ...
+    def resource_status_async(self, id: str, callback: _Done) -> AcquireTask: ...
 
 def envelope_encode(
     kind: str, topic: Optional[str], data_json: Optional[str], error: Optional[str]

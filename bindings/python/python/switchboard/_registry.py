@@ -165,6 +165,52 @@ def _target(
     )
 
 
+#: What the native list calls take: user, topic, meta, state, min_idle, limit, cursor.
+_ListFilter = Tuple[
+    Optional[str],
+    Optional[str],
+    Optional[Tuple[str, str]],
+    Optional[str],
+    Optional[float],
+    int,
+    Optional[int],
+]
+
+
+def _list_filter(
+    user: Optional[str],
+    topic: Optional[str],
+    meta: Optional[Tuple[str, str]],
+    state: Optional[str],
+    min_idle: Optional[float],
+    limit: int,
+    cursor: Optional[int],
+) -> _ListFilter:
+    """The filter ``list`` takes (the registry's and the cluster's), converted."""
+    if meta is not None:
+        if (
+            not isinstance(meta, tuple)
+            or len(meta) != 2
+            or not all(isinstance(x, str) for x in meta)
+        ):
+            raise InvalidArgument(f"meta must be a (key, value) tuple of str, got {meta!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidArgument(f"limit must be a non-negative int, got {limit!r}")
+    if cursor is not None and not is_u64(cursor):
+        raise InvalidArgument(
+            f"cursor must be a page's next_cursor (an int) or None, got {cursor!r}"
+        )
+    return (
+        opt_str("user", user),
+        opt_str("topic", topic),
+        meta,
+        opt_str("state", state),
+        seconds("min_idle", min_idle),
+        limit,
+        cursor,
+    )
+
+
 # --- the registry --------------------------------------------------------------------
 
 
@@ -282,28 +328,8 @@ class Registry:
         ``user``, ``topic``, ``meta=(key, value)``, ``state`` (``"active"`` /
         ``"idle"``), ``min_idle`` (seconds silent at least). ``limit`` 0 means 100 (at
         most 10,000); pass the page's ``next_cursor`` as ``cursor`` for the next."""
-        if meta is not None:
-            if (
-                not isinstance(meta, tuple)
-                or len(meta) != 2
-                or not all(isinstance(x, str) for x in meta)
-            ):
-                raise InvalidArgument(f"meta must be a (key, value) tuple of str, got {meta!r}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidArgument(f"limit must be a non-negative int, got {limit!r}")
-        if cursor is not None and not is_u64(cursor):
-            raise InvalidArgument(
-                f"cursor must be a page's next_cursor (an int) or None, got {cursor!r}"
-            )
-        raw, next_cursor = self._native.list(
-            opt_str("user", user),
-            opt_str("topic", topic),
-            meta,
-            opt_str("state", state),
-            seconds("min_idle", min_idle),
-            limit,
-            cursor,
-        )
+        filter = _list_filter(user, topic, meta, state, min_idle, limit, cursor)
+        raw, next_cursor = self._native.list(*filter)
         return ListPage(tuple(conn_info(c) for c in raw), next_cursor)
 
     def stats(self) -> RegistryStats:

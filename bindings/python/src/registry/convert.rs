@@ -3,10 +3,15 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use switchboard_core::registry::{BroadcastReport, ConnInfo, Registration, RegistryStats, Target};
+use switchboard_core::registry::{
+    BroadcastReport, ConnInfo, ConnState, ListFilter, Registration, RegistryStats, Target,
+};
+
+use crate::config;
+use crate::errors::OrRaise;
 
 /// A broadcast report as `(recipients, queued, dropped, disconnected, elapsed_seconds)`.
-pub(super) fn report_tuple(r: &BroadcastReport) -> (u64, u64, u64, u64, f64) {
+pub(crate) fn report_tuple(r: &BroadcastReport) -> (u64, u64, u64, u64, f64) {
     (
         r.recipients,
         r.queued,
@@ -17,7 +22,7 @@ pub(super) fn report_tuple(r: &BroadcastReport) -> (u64, u64, u64, u64, f64) {
 }
 
 /// The registry's statistics as the dict `switchboard.RegistryStats` is built from.
-pub(super) fn stats_dict<'py>(py: Python<'py>, s: &RegistryStats) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &RegistryStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("connections", s.connections)?;
     d.set_item("active", s.active)?;
@@ -37,7 +42,7 @@ pub(super) fn stats_dict<'py>(py: Python<'py>, s: &RegistryStats) -> PyResult<Bo
 }
 
 /// A connection as the dict `switchboard.ConnInfo` is built from.
-pub(super) fn info_dict<'py>(py: Python<'py>, c: &ConnInfo) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn info_dict<'py>(py: Python<'py>, c: &ConnInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("id", c.id)?;
     d.set_item("user", c.user.as_deref())?;
@@ -60,7 +65,7 @@ pub(super) fn info_dict<'py>(py: Python<'py>, c: &ConnInfo) -> PyResult<Bound<'p
 }
 
 /// A broadcast or disconnect target.
-pub(super) fn target(
+pub(crate) fn target(
     all: bool,
     topics: Vec<String>,
     users: Vec<String>,
@@ -74,6 +79,34 @@ pub(super) fn target(
         ids,
         except,
     }
+}
+
+/// A list call's filter (the registry's and the cluster's): `state` by its name,
+/// `min_idle` in seconds.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn list_filter(
+    py: Python<'_>,
+    user: Option<String>,
+    topic: Option<String>,
+    meta: Option<(String, String)>,
+    state: Option<&str>,
+    min_idle: Option<f64>,
+    limit: usize,
+    cursor: Option<u64>,
+) -> PyResult<ListFilter> {
+    let state = match state {
+        None => None,
+        Some(s) => Some(ConnState::parse_arg(s).or_raise(py)?),
+    };
+    Ok(ListFilter {
+        user,
+        topic,
+        meta,
+        state,
+        min_idle: config::seconds(py, "min_idle", min_idle)?,
+        limit,
+        cursor,
+    })
 }
 
 /// What a register call gives besides its sink.

@@ -13,7 +13,7 @@ use crate::errors::OrRaise;
 
 /// A Python message as a core message: `str` is a text message, `bytes` (or any
 /// bytes-like object, copied) a binary one.
-pub(super) fn message(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Message> {
+pub(crate) fn message(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Message> {
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(Message::text(&s.to_cow()?));
     }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use switchboard_core::registry::{ConnState, ListFilter, Registry, SharedAuthenticator};
+use switchboard_core::registry::{Registry, SharedAuthenticator};
 use switchboard_core::{Error, Manager};
 
 pub(crate) use envelope::{envelope_decode, envelope_encode};
@@ -39,11 +39,11 @@ pub use outbox::PyOutbox;
 pub(crate) use sink::install_round_hook;
 
 use auth::PyAuth;
-use convert::{info_dict, registration, report_tuple, stats_dict, target};
-use message::message;
+use convert::registration;
+pub(crate) use convert::{info_dict, list_filter, report_tuple, stats_dict, target};
+pub(crate) use message::message;
 use sink::PySink;
 
-use crate::config;
 use crate::errors::OrRaise;
 use crate::manager::drop_detached;
 
@@ -242,20 +242,7 @@ impl PyRegistry {
         limit: usize,
         cursor: Option<u64>,
     ) -> PyResult<(Vec<Bound<'py, PyDict>>, Option<u64>)> {
-        let state = match state {
-            None => None,
-            Some(s) => Some(ConnState::parse_arg(s).or_raise(py)?),
-        };
-        let min_idle = config::seconds(py, "min_idle", min_idle)?;
-        let filter = ListFilter {
-            user,
-            topic,
-            meta,
-            state,
-            min_idle,
-            limit,
-            cursor,
-        };
+        let filter = list_filter(py, user, topic, meta, state, min_idle, limit, cursor)?;
         let page = self.registry(py)?.list(&filter).or_raise(py)?;
         let conns = page
             .connections
