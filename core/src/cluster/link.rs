@@ -23,8 +23,12 @@ use crate::runtime::RuntimeShared;
 
 /// Adds this node to the member set, drops members silent for longer than the TTL
 /// and returns the live ones (id, record, milliseconds since their heartbeat), all on
-/// Redis's clock so that instances' clocks need not agree.
+/// Redis's clock so that instances' clocks need not agree. It also keeps the node
+/// counter at or above this node's number, so that after a wiped Redis a newcomer
+/// does not take a live member's number.
 const HEARTBEAT: &str = r"
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+if seq < tonumber(ARGV[4]) then redis.call('SET', KEYS[3], ARGV[4]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -81,11 +85,30 @@ pub(super) fn start(
     rt.spawn(async move {
         let got = async {
             let mut conn = connect(&c2, &s2).await?;
-            let n: u64 = redis::cmd("INCR")
-                .arg(s2.key("node_seq"))
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| Error::unavailable(format!("Redis at {}: {e}", s2.url)))?;
+            let failed =
+                |e: redis::RedisError| Error::unavailable(format!("Redis at {}: {e}", s2.url));
+            // A number no live member has (the counter may have restarted with a wiped
+            // Redis before every member's heartbeat raised it again).
+            let mut n = 0;
+            for _ in 0..8 {
+                let next: u64 = redis::cmd("INCR")
+                    .arg(s2.key("node_seq"))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                n = next % MAX_NODE + 1;
+                let records: Vec<String> = redis::cmd("HVALS")
+                    .arg(s2.key("member_info"))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                let taken = records.iter().any(|r| {
+                    serde_json::from_str::<Value>(r).is_ok_and(|v| v["number"].as_u64() == Some(n))
+                });
+                if !taken {
+                    break;
+                }
+            }
             Ok::<_, Error>((conn, n))
         }
         .await;
@@ -95,7 +118,7 @@ pub(super) fn start(
         .recv_timeout(s.request_timeout + Duration::from_secs(1))
         .unwrap_or_else(|_| Err(Error::timeout("Redis did not answer")));
     let (conn, number, lost) = match first {
-        Ok((conn, n)) => (Some(conn), n % MAX_NODE + 1, None),
+        Ok((conn, n)) => (Some(conn), n, None),
         // Unique enough until it rejoins: ids only need to differ from live members'.
         Err(e) => (
             None,
@@ -401,7 +424,9 @@ async fn heartbeat(node: Arc<Node>) {
                     .key(node.s.key("member_info"))
                     .arg(&node.s.node_id)
                     .arg(member_record(&node))
-                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+                    .key(node.s.key("node_seq"))
+                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                    .arg(node.number);
                 match tokio::time::timeout(
                     node.s.request_timeout,
                     call.invoke_async::<Vec<String>>(&mut conn),
