@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::registry::{ConnInfo, ConnState, ListFilter, Message, RegistryStats, Target};
 
@@ -100,26 +100,14 @@ pub(crate) fn filter_from(v: &Value) -> ListFilter {
     }
 }
 
+/// A connection as the admin API writes it ([`crate::server::json::conn`]).
 pub(crate) fn conn(c: &ConnInfo) -> Value {
-    json!({
-        "id": c.id,
-        "user": c.user,
-        "metadata": c.metadata,
-        "topics": c.topics,
-        "state": c.state.as_str(),
-        "sink": c.sink,
-        "age_ms": ms(c.age),
-        "idle_ms": ms(c.idle),
-        "queued_messages": c.queued_messages,
-        "queued_bytes": c.queued_bytes,
-        "sent": c.sent,
-        "dropped": c.dropped,
-        "failed": c.failed,
-    })
+    crate::server::json::conn(c)
 }
 
 pub(crate) fn conn_from(v: &Value) -> Option<ConnInfo> {
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    let ms = |k: &str| Duration::from_secs_f64(v[k].as_f64().unwrap_or(0.0).max(0.0) / 1000.0);
     Some(ConnInfo {
         id: v["id"].as_u64()?,
         user: v["user"].as_str().map(str::to_string),
@@ -138,22 +126,14 @@ pub(crate) fn conn_from(v: &Value) -> Option<ConnInfo> {
         } else {
             "outbox"
         },
-        age: Duration::from_millis(n("age_ms")),
-        idle: Duration::from_millis(n("idle_ms")),
+        age: ms("age_ms"),
+        idle: ms("idle_ms"),
         queued_messages: n("queued_messages"),
         queued_bytes: n("queued_bytes"),
         sent: n("sent"),
         dropped: n("dropped"),
         failed: n("failed"),
     })
-}
-
-fn counts(m: &BTreeMap<String, u64>) -> Value {
-    Value::Object(
-        m.iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect::<Map<_, _>>(),
-    )
 }
 
 fn counts_from(v: &Value) -> BTreeMap<String, u64> {
@@ -166,23 +146,10 @@ fn counts_from(v: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
+/// Registry statistics as the admin API writes them
+/// ([`crate::server::json::registry_stats`]; `topic_counts` is an object in order).
 pub(crate) fn stats(s: &RegistryStats) -> Value {
-    json!({
-        "connections": s.connections,
-        "active": s.active,
-        "topics": s.topics,
-        "users": s.users,
-        "topic_counts": s.topic_counts.iter().map(|(t, n)| json!([t, n])).collect::<Vec<_>>(),
-        "registered_total": s.registered_total,
-        "broadcasts": s.broadcasts,
-        "messages_queued": s.messages_queued,
-        "messages_sent": s.messages_sent,
-        "messages_dropped": s.messages_dropped,
-        "messages_failed": s.messages_failed,
-        "disconnects": counts(&s.disconnects),
-        "rejections": counts(&s.rejections),
-        "cleanup_runs": s.cleanup_runs,
-    })
+    crate::server::json::registry_stats(s)
 }
 
 pub(crate) fn stats_from(v: &Value) -> RegistryStats {
@@ -193,10 +160,10 @@ pub(crate) fn stats_from(v: &Value) -> RegistryStats {
         topics: n("topics"),
         users: n("users"),
         topic_counts: v["topic_counts"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| Some((p[0].as_str()?.to_string(), p[1].as_u64()?)))
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(t, n)| Some((t.clone(), n.as_u64()?)))
                     .collect()
             })
             .unwrap_or_default(),

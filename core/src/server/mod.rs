@@ -9,7 +9,7 @@ mod auth;
 mod error;
 mod grpc;
 mod hub;
-mod json;
+pub(crate) mod json;
 mod listener;
 mod settings;
 mod ws;
