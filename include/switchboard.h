@@ -476,6 +476,16 @@ enum sb_event_kind
      * new connection ("resource_rebound"; `resource`): take the fd again.
      */
     SB_EVENT_RESOURCE_REBOUND = 19,
+    /**
+     * This instance joined its cluster, or rejoined it after Redis came back
+     * ("cluster_joined"; `reason` "joined" or "rejoined").
+     */
+    SB_EVENT_CLUSTER_JOINED = 20,
+    /**
+     * This instance lost its cluster's Redis and serves locally until it rejoins
+     * ("cluster_lost"; `reason` "redis_unavailable").
+     */
+    SB_EVENT_CLUSTER_LOST = 21,
 };
 #ifndef __cplusplus
 typedef int32_t sb_event_kind;
@@ -1753,6 +1763,253 @@ typedef struct {
      */
     size_t text_len;
 } sb_hub_message;
+
+/**
+ * One member of the cluster, from its last heartbeat (an element of
+ * `sb_cluster_member_list.members`).
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * Its `cluster.node_id`.
+     */
+    const char *node_id;
+    /**
+     * Its node number (bits 32 and up of its connection ids).
+     */
+    uint64_t number;
+    /**
+     * Its embedded server's address, `host:port` ("" when it has none).
+     */
+    const char *address;
+    /**
+     * Its registered connections at its last heartbeat.
+     */
+    uint64_t connections;
+    /**
+     * Its open pools at its last heartbeat.
+     */
+    uint64_t pools;
+    /**
+     * Time since its last heartbeat, in nanoseconds (by Redis's clock).
+     */
+    uint64_t last_seen_ns;
+    /**
+     * Whether it is this instance.
+     */
+    bool local;
+} sb_cluster_member;
+
+/**
+ * The live members (`sb_cluster_members`), freed (once) by
+ * `sb_cluster_member_list_free`.
+ */
+typedef struct {
+    /**
+     * How many members.
+     */
+    size_t len;
+    /**
+     * The members, by node id (NULL when none). Never extended per element.
+     */
+    const sb_cluster_member *members;
+} sb_cluster_member_list;
+
+/**
+ * What an acknowledged cluster broadcast reached (`sb_cluster_broadcast`), freed
+ * (once) by `sb_cluster_broadcast_report_free`. Fields may be added at the end
+ * (`struct_size`).
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * The fan-out on this instance, as `sb_registry_broadcast` reports it.
+     */
+    sb_broadcast_report local;
+    /**
+     * How many other members acknowledged it.
+     */
+    size_t remote_len;
+    /**
+     * Their node ids (NULL when none).
+     */
+    const char *const *remote_nodes;
+    /**
+     * The recipients on `remote_nodes[i]`.
+     */
+    const uint64_t *remote_recipients;
+    /**
+     * Copies published that no member acknowledged within `cluster.request_timeout`
+     * (a member that left, or one too slow to answer).
+     */
+    uint64_t unacknowledged;
+    /**
+     * Recipients on every instance that acknowledged, this one included.
+     */
+    uint64_t recipients;
+} sb_cluster_broadcast_report;
+
+/**
+ * Which live members answered a cluster-wide call, embedded in each of its results.
+ * A member that did not answer within `cluster.request_timeout` is named in `missing`
+ * and its part is absent: partial results never fail the call.
+ */
+typedef struct {
+    /**
+     * How many members answered.
+     */
+    size_t nodes_len;
+    /**
+     * Their node ids, this instance first (NULL when none).
+     */
+    const char *const *nodes;
+    /**
+     * How many live members did not answer.
+     */
+    size_t missing_len;
+    /**
+     * Their node ids (NULL when none).
+     */
+    const char *const *missing;
+} sb_cluster_answered;
+
+/**
+ * One page of a cluster-wide list (`sb_cluster_list`), freed (once) by
+ * `sb_cluster_conn_list_free`. Fields may be added at the end (`struct_size`).
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * How many records.
+     */
+    size_t len;
+    /**
+     * The records of every member that answered, in id order (ids are unique across
+     * the cluster; NULL when none). Never extended per element.
+     */
+    const sb_conn_info *connections;
+    /**
+     * `nodes[i]`: the node id of the member `connections[i]` is registered on.
+     */
+    const char *const *nodes;
+    /**
+     * Whether there is a next page.
+     */
+    bool has_next;
+    /**
+     * Pass as `cursor` for the next page (0 when this was the last one).
+     */
+    uint64_t next_cursor;
+    /**
+     * Who answered.
+     */
+    sb_cluster_answered answered;
+} sb_cluster_conn_list;
+
+/**
+ * A cluster-wide count (`sb_cluster_disconnect`), freed (once) by
+ * `sb_cluster_count_free`. Fields may be added at the end (`struct_size`).
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * The sum over the members that answered.
+     */
+    uint64_t total;
+    /**
+     * How many members answered with a count.
+     */
+    size_t by_node_len;
+    /**
+     * Their node ids (NULL when none).
+     */
+    const char *const *nodes;
+    /**
+     * The count on `nodes[i]`.
+     */
+    const uint64_t *counts;
+    /**
+     * Who answered.
+     */
+    sb_cluster_answered answered;
+} sb_cluster_count;
+
+/**
+ * Cluster-wide registry statistics (`sb_cluster_get_stats`), freed (once) by
+ * `sb_cluster_stats_free`. Fields may be added at the end (`struct_size`).
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * The members' statistics added up (`users` and `topics` count per member, so a
+     * user connected to two members counts twice; `topic_counts` is summed by topic).
+     */
+    sb_registry_stats total;
+    /**
+     * How many members answered.
+     */
+    size_t by_node_len;
+    /**
+     * Their node ids (NULL when none).
+     */
+    const char *const *nodes;
+    /**
+     * The statistics of `nodes[i]` (NULL when none). Never extended per element.
+     */
+    const sb_registry_stats *by_node;
+    /**
+     * Who answered.
+     */
+    sb_cluster_answered answered;
+} sb_cluster_stats;
+
+/**
+ * A named resource's status on each member (`sb_cluster_resource_status`), freed
+ * (once) by `sb_cluster_resource_free`. Fields may be added at the end
+ * (`struct_size`).
+ */
+typedef struct {
+    /**
+     * The size of this struct as allocated by the library.
+     */
+    size_t struct_size;
+    /**
+     * The resource's id.
+     */
+    const char *id;
+    /**
+     * How many members answered.
+     */
+    size_t by_node_len;
+    /**
+     * Their node ids (NULL when none).
+     */
+    const char *const *nodes;
+    /**
+     * The status on `nodes[i]`: a state name as `sb_resource_state_str` gives
+     * (`"connected"`, `"connecting"`, ...), or `"absent"` where it is not created.
+     */
+    const char *const *statuses;
+    /**
+     * Who answered.
+     */
+    sb_cluster_answered answered;
+} sb_cluster_resource;
 
 #ifdef __cplusplus
 extern "C" {
@@ -3555,6 +3812,188 @@ sb_status sb_hub_message_free(sb_hub_message *message);
  */
 sb_status sb_hub_dropped(const sb_manager *manager,
                          uint64_t *out);
+
+/**
+ * Copies the cluster's name (`cluster.name`) into `buf` with a NUL. `*written` (if
+ * not NULL) receives the size it needs with its NUL; when that exceeds `len`,
+ * returns `SB_RESOURCE_EXHAUSTED` and copies nothing (`buf[0]` is set to NUL when
+ * `len > 0`). `buf` may be NULL when `len` is 0, to ask for the size. `SB_NOT_FOUND`
+ * when the manager is not in a cluster.
+ *
+ * # Safety
+ *
+ * `buf` `len` writable bytes (or `len` 0); `written` NULL or writable.
+ */
+sb_status sb_cluster_name(const sb_manager *manager,
+                          char *buf,
+                          size_t len,
+                          size_t *written);
+
+/**
+ * Copies this instance's node id (`cluster.node_id`) into `buf`, as
+ * `sb_cluster_name` does.
+ *
+ * # Safety
+ *
+ * As `sb_cluster_name`.
+ */
+sb_status sb_cluster_node_id(const sb_manager *manager,
+                             char *buf,
+                             size_t len,
+                             size_t *written);
+
+/**
+ * Stores in `*out` this instance's node number, taken when it joined: bits 32 and up
+ * of every connection id it registers (`id >> 32`), so ids are unique across the
+ * cluster and stay below 2^53. `SB_NOT_FOUND` when the manager is not in a cluster.
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or writable.
+ */
+sb_status sb_cluster_node_number(const sb_manager *manager,
+                                 uint64_t *out);
+
+/**
+ * Stores in `*out` whether this instance takes part in its cluster now: false while
+ * Redis cannot be reached (it then serves locally: breakers are local and broadcasts
+ * reach this instance only; `SB_EVENT_CLUSTER_LOST`) until it rejoins
+ * (`SB_EVENT_CLUSTER_JOINED`). `SB_NOT_FOUND` when the manager is not in a cluster.
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or writable.
+ */
+sb_status sb_cluster_is_joined(const sb_manager *manager,
+                               bool *out);
+
+/**
+ * Stores in `*out` the live members as of the last heartbeat (every
+ * `cluster.heartbeat_interval`), this instance included when joined, by node id; a
+ * member silent for three heartbeats is gone. Does not wait. Free it with
+ * `sb_cluster_member_list_free` (once). `SB_NOT_FOUND` when the manager is not in a
+ * cluster.
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `sb_cluster_member_list *`.
+ */
+sb_status sb_cluster_members(const sb_manager *manager,
+                             sb_cluster_member_list **out);
+
+/**
+ * Frees a member list made by `sb_cluster_members`. NULL is a no-op; a pointer that
+ * is not one (freed already) returns `SB_INVALID_HANDLE` and frees nothing.
+ */
+sb_status sb_cluster_member_list_free(sb_cluster_member_list *list);
+
+/**
+ * Broadcasts one message (`len` bytes at `data`, text when `is_text`, which must
+ * then be UTF-8) to what `target` matches on every member, this one included, and
+ * waits for the other members' acknowledgements up to `cluster.request_timeout`;
+ * `*out` says what each reached. Free it with `sb_cluster_broadcast_report_free`
+ * (once). A plain `sb_registry_broadcast` reaches the other members too, without
+ * waiting. Ids in `target->ids` and `target->except` may be any member's.
+ * `SB_INVALID_ARGUMENT` for a target that names nobody; `SB_NOT_FOUND` when the
+ * manager is not in a cluster.
+ *
+ * # Safety
+ *
+ * `target` a valid `sb_target`; `data` `len` readable bytes (or NULL with 0); `out`
+ * NULL (rejected) or writable.
+ */
+sb_status sb_cluster_broadcast(sb_manager *manager,
+                               const sb_target *target,
+                               const uint8_t *data,
+                               size_t len,
+                               bool is_text,
+                               sb_cluster_broadcast_report **out);
+
+/**
+ * Frees a report made by `sb_cluster_broadcast`. NULL is a no-op; a pointer that is
+ * not one returns `SB_INVALID_HANDLE`.
+ */
+sb_status sb_cluster_broadcast_report_free(sb_cluster_broadcast_report *report);
+
+/**
+ * Stores in `*out` one page of the connections `filter` matches (NULL: all) on every
+ * member that answered, in id order, as `sb_registry_list` does for this instance:
+ * pass `next_cursor` as the next call's `filter->cursor` while `has_next`. Free it
+ * with `sb_cluster_conn_list_free` (once). `SB_INVALID_ARGUMENT` as for
+ * `sb_registry_list`; `SB_NOT_FOUND` when the manager is not in a cluster.
+ *
+ * # Safety
+ *
+ * `filter` NULL or a valid `sb_list_filter`; `out` NULL (rejected) or writable.
+ */
+sb_status sb_cluster_list(sb_manager *manager,
+                          const sb_list_filter *filter,
+                          sb_cluster_conn_list **out);
+
+/**
+ * Frees a page made by `sb_cluster_list`. NULL is a no-op; a pointer that is not one
+ * returns `SB_INVALID_HANDLE`.
+ */
+sb_status sb_cluster_conn_list_free(sb_cluster_conn_list *list);
+
+/**
+ * Removes what `target` matches (minus its except set) on every member, for `reason`
+ * (NULL or "": `disconnected`), as `sb_registry_disconnect` does on each, and stores
+ * in `*out` how many per member. Free it with `sb_cluster_count_free` (once).
+ * `SB_NOT_FOUND` when the manager is not in a cluster.
+ *
+ * # Safety
+ *
+ * `target` a valid `sb_target`; `reason` NULL or NUL-terminated; `out` NULL
+ * (rejected) or writable.
+ */
+sb_status sb_cluster_disconnect(sb_manager *manager,
+                                const sb_target *target,
+                                const char *reason,
+                                sb_cluster_count **out);
+
+/**
+ * Frees a count made by `sb_cluster_disconnect`. NULL is a no-op; a pointer that is
+ * not one returns `SB_INVALID_HANDLE`.
+ */
+sb_status sb_cluster_count_free(sb_cluster_count *count);
+
+/**
+ * Stores in `*out` the registry statistics of every member that answered, and their
+ * sum. Free them with `sb_cluster_stats_free` (once). `SB_NOT_FOUND` when the
+ * manager is not in a cluster.
+ *
+ * # Safety
+ *
+ * `out` NULL (rejected) or a writable `sb_cluster_stats *`.
+ */
+sb_status sb_cluster_get_stats(sb_manager *manager,
+                               sb_cluster_stats **out);
+
+/**
+ * Frees statistics made by `sb_cluster_get_stats`. NULL is a no-op; a pointer that
+ * is not one returns `SB_INVALID_HANDLE`.
+ */
+sb_status sb_cluster_stats_free(sb_cluster_stats *stats);
+
+/**
+ * Stores in `*out` named resource `id`'s status on every member that answered
+ * (`"absent"` where it is not created). Free it with `sb_cluster_resource_free`
+ * (once). `SB_NOT_FOUND` when the manager is not in a cluster.
+ *
+ * # Safety
+ *
+ * `id` NUL-terminated; `out` NULL (rejected) or writable.
+ */
+sb_status sb_cluster_resource_status(sb_manager *manager,
+                                     const char *id,
+                                     sb_cluster_resource **out);
+
+/**
+ * Frees a status made by `sb_cluster_resource_status`. NULL is a no-op; a pointer
+ * that is not one returns `SB_INVALID_HANDLE`.
+ */
+sb_status sb_cluster_resource_free(sb_cluster_resource *resource);
 
 #ifdef __cplusplus
 }  // extern "C"

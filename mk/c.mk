@@ -7,12 +7,15 @@
 #   example and examples/c/echo.c; each under valgrind (installed with apt-get when
 #   missing, like redis-server for test_redis); the C tests also built with
 #   ASan/UBSan. The Rust tests of the ffi crate run in test-rust.
+# test-c-cluster: the shared cluster scenarios (tests/fixtures/cluster_driver.py, a real
+#   redis-server, three instances) with tests/c/cluster_node.c as the instances, once
+#   under valgrind and once built with ASan/UBSan (part of test-c).
 # demo-c:  examples/c/echo.c against $(DEMO_TARGET) (or its own echo server if unset).
 # header:  regenerate include/switchboard.h.
 #
 # C build outputs go to $(BUILD)/c/.
 
-.PHONY: build-c test-c demo-c header c-tools
+.PHONY: build-c test-c test-c-cluster demo-c header c-tools
 
 C_OUT      := $(BUILD)/c
 C_HEADER   := $(ROOT)/include/switchboard.h
@@ -143,7 +146,32 @@ c-tools:
 	    echo "c-tools: could not install$$missing; the tests that need it will fail" >&2; \
 	fi
 
-test-c: build-c c-tools server-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/readme_example $(C_OUT)/registry_example $(C_OUT)/resources_example $(C_OUT)/echo $(C_OUT)/custom ## Run the C and C++ tests under valgrind and ASan
+# The driver's instances are children it starts and kills, and it does not look at
+# their exit status: each instance writes valgrind's or the sanitizers' reports to its
+# own log file (valgrind -q, and ASan's log_path, write nothing when all is well), and
+# the step fails when any log is not empty. A "possibly lost" block (std's handle of
+# the main thread) is not shown, as in valgrind's exit status.
+C_CLUSTER_LOGS := $(C_OUT)/cluster_logs
+C_CLUSTER_RUN = \
+	echo "== test_cluster (valgrind, cluster_node --self-test)"; \
+	$(C_TEST_ENV) $(VALGRIND) --show-leak-kinds=definite,indirect $(C_OUT)/cluster_node --self-test && \
+	echo "== test_cluster (valgrind, tests/fixtures/cluster_driver.py)" && \
+	rm -rf $(C_CLUSTER_LOGS) && mkdir -p $(C_CLUSTER_LOGS) && \
+	$(C_TEST_ENV) $(PYTHON) tests/fixtures/cluster_driver.py -- $(VALGRIND) \
+	  --show-leak-kinds=definite,indirect --log-file=$(C_CLUSTER_LOGS)/valgrind.%p.log \
+	  $(C_OUT)/cluster_node && \
+	echo "== test_cluster (AddressSanitizer, tests/fixtures/cluster_driver.py)" && \
+	ASAN_OPTIONS=log_path=$(C_CLUSTER_LOGS)/asan UBSAN_OPTIONS=log_path=$(C_CLUSTER_LOGS)/ubsan \
+	  $(C_TEST_ENV) $(PYTHON) tests/fixtures/cluster_driver.py -- $(C_OUT)/cluster_node_asan && \
+	if grep -l . $(C_CLUSTER_LOGS)/* 2>/dev/null; then \
+	  echo "test_cluster: the reports above (in $(C_CLUSTER_LOGS)):" >&2; \
+	  cat $(C_CLUSTER_LOGS)/* >&2; false; \
+	fi
+
+test-c-cluster: build-c c-tools $(C_OUT)/cluster_node $(C_OUT)/cluster_node_asan ## Run the cluster scenarios with the C instances (valgrind, ASan)
+	@set -o pipefail; cd $(ROOT) && { $(C_CLUSTER_RUN); }
+
+test-c: build-c c-tools server-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_TESTS)) $(C_OUT)/cluster_node $(C_OUT)/cluster_node_asan $(C_OUT)/readme_example $(C_OUT)/registry_example $(C_OUT)/resources_example $(C_OUT)/echo $(C_OUT)/custom ## Run the C and C++ tests under valgrind and ASan
 	@set -o pipefail; cd $(ROOT) && failed=""; \
 	for t in $(C_TESTS); do \
 	  echo "== $$t (valgrind)"; \
@@ -153,6 +181,7 @@ test-c: build-c c-tools server-tools $(addprefix $(C_OUT)/,$(C_TESTS) $(C_ASAN_T
 	  echo "== $$t (AddressSanitizer)"; \
 	  $(C_TEST_ENV) $(C_OUT)/$$t || failed="$$failed $$t"; \
 	done; \
+	{ $(C_CLUSTER_RUN); } || failed="$$failed test_cluster"; \
 	echo "== README C example (valgrind)"; \
 	$(C_TEST_ENV) tests/c/with_echo_server.sh $(VALGRIND) $(C_OUT)/readme_example || failed="$$failed readme_example"; \
 	echo "== docs/registry.md C example (valgrind)"; \

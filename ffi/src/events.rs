@@ -68,6 +68,12 @@ pub enum sb_event_kind {
     /// A resource was updated (`sb_resource_update`) and every consumer now uses the
     /// new connection ("resource_rebound"; `resource`): take the fd again.
     SB_EVENT_RESOURCE_REBOUND = 19,
+    /// This instance joined its cluster, or rejoined it after Redis came back
+    /// ("cluster_joined"; `reason` "joined" or "rejoined").
+    SB_EVENT_CLUSTER_JOINED = 20,
+    /// This instance lost its cluster's Redis and serves locally until it rejoins
+    /// ("cluster_lost"; `reason` "redis_unavailable").
+    SB_EVENT_CLUSTER_LOST = 21,
 }
 
 impl From<EventKind> for sb_event_kind {
@@ -93,6 +99,8 @@ impl From<EventKind> for sb_event_kind {
             EventKind::ResourceState => SB_EVENT_RESOURCE_STATE,
             EventKind::ResourceDetached => SB_EVENT_RESOURCE_DETACHED,
             EventKind::ResourceRebound => SB_EVENT_RESOURCE_REBOUND,
+            EventKind::ClusterJoined => SB_EVENT_CLUSTER_JOINED,
+            EventKind::ClusterLost => SB_EVENT_CLUSTER_LOST,
             // Kinds added to core before C knows them; never seen in practice, since
             // core and this crate are built together.
             _ => SB_EVENT_REJECTED,
@@ -336,6 +344,8 @@ pub extern "C" fn sb_event_kind_str(kind: i32) -> *const c_char {
         17 => b"resource_state\0",
         18 => b"resource_detached\0",
         19 => b"resource_rebound\0",
+        20 => b"cluster_joined\0",
+        21 => b"cluster_lost\0",
         _ => b"unknown\0",
     };
     s.as_ptr().cast()

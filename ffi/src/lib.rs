@@ -42,6 +42,8 @@ pub mod resources;
 
 pub mod server;
 
+pub mod cluster;
+
 mod args;
 mod handles;
 mod snapshot_table;
