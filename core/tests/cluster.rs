@@ -399,6 +399,12 @@ fn the_admin_api_answers_for_the_cluster() {
         let (code, body, _) = curl(&["-H", auth, &format!("{base}{path}")]).unwrap();
         (code, serde_json::from_str(&body).unwrap_or(Value::Null))
     };
+    let text = a.metrics_text();
+    assert!(
+        text.contains("switchboard_cluster_joined{node=\"admin-a\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("switchboard_cluster_members{node=\"admin-a\"} 2"));
     let (code, v) = get("/cluster");
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["node_id"], "admin-a");
