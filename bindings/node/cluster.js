@@ -9,103 +9,11 @@
 // rejects. Targets and list filters have the registry's shapes; every check and
 // message comes from the Rust core, and this file only shapes arguments and results.
 
-module.exports = function makeCluster({ invalid, describe, checkString, Connection, Outbox }) {
-  function optString(value, what) {
-    if (value === undefined || value === null) return null;
-    return checkString(value, what);
-  }
-
-  function strings(value, what) {
-    if (value === undefined || value === null) return [];
-    if (!Array.isArray(value)) throw invalid(`${what} must be an array of strings, got ${describe(value)}`);
-    value.forEach((v, i) => checkString(v, `${what}[${i}]`));
-    return [...value];
-  }
-
-  /** A connection id: a number, or a Connection / Outbox (as the registry takes them). */
-  function idOf(value, what) {
-    if (value instanceof Connection || value instanceof Outbox) return value.id;
-    if (typeof value !== 'number') throw invalid(`${what} must be a connection id (a number) or a Connection, got ${describe(value)}`);
-    return value;
-  }
-
-  function idList(value, what) {
-    if (value === undefined || value === null) return [];
-    if (!Array.isArray(value)) return [idOf(value, what)];
-    return value.map((v, i) => idOf(v, `${what}[${i}]`));
-  }
-
-  const TARGET_KEYS = new Set(['all', 'topic', 'topics', 'user', 'users', 'id', 'ids', 'except']);
-
-  /** The registry's target (`{ topic, topics, user, users, id, ids, all, except }`) as native arguments. */
-  function targetFrom(value, what) {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw invalid(`${what} target must be an object such as { topic: 'news' }, { user: 'alice' } or { all: true }, got ${describe(value)}`);
-    }
-    for (const k of Object.keys(value)) {
-      if (!TARGET_KEYS.has(k)) throw invalid(`${what} target has an unknown key ${JSON.stringify(k)}; use ${[...TARGET_KEYS].join(', ')}`);
-    }
-    const topics = strings(value.topics, 'topics');
-    if (value.topic !== undefined && value.topic !== null) topics.push(checkString(value.topic, 'topic'));
-    const users = strings(value.users, 'users');
-    if (value.user !== undefined && value.user !== null) users.push(checkString(value.user, 'user'));
-    const ids = idList(value.ids, 'ids');
-    if (value.id !== undefined && value.id !== null) ids.push(idOf(value.id, 'id'));
-    let all = false;
-    if (value.all !== undefined && value.all !== null) {
-      if (typeof value.all !== 'boolean') throw invalid(`all must be a boolean, got ${describe(value.all)}`);
-      all = value.all;
-    }
-    return [all, topics, users, ids, idList(value.except, 'except')];
-  }
-
-  /** The registry's list filter (`{ user, topic, meta, state, minIdleMs, limit, cursor }`) as native arguments. */
-  function filterFrom(filter) {
-    if (filter === undefined || filter === null) filter = {};
-    if (typeof filter !== 'object' || Array.isArray(filter)) throw invalid(`list() filter must be an options object, got ${describe(filter)}`);
-    let metaKey = null;
-    let metaValue = null;
-    if (filter.meta !== undefined && filter.meta !== null) {
-      if (!Array.isArray(filter.meta) || filter.meta.length !== 2) throw invalid(`meta must be a [key, value] pair, got ${describe(filter.meta)}`);
-      metaKey = checkString(filter.meta[0], 'meta key');
-      metaValue = checkString(filter.meta[1], 'meta value');
-    }
-    const num = (v, what) => {
-      if (v === undefined || v === null) return null;
-      if (typeof v !== 'number') throw invalid(`${what} must be a number, got ${describe(v)}`);
-      return v;
-    };
-    return [
-      optString(filter.user, 'user'),
-      optString(filter.topic, 'topic'),
-      metaKey,
-      metaValue,
-      optString(filter.state, 'state'),
-      num(filter.minIdleMs, 'minIdleMs'),
-      num(filter.limit, 'limit'),
-      filter.cursor === undefined || filter.cursor === null ? null : idOf(filter.cursor, 'cursor'),
-    ];
-  }
-
-  /** A message as the native side takes it: a string (text) or a Buffer (binary). */
-  function dataOf(msg) {
-    if (typeof msg === 'string' || Buffer.isBuffer(msg)) return msg;
-    if (msg instanceof Uint8Array) return Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
-    if (msg instanceof ArrayBuffer) return Buffer.from(msg);
-    throw invalid(`a message must be a string, a Buffer or a Uint8Array, got ${describe(msg)}`);
-  }
-
-  // Maps keyed by the program's or the members' strings (node ids, metadata keys,
-  // reasons) come from the native side as pairs and become objects here, where
-  // Object.fromEntries defines each key (a native property set would treat
-  // `__proto__` as the prototype), as in registry.js.
-
-  /** The registry's `RegistryStats` shape. */
-  function statsFrom(s) {
-    s.disconnects = Object.fromEntries(s.disconnects);
-    s.rejections = Object.fromEntries(s.rejections);
-    return s;
-  }
+// The argument and result shapes are the registry's own (registry.js `shapes`).
+module.exports = function makeCluster({ checkString, optString, targetFrom, listFilterFrom, dataOf, infoFrom, statsFrom }) {
+  // Maps keyed by the members' strings (node ids) come from the native side as pairs
+  // and become objects here, where Object.fromEntries defines each key (a native
+  // property set would treat `__proto__` as the prototype), as in registry.js.
 
   /**
    * The manager's membership in its cluster (`manager.cluster`, `null` without
@@ -166,7 +74,7 @@ module.exports = function makeCluster({ invalid, describe, checkString, Connecti
      * `registry.broadcast()` reaches the cluster too, without waiting.
      */
     async broadcast(msg, target) {
-      const r = await this.#native.broadcast(dataOf(msg), ...targetFrom(target, 'broadcast()'));
+      const r = await this.#native.broadcast(dataOf(msg), targetFrom(target, 'broadcast()'));
       r.remote = Object.fromEntries(r.remote);
       return r;
     }
@@ -177,8 +85,8 @@ module.exports = function makeCluster({ invalid, describe, checkString, Connecti
      * ...ConnectionInfo }], nextCursor, answered: { nodes, missing } }`.
      */
     async list(filter) {
-      const page = await this.#native.list(...filterFrom(filter));
-      for (const c of page.connections) c.metadata = Object.fromEntries(c.metadata);
+      const page = await this.#native.list(listFilterFrom(filter));
+      page.connections = page.connections.map((c) => ({ node: c.node, ...infoFrom(c.info) }));
       return page;
     }
 
@@ -187,7 +95,7 @@ module.exports = function makeCluster({ invalid, describe, checkString, Connecti
      * `disconnected`): `{ total, byNode: { [nodeId]: n }, answered }`.
      */
     async disconnect(target, reason) {
-      const r = await this.#native.disconnect(...targetFrom(target, 'disconnect()'), optString(reason, 'reason'));
+      const r = await this.#native.disconnect(targetFrom(target, 'disconnect()'), optString(reason, 'reason'));
       r.byNode = Object.fromEntries(r.byNode);
       return r;
     }

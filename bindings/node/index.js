@@ -931,7 +931,7 @@ const { Hub, HubMessage } = serverModule;
 
 // ---- the cluster (cluster.js) ---------------------------------------------------------
 
-const { Cluster } = require('./cluster')({ invalid, describe, checkString, Connection, Outbox });
+const { Cluster } = require('./cluster')({ checkString, ...registryModule.shapes });
 
 const kHooks = Symbol('hooks');
 

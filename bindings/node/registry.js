@@ -85,7 +85,10 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
 
   const TARGET_KEYS = new Set(['all', 'topic', 'topics', 'user', 'users', 'id', 'ids', 'except']);
 
-  /** `{ topic, topics, user, users, id, ids, all, except }` as the native arguments. */
+  /**
+   * `{ topic, topics, user, users, id, ids, all, except }` as the native target (`{ all,
+   * topics, users, ids, except }`). The caller's arrays are copied, never changed.
+   */
   function targetFrom(value, what) {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw invalid(`${what} target must be an object such as { topic: 'news' }, { user: 'alice' } or { all: true }, got ${describe(value)}`);
@@ -93,9 +96,9 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
     for (const k of Object.keys(value)) {
       if (!TARGET_KEYS.has(k)) throw invalid(`${what} target has an unknown key ${JSON.stringify(k)}; use ${[...TARGET_KEYS].join(', ')}`);
     }
-    const topics = strings(value.topics, 'topics');
+    const topics = [...strings(value.topics, 'topics')];
     if (value.topic !== undefined && value.topic !== null) topics.push(checkString(value.topic, 'topic'));
-    const users = strings(value.users, 'users');
+    const users = [...strings(value.users, 'users')];
     if (value.user !== undefined && value.user !== null) users.push(checkString(value.user, 'user'));
     const ids = idList(value.ids, 'ids');
     if (value.id !== undefined && value.id !== null) ids.push(idOf(value.id, 'id'));
@@ -104,7 +107,38 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
       if (typeof value.all !== 'boolean') throw invalid(`all must be a boolean, got ${describe(value.all)}`);
       all = value.all;
     }
-    return [all, [...topics], [...users], ids, idList(value.except, 'except')];
+    return { all, topics, users, ids, except: idList(value.except, 'except') };
+  }
+
+  /**
+   * A list filter (`{ user, topic, meta: [key, value], state, minIdleMs, limit, cursor }`)
+   * as the native one (`{ user, topic, metaKey, metaValue, state, minIdleMs, limit,
+   * cursor }`, absent fields null).
+   */
+  function listFilterFrom(filter) {
+    const f = optionsObject(filter, 'list() filter');
+    let metaKey = null;
+    let metaValue = null;
+    if (f.meta !== undefined && f.meta !== null) {
+      if (!Array.isArray(f.meta) || f.meta.length !== 2) throw invalid(`meta must be a [key, value] pair, got ${describe(f.meta)}`);
+      metaKey = checkString(f.meta[0], 'meta key');
+      metaValue = checkString(f.meta[1], 'meta value');
+    }
+    const num = (v, what) => {
+      if (v === undefined || v === null) return null;
+      if (typeof v !== 'number') throw invalid(`${what} must be a number, got ${describe(v)}`);
+      return v;
+    };
+    return {
+      user: optString(f.user, 'user'),
+      topic: optString(f.topic, 'topic'),
+      metaKey,
+      metaValue,
+      state: optString(f.state, 'state'),
+      minIdleMs: num(f.minIdleMs, 'minIdleMs'),
+      limit: num(f.limit, 'limit'),
+      cursor: f.cursor === undefined || f.cursor === null ? null : idOf(f.cursor, 'cursor'),
+    };
   }
 
   /** A message as the native side takes it: a string (text) or a Buffer (binary). */
@@ -126,6 +160,16 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
     c.metadata = Object.fromEntries(c.metadata);
     return c;
   }
+
+  /** Native registry statistics, their disconnect and rejection pairs made objects. */
+  function statsFrom(s) {
+    s.disconnects = Object.fromEntries(s.disconnects);
+    s.rejections = Object.fromEntries(s.rejections);
+    return s;
+  }
+
+  // What the cluster (cluster.js) takes and returns in the registry's shapes.
+  const shapes = { optString, targetFrom, listFilterFrom, dataOf, infoFrom, statsFrom };
 
   // ---- delivery ---------------------------------------------------------------------
 
@@ -535,7 +579,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
      */
     broadcast(msg, target) {
       const data = dataOf(msg);
-      return this.#native.broadcast(data, ...targetFrom(target, 'broadcast()'));
+      return this.#native.broadcast(data, targetFrom(target, 'broadcast()'));
     }
 
     /** Queues `msg` for connection `id` alone (SB_NOT_FOUND if it is not registered). */
@@ -549,29 +593,7 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
      * `{ connections, nextCursor }` (pass `nextCursor` as `cursor` for the next page).
      */
     list(filter) {
-      const f = optionsObject(filter, 'list() filter');
-      let metaKey = null;
-      let metaValue = null;
-      if (f.meta !== undefined && f.meta !== null) {
-        if (!Array.isArray(f.meta) || f.meta.length !== 2) throw invalid(`meta must be a [key, value] pair, got ${describe(f.meta)}`);
-        metaKey = checkString(f.meta[0], 'meta key');
-        metaValue = checkString(f.meta[1], 'meta value');
-      }
-      const num = (v, what) => {
-        if (v === undefined || v === null) return null;
-        if (typeof v !== 'number') throw invalid(`${what} must be a number, got ${describe(v)}`);
-        return v;
-      };
-      const page = this.#native.list(
-        optString(f.user, 'user'),
-        optString(f.topic, 'topic'),
-        metaKey,
-        metaValue,
-        optString(f.state, 'state'),
-        num(f.minIdleMs, 'minIdleMs'),
-        num(f.limit, 'limit'),
-        f.cursor === undefined || f.cursor === null ? null : idOf(f.cursor, 'cursor'),
-      );
+      const page = this.#native.list(listFilterFrom(filter));
       page.connections.forEach(infoFrom);
       return page;
     }
@@ -582,15 +604,12 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
      * close callback gets the reason.
      */
     disconnect(target, reason) {
-      return this.#native.disconnect(...targetFrom(target, 'disconnect()'), optString(reason, 'reason'));
+      return this.#native.disconnect(targetFrom(target, 'disconnect()'), optString(reason, 'reason'));
     }
 
     /** The registry's statistics. */
     stats() {
-      const s = this.#native.stats();
-      s.disconnects = Object.fromEntries(s.disconnects);
-      s.rejections = Object.fromEntries(s.rejections);
-      return s;
+      return statsFrom(this.#native.stats());
     }
 
     /** Runs the heartbeat and stale-cleanup pass now: `{ removed, pinged }`. */
@@ -642,5 +661,5 @@ module.exports = function makeRegistry({ native, invalid, describe, checkString,
     };
   }
 
-  return { Registry, Connection, Outbox, PING, envelope, parseEnvelope, kFlush, kRelease };
+  return { Registry, Connection, Outbox, PING, envelope, parseEnvelope, kFlush, kRelease, shapes };
 };

@@ -8,35 +8,31 @@
 //! never waits. Partial answers are answers: the members that did not answer are
 //! named in `answered.missing`, never an error.
 //!
-//! Arguments come from `cluster.js` in the registry's native argument order (target:
-//! `all, topics, users, ids, except`; list filter: `user, topic, metaKey, metaValue,
-//! state, minIdleMs, limit, cursor`), and the connection snapshots and statistics go
-//! back in the registry's JS shapes (`ConnectionInfo`, `RegistryStats`).
-//!
-//! The registry's own converters (`registry/convert.rs`) are private to that module,
-//! so the few used here are restated below, field for field; they should become one
-//! `pub(crate) use` of those (see the report of the Node cluster binding).
+//! Arguments come from `cluster.js` as the registry's native ones (`NativeTarget`,
+//! `NativeListFilter`, built by `registry.js`), and the connection snapshots and
+//! statistics go back in the registry's JS shapes (`ConnectionInfo`, `RegistryStats`):
+//! the registry's own converters (`registry/convert.rs`, re-exported by
+//! `crate::registry`) make both, so the two cannot drift apart.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use napi::Env;
 use napi::bindgen_prelude::{Buffer, Either, Object};
 use napi_derive::napi;
+use switchboard_core::Result as CoreResult;
 use switchboard_core::cluster::{
     Answered, Cluster, ClusterBroadcast, ClusterCount, ClusterList, ClusterResource, ClusterStats,
     Member,
 };
-use switchboard_core::registry::{
-    BroadcastReport, ConnId, ConnInfo, ConnState, ListFilter, Message, RegistryStats, Target,
-};
 use switchboard_core::runtime::RuntimeShared;
-use switchboard_core::{Code, Result as CoreResult};
 
-use crate::error::{Result, guard, sb_error, to_napi};
+use crate::error::{Result, guard};
 use crate::health::ms;
 use crate::manager::NativeManager;
-use crate::sessions::count;
+use crate::registry::{
+    NativeBroadcastReport, NativeConnInfo, NativeListFilter, NativeRegistryStats, NativeTarget,
+    counts, list_filter, message, target,
+};
 use crate::settle::Settle;
 
 #[napi]
@@ -125,23 +121,15 @@ impl NativeCluster {
     /// Broadcasts `data` on every instance and resolves once they acknowledged (or
     /// `cluster.request_timeout` passed).
     #[napi]
-    #[allow(clippy::too_many_arguments)]
     pub fn broadcast<'env>(
         &self,
         env: &'env Env,
         data: Either<String, Buffer>,
-        all: bool,
-        topics: Vec<String>,
-        users: Vec<String>,
-        id_list: Vec<f64>,
-        except: Vec<f64>,
+        to: NativeTarget,
     ) -> Result<Object<'env>> {
         guard(|| {
-            let t = target(all, topics, users, id_list, except)?;
-            let msg = match data {
-                Either::A(s) => Message::text(&s),
-                Either::B(b) => Message::binary(b.to_vec()),
-            };
+            let t = target(to)?;
+            let msg = message(data);
             self.spawn(
                 env,
                 move |c| async move { c.broadcast_async(&t, msg).await },
@@ -152,51 +140,9 @@ impl NativeCluster {
 
     /// One page of the connections of every live member, in id order.
     #[napi]
-    #[allow(clippy::too_many_arguments)]
-    pub fn list<'env>(
-        &self,
-        env: &'env Env,
-        user: Option<String>,
-        topic: Option<String>,
-        meta_key: Option<String>,
-        meta_value: Option<String>,
-        state: Option<String>,
-        min_idle_ms: Option<f64>,
-        limit: Option<f64>,
-        cursor: Option<f64>,
-    ) -> Result<Object<'env>> {
+    pub fn list<'env>(&self, env: &'env Env, filter: NativeListFilter) -> Result<Object<'env>> {
         guard(|| {
-            let state = match state {
-                None => None,
-                Some(s) => Some(ConnState::parse_arg(&s).map_err(to_napi)?),
-            };
-            let min_idle = match min_idle_ms {
-                None => None,
-                Some(v) => Some(
-                    Duration::try_from_secs_f64(v / 1000.0)
-                        .ok()
-                        .filter(|_| v >= 0.0)
-                        .ok_or_else(|| {
-                            sb_error(
-                                Code::InvalidArgument,
-                                format!("minIdleMs must be a number of milliseconds >= 0, got {v}"),
-                            )
-                        })?,
-                ),
-            };
-            let limit = match limit {
-                None => 0,
-                Some(v) => usize::try_from(count("limit", v)?).unwrap_or(usize::MAX),
-            };
-            let filter = ListFilter {
-                user,
-                topic,
-                meta: meta_key.map(|k| (k, meta_value.unwrap_or_default())),
-                state,
-                min_idle,
-                limit,
-                cursor: cursor.map(|c| count("cursor", c)).transpose()?,
-            };
+            let filter = list_filter(filter)?;
             self.spawn(
                 env,
                 move |c| async move { c.list_async(&filter).await },
@@ -207,19 +153,14 @@ impl NativeCluster {
 
     /// Disconnects what the target matches on every live member, for `reason`.
     #[napi]
-    #[allow(clippy::too_many_arguments)]
     pub fn disconnect<'env>(
         &self,
         env: &'env Env,
-        all: bool,
-        topics: Vec<String>,
-        users: Vec<String>,
-        id_list: Vec<f64>,
-        except: Vec<f64>,
+        to: NativeTarget,
         reason: Option<String>,
     ) -> Result<Object<'env>> {
         guard(|| {
-            let t = target(all, topics, users, id_list, except)?;
+            let t = target(to)?;
             let reason = reason.unwrap_or_default();
             self.spawn(
                 env,
@@ -253,34 +194,6 @@ impl NativeCluster {
             )
         })
     }
-}
-
-fn target(
-    all: bool,
-    topics: Vec<String>,
-    users: Vec<String>,
-    id_list: Vec<f64>,
-    except: Vec<f64>,
-) -> Result<Target> {
-    let ids = |what: &str, v: Vec<f64>| -> Result<Vec<ConnId>> {
-        v.into_iter()
-            .enumerate()
-            .map(|(i, x)| count(&format!("{what}[{i}]"), x))
-            .collect()
-    };
-    Ok(Target {
-        all,
-        topics,
-        users,
-        ids: ids("ids", id_list)?,
-        except: ids("except", except)?,
-    })
-}
-
-/// `(name, count)` pairs (by node id, topic or reason), which `cluster.js` turns into
-/// objects keyed by name.
-fn by_node(v: impl IntoIterator<Item = (String, u64)>) -> Vec<(String, f64)> {
-    v.into_iter().map(|(n, c)| (n, c as f64)).collect()
 }
 
 /// One member of the cluster, from its last heartbeat.
@@ -330,7 +243,7 @@ impl From<Answered> for NativeAnswered {
 /// What an acknowledged broadcast reached; `remote` as pairs.
 #[napi(object)]
 pub struct NativeClusterBroadcast {
-    pub local: NativeClusterReport,
+    pub local: NativeBroadcastReport,
     pub remote: Vec<(String, f64)>,
     pub unacknowledged: f64,
     pub recipients: f64,
@@ -341,73 +254,18 @@ impl From<ClusterBroadcast> for NativeClusterBroadcast {
         NativeClusterBroadcast {
             recipients: b.recipients() as f64,
             local: b.local.into(),
-            remote: by_node(b.remote),
+            remote: counts(b.remote),
             unacknowledged: b.unacknowledged as f64,
         }
     }
 }
 
-/// The registry's `BroadcastReport` shape (as `registry/convert.rs` gives it).
+/// One connection of a cluster list: the member it is on and the registry's snapshot
+/// (`cluster.js` makes them one `{ node, ...ConnectionInfo }`).
 #[napi(object)]
-pub struct NativeClusterReport {
-    pub recipients: f64,
-    pub queued: f64,
-    pub dropped: f64,
-    pub disconnected: f64,
-    pub elapsed_ms: f64,
-}
-
-impl From<BroadcastReport> for NativeClusterReport {
-    fn from(r: BroadcastReport) -> Self {
-        NativeClusterReport {
-            recipients: r.recipients as f64,
-            queued: r.queued as f64,
-            dropped: r.dropped as f64,
-            disconnected: r.disconnected as f64,
-            elapsed_ms: ms(r.elapsed),
-        }
-    }
-}
-
-/// One connection of a cluster list: the registry's `ConnectionInfo` shape (metadata
-/// as pairs, made an object by `cluster.js`) and the member it is on.
-#[napi(object, use_nullable = true)]
 pub struct NativeClusterConn {
     pub node: String,
-    pub id: f64,
-    pub user: Option<String>,
-    pub metadata: Vec<(String, String)>,
-    pub topics: Vec<String>,
-    pub state: String,
-    pub sink: String,
-    pub age_ms: f64,
-    pub idle_ms: f64,
-    pub queued_messages: f64,
-    pub queued_bytes: f64,
-    pub sent: f64,
-    pub dropped: f64,
-    pub failed: f64,
-}
-
-impl NativeClusterConn {
-    fn new(node: String, c: ConnInfo) -> Self {
-        NativeClusterConn {
-            node,
-            id: c.id as f64,
-            user: c.user,
-            metadata: c.metadata.into_iter().collect(),
-            topics: c.topics,
-            state: c.state.as_str().to_string(),
-            sink: c.sink.to_string(),
-            age_ms: ms(c.age),
-            idle_ms: ms(c.idle),
-            queued_messages: c.queued_messages as f64,
-            queued_bytes: c.queued_bytes as f64,
-            sent: c.sent as f64,
-            dropped: c.dropped as f64,
-            failed: c.failed as f64,
-        }
-    }
+    pub info: NativeConnInfo,
 }
 
 /// A cluster-wide list page (last page: `nextCursor` is `null`).
@@ -424,7 +282,10 @@ impl From<ClusterList> for NativeClusterList {
             connections: l
                 .connections
                 .into_iter()
-                .map(|(node, c)| NativeClusterConn::new(node, c))
+                .map(|(node, c)| NativeClusterConn {
+                    node,
+                    info: c.into(),
+                })
                 .collect(),
             next_cursor: l.next_cursor.map(|c| c as f64),
             answered: l.answered.into(),
@@ -444,49 +305,8 @@ impl From<ClusterCount> for NativeClusterCount {
     fn from(c: ClusterCount) -> Self {
         NativeClusterCount {
             total: c.total as f64,
-            by_node: by_node(c.by_node),
+            by_node: counts(c.by_node),
             answered: c.answered.into(),
-        }
-    }
-}
-
-/// The registry's `RegistryStats` shape (as `registry/convert.rs` gives it:
-/// `disconnects` and `rejections` as pairs, made objects by `cluster.js`).
-#[napi(object)]
-pub struct NativeClusterRegistryStats {
-    pub connections: f64,
-    pub active: f64,
-    pub topics: f64,
-    pub users: f64,
-    pub topic_counts: Vec<(String, f64)>,
-    pub registered_total: f64,
-    pub broadcasts: f64,
-    pub messages_queued: f64,
-    pub messages_sent: f64,
-    pub messages_dropped: f64,
-    pub messages_failed: f64,
-    pub disconnects: Vec<(String, f64)>,
-    pub rejections: Vec<(String, f64)>,
-    pub cleanup_runs: f64,
-}
-
-impl From<RegistryStats> for NativeClusterRegistryStats {
-    fn from(s: RegistryStats) -> Self {
-        NativeClusterRegistryStats {
-            connections: s.connections as f64,
-            active: s.active as f64,
-            topics: s.topics as f64,
-            users: s.users as f64,
-            topic_counts: by_node(s.topic_counts),
-            registered_total: s.registered_total as f64,
-            broadcasts: s.broadcasts as f64,
-            messages_queued: s.messages_queued as f64,
-            messages_sent: s.messages_sent as f64,
-            messages_dropped: s.messages_dropped as f64,
-            messages_failed: s.messages_failed as f64,
-            disconnects: by_node(s.disconnects),
-            rejections: by_node(s.rejections),
-            cleanup_runs: s.cleanup_runs as f64,
         }
     }
 }
@@ -495,13 +315,13 @@ impl From<RegistryStats> for NativeClusterRegistryStats {
 #[napi(object)]
 pub struct NativeNodeStats {
     pub node: String,
-    pub stats: NativeClusterRegistryStats,
+    pub stats: NativeRegistryStats,
 }
 
 /// Cluster-wide registry statistics: their sum and each member's.
 #[napi(object)]
 pub struct NativeClusterStats {
-    pub total: NativeClusterRegistryStats,
+    pub total: NativeRegistryStats,
     pub by_node: Vec<NativeNodeStats>,
     pub answered: NativeAnswered,
 }

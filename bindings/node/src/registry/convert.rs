@@ -1,13 +1,20 @@
 //! JS arguments as core values, and core's snapshots and reports as JS objects.
+//!
+//! The cluster (`crate::cluster`) takes the registry's targets and list filters and
+//! returns its snapshots, reports and statistics, so those converters are
+//! `pub(crate)` (re-exported by `registry/mod.rs`); the rest serve this module only.
+
+use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
 use switchboard_core::Code;
 use switchboard_core::registry::{
-    BroadcastReport, CleanupReport, ConnId, ConnInfo, ListPage, Message, RegistryStats, Target,
+    BroadcastReport, CleanupReport, ConnId, ConnInfo, ConnState, ListFilter, ListPage, Message,
+    RegistryStats, Target,
 };
 
-use crate::error::{Result, sb_error};
+use crate::error::{Result, sb_error, to_napi};
 use crate::health::ms;
 use crate::sessions::count;
 
@@ -39,7 +46,7 @@ fn ids(what: &str, v: Vec<f64>) -> Result<Vec<ConnId>> {
 }
 
 /// A message from JS: a string is a text message, a Buffer a binary one.
-pub(super) fn message(data: Either<String, Buffer>) -> Message {
+pub(crate) fn message(data: Either<String, Buffer>) -> Message {
     match data {
         Either::A(s) => Message::text(&s),
         Either::B(b) => Message::binary(b.to_vec()),
@@ -142,8 +149,9 @@ impl From<ListPage> for NativeListPage {
     }
 }
 
-/// `(name, count)` pairs: a topic's subscribers, disconnects by reason, ...
-fn counts(it: impl IntoIterator<Item = (String, u64)>) -> Vec<(String, f64)> {
+/// `(name, count)` pairs: a topic's subscribers, disconnects by reason, a cluster's
+/// counts by node id, ...
+pub(crate) fn counts(it: impl IntoIterator<Item = (String, u64)>) -> Vec<(String, f64)> {
     it.into_iter().map(|(name, n)| (name, n as f64)).collect()
 }
 
@@ -204,18 +212,75 @@ impl From<CleanupReport> for NativeCleanupReport {
     }
 }
 
-pub(super) fn target(
-    all: bool,
-    topics: Vec<String>,
-    users: Vec<String>,
-    id_list: Vec<f64>,
-    except: Vec<f64>,
-) -> Result<Target> {
+/// A target as `registry.js`'s `targetFrom` builds it (`topic`/`user`/`id` folded
+/// into the lists), for the registry's and the cluster's broadcast and disconnect.
+#[napi(object)]
+pub struct NativeTarget {
+    pub all: bool,
+    pub topics: Vec<String>,
+    pub users: Vec<String>,
+    pub ids: Vec<f64>,
+    pub except: Vec<f64>,
+}
+
+/// Core's `Target` of one from JS.
+pub(crate) fn target(t: NativeTarget) -> Result<Target> {
     Ok(Target {
-        all,
-        topics,
-        users,
-        ids: ids("ids", id_list)?,
-        except: ids("except", except)?,
+        all: t.all,
+        topics: t.topics,
+        users: t.users,
+        ids: ids("ids", t.ids)?,
+        except: ids("except", t.except)?,
+    })
+}
+
+/// A list filter as `registry.js`'s `listFilterFrom` builds it (absent fields:
+/// `null`), for the registry's and the cluster's `list`.
+#[napi(object, use_nullable = true)]
+pub struct NativeListFilter {
+    pub user: Option<String>,
+    pub topic: Option<String>,
+    pub meta_key: Option<String>,
+    pub meta_value: Option<String>,
+    pub state: Option<String>,
+    pub min_idle_ms: Option<f64>,
+    pub limit: Option<f64>,
+    pub cursor: Option<f64>,
+}
+
+/// Core's `ListFilter` of one from JS.
+pub(crate) fn list_filter(f: NativeListFilter) -> Result<ListFilter> {
+    let state = match f.state {
+        None => None,
+        Some(s) => Some(ConnState::parse_arg(&s).map_err(to_napi)?),
+    };
+    let min_idle = match f.min_idle_ms {
+        None => None,
+        // try_: a finite number too large for a Duration (1e300) is refused with the
+        // others, not a panic.
+        Some(v) => Some(
+            Duration::try_from_secs_f64(v / 1000.0)
+                .ok()
+                .filter(|_| v >= 0.0)
+                .ok_or_else(|| {
+                    sb_error(
+                        Code::InvalidArgument,
+                        format!("minIdleMs must be a number of milliseconds >= 0, got {v}"),
+                    )
+                })?,
+        ),
+    };
+    let limit = match f.limit {
+        None => 0,
+        Some(v) => usize::try_from(count("limit", v)?).unwrap_or(usize::MAX),
+    };
+    Ok(ListFilter {
+        user: f.user,
+        topic: f.topic,
+        meta: f.meta_key.map(|k| (k, f.meta_value.unwrap_or_default())),
+        state,
+        min_idle,
+        limit,
+        cursor: f.cursor.map(|c| count("cursor", c)).transpose()?,
     })
 }

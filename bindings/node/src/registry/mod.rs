@@ -6,7 +6,8 @@
 //! - [`auth`]: the JS authenticate/authorize hooks, given to core per call on the JS
 //!   thread, and installed in core for the hub (which waits for the JS thread);
 //! - [`outbox`]: `NativeOutbox`, a connection whose messages JS pulls;
-//! - [`convert`]: JS arguments as core values, core snapshots as JS objects.
+//! - [`convert`]: JS arguments as core values, core snapshots as JS objects (those
+//!   the cluster shares are re-exported below).
 //!
 //! Every check and every error message comes from core; this module only translates.
 
@@ -16,23 +17,23 @@ mod convert;
 mod outbox;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use napi::bindgen_prelude::{Buffer, Either, Function};
 use napi_derive::napi;
-use switchboard_core::Code;
-use switchboard_core::registry::{ConnId, ConnState, ListFilter, Registration, Registry};
+use switchboard_core::registry::{ConnId, Registration, Registry};
 
-use crate::error::{Result, guard, sb_error, to_napi};
-use crate::sessions::count;
+use crate::error::{Result, guard, to_napi};
 
 use auth::{AuthnFn, AuthzFn, Installed, JsAuth};
 pub use bridge::DispatchArgs;
 use bridge::{BARRIER, Bridge, Hook, JsSink};
-use convert::{
-    NativeBroadcastReport, NativeCleanupReport, NativeConnInfo, NativeListPage,
-    NativeRegistryStats, conn_id, message, pairs, reported_id, target,
+/// The converters the cluster (`crate::cluster`) shares, so that its targets, list
+/// filters, snapshots and statistics are the registry's.
+pub(crate) use convert::{
+    NativeBroadcastReport, NativeConnInfo, NativeListFilter, NativeRegistryStats, NativeTarget,
+    counts, list_filter, message, target,
 };
+use convert::{NativeCleanupReport, NativeListPage, conn_id, pairs, reported_id};
 use outbox::NativeOutbox;
 
 /// The native registry of one manager.
@@ -222,14 +223,10 @@ impl NativeRegistry {
     pub fn broadcast(
         &self,
         data: Either<String, Buffer>,
-        all: bool,
-        topics: Vec<String>,
-        users: Vec<String>,
-        id_list: Vec<f64>,
-        except: Vec<f64>,
+        to: NativeTarget,
     ) -> Result<NativeBroadcastReport> {
         guard(|| {
-            let t = target(all, topics, users, id_list, except)?;
+            let t = target(to)?;
             Ok(self
                 .registry
                 .broadcast(&t, message(data))
@@ -252,68 +249,18 @@ impl NativeRegistry {
 
     /// One page of the connections the filter matches, in id order.
     #[napi]
-    #[allow(clippy::too_many_arguments)]
-    pub fn list(
-        &self,
-        user: Option<String>,
-        topic: Option<String>,
-        meta_key: Option<String>,
-        meta_value: Option<String>,
-        state: Option<String>,
-        min_idle_ms: Option<f64>,
-        limit: Option<f64>,
-        cursor: Option<f64>,
-    ) -> Result<NativeListPage> {
+    pub fn list(&self, filter: NativeListFilter) -> Result<NativeListPage> {
         guard(|| {
-            let state = match state {
-                None => None,
-                Some(s) => Some(ConnState::parse_arg(&s).map_err(to_napi)?),
-            };
-            let min_idle = match min_idle_ms {
-                None => None,
-                // try_: a finite number too large for a Duration (1e300) is refused
-                // with the others, not a panic.
-                Some(v) if v >= 0.0 && Duration::try_from_secs_f64(v / 1000.0).is_ok() => {
-                    Duration::try_from_secs_f64(v / 1000.0).ok()
-                }
-                Some(v) => {
-                    return Err(sb_error(
-                        Code::InvalidArgument,
-                        format!("minIdleMs must be a number of milliseconds >= 0, got {v}"),
-                    ));
-                }
-            };
-            let limit = match limit {
-                None => 0,
-                Some(v) => usize::try_from(count("limit", v)?).unwrap_or(usize::MAX),
-            };
-            let cursor = cursor.map(|c| count("cursor", c)).transpose()?;
-            let filter = ListFilter {
-                user,
-                topic,
-                meta: meta_key.map(|k| (k, meta_value.unwrap_or_default())),
-                state,
-                min_idle,
-                limit,
-                cursor,
-            };
+            let filter = list_filter(filter)?;
             Ok(self.registry.list(&filter).map_err(to_napi)?.into())
         })
     }
 
     /// Removes every connection the target matches for `reason`; returns how many.
     #[napi]
-    pub fn disconnect(
-        &self,
-        all: bool,
-        topics: Vec<String>,
-        users: Vec<String>,
-        id_list: Vec<f64>,
-        except: Vec<f64>,
-        reason: Option<String>,
-    ) -> Result<f64> {
+    pub fn disconnect(&self, to: NativeTarget, reason: Option<String>) -> Result<f64> {
         guard(|| {
-            let t = target(all, topics, users, id_list, except)?;
+            let t = target(to)?;
             self.registry
                 .disconnect(&t, reason.as_deref().unwrap_or(""))
                 .map(|n| n as f64)
