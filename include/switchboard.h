@@ -31,6 +31,12 @@
  *     sb_resource_get -> sb_resource_info_free, sb_resource_list ->
  *     sb_resource_info_list_free   (resource snapshots)
  *     sb_hub_recv -> sb_hub_message_free   (a hub message snapshot)
+ *     sb_cluster_members -> sb_cluster_member_list_free,
+ *     sb_cluster_broadcast -> sb_cluster_broadcast_report_free,
+ *     sb_cluster_list -> sb_cluster_conn_list_free,
+ *     sb_cluster_disconnect -> sb_cluster_count_free,
+ *     sb_cluster_get_stats -> sb_cluster_stats_free,
+ *     sb_cluster_resource_status -> sb_cluster_resource_free   (cluster snapshots)
  *   The _free and _release functions accept NULL (SB_OK); a second call on the same
  *   handle returns SB_INVALID_HANDLE. Configs are copied when passed to _new.
  *   Closing or freeing a manager closes its pools; their handles and leases then fail
@@ -60,9 +66,12 @@
  *   - Blocking calls (sb_pool_acquire, sb_lease_send/_send_all/_recv,
  *     sb_resource_wait_ready, sb_resource_update, sb_resource_send_all/_recv,
  *     sb_pool_warm, sb_pool_run_upkeep, sb_pool_run_health_checks, sb_manager_close,
- *     sb_manager_poll_event, sb_hub_recv) wait on the calling thread; no call is handed to another
- *     thread and back. The library starts its own threads (runtime.worker_threads,
- *     default 2) in sb_manager_new and joins them when the manager is closed or freed.
+ *     sb_manager_poll_event, sb_hub_recv, and the cluster-wide sb_cluster_broadcast,
+ *     sb_cluster_list, sb_cluster_disconnect, sb_cluster_get_stats and
+ *     sb_cluster_resource_status, up to cluster.request_timeout each) wait on the
+ *     calling thread; no call is handed to another thread and back. The library
+ *     starts its own threads (runtime.worker_threads, default 2) in sb_manager_new
+ *     and joins them when the manager is closed or freed.
  *   - After fork(), the child must not use the parent's manager, pools or leases;
  *     it creates its own manager.
  *
@@ -121,6 +130,19 @@
  *   handle may run on any thread. sb_resource_wait_ready and sb_resource_update block
  *   the calling thread; the rest does not wait. State changes come as
  *   SB_EVENT_RESOURCE_STATE events (sb_event.resource names it).
+ *
+ * Cluster
+ *   With cluster.redis_url set, the manager joins a cluster of instances through
+ *   Redis (docs/cluster.md): breaker openings are shared, sb_registry_broadcast
+ *   reaches every instance's connections, and connection ids are unique across the
+ *   cluster (sb_cluster_node_number in bits 32 and up). Every sb_cluster_* call takes
+ *   the manager and returns SB_NOT_FOUND when it is not in a cluster
+ *   (cluster.redis_url empty, the default). The cluster-wide calls wait for the other
+ *   members up to cluster.request_timeout (from a callback they fail with
+ *   SB_FAILED_PRECONDITION); a member that did not answer in time is named in the
+ *   result's answered.missing (an sb_cluster_answered) and its part is absent, yet
+ *   the call returns SB_OK: check answered.missing_len. While Redis is unreachable
+ *   the instance serves locally (SB_EVENT_CLUSTER_LOST, then SB_EVENT_CLUSTER_JOINED).
  *
  * Events
  *   Events (a lease held past pool.leak_detection_threshold, a connection, endpoint

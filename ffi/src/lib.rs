@@ -6,10 +6,11 @@
 //! live-connection registry: send callbacks or outboxes, broadcast, auth hook) and
 //! [`envelope`] (the JSON message envelope) and [`resources`] (named shared
 //! connections: create, attach by consumer, the current fd or object) and [`server`]
-//! (the embedded server's addresses and the messages its hub clients send), plus
-//! [`error`] (status codes, `sb_last_error` and the panic guard every exported
-//! function runs in), [`version`] and `handles` (the generation-checked ids that C
-//! programs hold instead of pointers). The header `include/switchboard.h` is generated
+//! (the embedded server's addresses and the messages its hub clients send) and
+//! [`cluster`] (the manager's cluster through Redis: its members and the cluster-wide
+//! calls), plus [`error`] (status codes, `sb_last_error` and the panic guard every
+//! exported function runs in), [`version`] and `handles` (the generation-checked ids
+//! that C programs hold instead of pointers). The header `include/switchboard.h` is generated
 //! from these modules by cbindgen (see `build.rs` and `cbindgen.toml`); its
 //! documentation block states the thread-safety and ownership rules.
 
@@ -48,6 +49,15 @@ mod args;
 mod handles;
 mod snapshot_table;
 
+pub use cluster::{
+    sb_cluster_answered, sb_cluster_broadcast, sb_cluster_broadcast_report,
+    sb_cluster_broadcast_report_free, sb_cluster_conn_list, sb_cluster_conn_list_free,
+    sb_cluster_count, sb_cluster_count_free, sb_cluster_disconnect, sb_cluster_get_stats,
+    sb_cluster_is_joined, sb_cluster_list, sb_cluster_member, sb_cluster_member_list,
+    sb_cluster_member_list_free, sb_cluster_members, sb_cluster_name, sb_cluster_node_id,
+    sb_cluster_node_number, sb_cluster_resource, sb_cluster_resource_free,
+    sb_cluster_resource_status, sb_cluster_stats, sb_cluster_stats_free,
+};
 pub use config::{sb_config, sb_config_free, sb_config_new, sb_config_set};
 pub use connector::{sb_check_fn, sb_close_fn, sb_connect_fn, sb_connector, sb_free_fn};
 pub use envelope::{sb_envelope_decode, sb_envelope_encode};

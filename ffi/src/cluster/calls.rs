@@ -10,13 +10,13 @@ use switchboard_core::cluster::{
     ClusterBroadcast, ClusterCount, ClusterList, ClusterResource, ClusterStats,
 };
 
-use super::from_registry::{conn_info, list_filter, message, registry_stats, target};
 use super::{Snapshot, answered, hand_out, sb_cluster_answered, take_back, with_cluster};
 use crate::args::{check_out, opt_str, str_arg};
 use crate::error::{guard, sb_status};
 use crate::manager::sb_manager;
 use crate::registry::{
-    sb_broadcast_report, sb_conn_info, sb_list_filter, sb_registry_stats, sb_target,
+    conn_info, list_filter, message, registry_stats, sb_broadcast_report, sb_conn_info,
+    sb_list_filter, sb_registry_stats, sb_target, target,
 };
 use crate::resilience::ns;
 use crate::snapshot_table::Strings;

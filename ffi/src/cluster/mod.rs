@@ -8,8 +8,10 @@
 //!   list (`sb_cluster_members`), and `sb_cluster_answered`;
 //! - `calls`: the cluster-wide calls (broadcast with acknowledgements, list,
 //!   disconnect, stats, resource status), which wait for the other members up to
-//!   `cluster.request_timeout` on the calling thread, and their snapshots;
-//! - `from_registry`: the registry's input and snapshot translations they share.
+//!   `cluster.request_timeout` on the calling thread, and their snapshots. Their
+//!   inputs and the registry records in their snapshots are translated by the
+//!   registry's own functions (`crate::registry::{target, message, list_filter,
+//!   conn_info, registry_stats}`).
 
 use std::ffi::c_char;
 
@@ -26,8 +28,6 @@ use crate::snapshot_table::{SnapshotTable, Strings, not_live};
 // In the order of their functions in the header (blank lines keep rustfmt from
 // sorting them).
 mod calls;
-
-mod from_registry;
 
 pub use calls::{
     sb_cluster_broadcast, sb_cluster_broadcast_report, sb_cluster_broadcast_report_free,

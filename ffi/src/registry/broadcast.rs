@@ -64,12 +64,13 @@ pub struct sb_broadcast_report {
 }
 
 /// A message from C: `len` bytes at `data`, text when `is_text` (then it must be
-/// UTF-8: a WebSocket text frame, a Python `str`, a JS string downstream).
+/// UTF-8: a WebSocket text frame, a Python `str`, a JS string downstream). Also the
+/// cluster's (`sb_cluster_broadcast`).
 ///
 /// # Safety
 ///
 /// `data` must point to `len` readable bytes (or be NULL with 0).
-unsafe fn message(data: *const u8, len: usize, is_text: bool) -> Result<Message> {
+pub(crate) unsafe fn message(data: *const u8, len: usize, is_text: bool) -> Result<Message> {
     // SAFETY: forwarded caller's contract.
     let b = unsafe { bytes(data, len, "data") }?;
     if is_text {
@@ -83,10 +84,12 @@ unsafe fn message(data: *const u8, len: usize, is_text: bool) -> Result<Message>
     Ok(Message::from_parts(b, is_text))
 }
 
+/// An `sb_target` from C (the registry's calls and the cluster's).
+///
 /// # Safety
 ///
 /// `t` non-NULL and a valid `sb_target` whose pointers follow its documentation.
-unsafe fn target(t: *const sb_target) -> Result<Target> {
+pub(crate) unsafe fn target(t: *const sb_target) -> Result<Target> {
     if t.is_null() {
         return Err(null_arg("target"));
     }

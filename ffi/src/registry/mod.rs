@@ -11,6 +11,11 @@
 //! - `broadcast`: `sb_target`, broadcast, send, disconnect and the cleanup pass;
 //! - `snapshots`: `sb_conn_info`, `sb_conn_list`, `sb_registry_stats` (the only
 //!   things here the library allocates for the caller).
+//!
+//! The translations of `sb_target`, a message and `sb_list_filter` in, and of
+//! `sb_conn_info` and `sb_registry_stats` out, are `pub(crate)` for the cluster's
+//! calls (`crate::cluster`), which take and give the same types: one translation per
+//! C type.
 
 use std::ffi::c_void;
 
@@ -34,6 +39,7 @@ pub use auth::{
     SB_AUTH_WHY_LEN, sb_authenticate_fn, sb_authorize_fn, sb_grant, sb_grant_add_meta,
     sb_grant_set_user, sb_registry_set_authenticator,
 };
+pub(crate) use broadcast::{message, target};
 pub use broadcast::{
     sb_broadcast_report, sb_registry_broadcast, sb_registry_cleanup, sb_registry_disconnect,
     sb_registry_send, sb_target,
@@ -47,6 +53,7 @@ pub use outbox::{
     sb_item_kind, sb_registry_next, sb_registry_outbox_free, sb_registry_register_outbox,
 };
 pub use register::{sb_closed_fn, sb_ping_fn, sb_registration, sb_registry_register, sb_send_fn};
+pub(crate) use snapshots::{conn_info, list_filter, registry_stats};
 pub use snapshots::{
     sb_conn_info, sb_conn_info_free, sb_conn_list, sb_conn_list_free, sb_list_filter,
     sb_registry_get, sb_registry_get_stats, sb_registry_list, sb_registry_stats,

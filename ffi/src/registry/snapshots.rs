@@ -6,6 +6,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
+use switchboard_core::Result;
 use switchboard_core::registry::{ConnInfo, ConnState, ListFilter, RegistryStats};
 
 use super::ns;
@@ -176,7 +177,9 @@ fn sink_str(s: &str) -> *const c_char {
     b.as_ptr().cast()
 }
 
-fn conn_info(c: &ConnInfo, st: &mut Strings) -> sb_conn_info {
+/// One connection's snapshot, its strings kept in `st` (also an element of
+/// `sb_cluster_conn_list`).
+pub(crate) fn conn_info(c: &ConnInfo, st: &mut Strings) -> sb_conn_info {
     let user = c.user.as_deref().map_or(std::ptr::null(), |u| st.add(u));
     let (meta_keys, meta_len) = st.array(c.metadata.keys().map(String::as_str));
     let (meta_values, _) = st.array(c.metadata.values().map(String::as_str));
@@ -273,6 +276,46 @@ pub extern "C" fn sb_conn_info_free(info: *mut sb_conn_info) -> sb_status {
     })
 }
 
+/// An `sb_list_filter` from C (NULL: every connection), for `sb_registry_list` and
+/// `sb_cluster_list`. `SB_INVALID_ARGUMENT` for an unknown state or a `meta_key`
+/// without `meta_value` (or the reverse).
+///
+/// # Safety
+///
+/// `filter` NULL or a valid `sb_list_filter` whose pointers follow its documentation.
+pub(crate) unsafe fn list_filter(filter: *const sb_list_filter) -> Result<ListFilter> {
+    let mut lf = ListFilter::default();
+    if filter.is_null() {
+        return Ok(lf);
+    }
+    // SAFETY: non-NULL, struct_size readable bytes by the caller's contract.
+    let f = unsafe { read_versioned(filter, "sb_list_filter") }?;
+    // SAFETY: each pointer follows the struct's documentation.
+    unsafe {
+        lf.user = opt_str(f.user, "user")?.map(str::to_string);
+        lf.topic = opt_str(f.topic, "topic")?.map(str::to_string);
+        let key = opt_str(f.meta_key, "meta_key")?;
+        let value = opt_str(f.meta_value, "meta_value")?;
+        lf.meta = match (key, value) {
+            (Some(k), Some(v)) => Some((k.to_string(), v.to_string())),
+            (None, None) => None,
+            (Some(_), None) => return Err(null_arg("meta_value (with meta_key set)")),
+            (None, Some(_)) => return Err(null_arg("meta_key (with meta_value set)")),
+        };
+        if let Some(s) = opt_str(f.state, "state")? {
+            lf.state = Some(ConnState::parse_arg(s)?);
+        }
+    }
+    if f.min_idle_ms > 0 {
+        lf.min_idle = Some(Duration::from_millis(f.min_idle_ms));
+    }
+    lf.limit = f.limit;
+    if f.cursor > 0 {
+        lf.cursor = Some(f.cursor);
+    }
+    Ok(lf)
+}
+
 /// Stores in `*out` one page of the connections `filter` matches (NULL: all), in id
 /// order; free it with `sb_conn_list_free` (once). Pass `next_cursor` as the next
 /// call's `filter->cursor` while `has_next`. `SB_INVALID_ARGUMENT` for an unknown
@@ -290,34 +333,8 @@ pub unsafe extern "C" fn sb_registry_list(
     guard("sb_registry_list", || {
         let m = MANAGERS.get(addr(manager))?;
         check_out(out, "out")?;
-        let mut lf = ListFilter::default();
-        if !filter.is_null() {
-            // SAFETY: non-NULL, struct_size readable bytes by the caller's contract.
-            let f = unsafe { read_versioned(filter, "sb_list_filter") }?;
-            // SAFETY: each pointer follows the struct's documentation.
-            unsafe {
-                lf.user = opt_str(f.user, "user")?.map(str::to_string);
-                lf.topic = opt_str(f.topic, "topic")?.map(str::to_string);
-                let key = opt_str(f.meta_key, "meta_key")?;
-                let value = opt_str(f.meta_value, "meta_value")?;
-                lf.meta = match (key, value) {
-                    (Some(k), Some(v)) => Some((k.to_string(), v.to_string())),
-                    (None, None) => None,
-                    (Some(_), None) => return Err(null_arg("meta_value (with meta_key set)")),
-                    (None, Some(_)) => return Err(null_arg("meta_key (with meta_value set)")),
-                };
-                if let Some(s) = opt_str(f.state, "state")? {
-                    lf.state = Some(ConnState::parse_arg(s)?);
-                }
-            }
-            if f.min_idle_ms > 0 {
-                lf.min_idle = Some(Duration::from_millis(f.min_idle_ms));
-            }
-            lf.limit = f.limit;
-            if f.cursor > 0 {
-                lf.cursor = Some(f.cursor);
-            }
-        }
+        // SAFETY: forwarded caller's contract.
+        let lf = unsafe { list_filter(filter) }?;
         let page = m.registry().list(&lf)?;
         let mut st = Strings::default();
         let infos: Vec<sb_conn_info> = page
@@ -364,40 +381,44 @@ pub extern "C" fn sb_conn_list_free(list: *mut sb_conn_list) -> sb_status {
     })
 }
 
-fn stats_box(s: &RegistryStats) -> Box<StatsBox> {
-    let mut st = Strings::default();
+/// One registry's statistics, their strings and arrays kept in `st` (also the
+/// members' and their sum in `sb_cluster_stats`).
+pub(crate) fn registry_stats(s: &RegistryStats, st: &mut Strings) -> sb_registry_stats {
     let (topic_names, topic_counts_len) = st.array(s.topic_counts.iter().map(|(t, _)| t.as_str()));
     let topic_counts = st.nums(s.topic_counts.iter().map(|(_, n)| *n).collect());
     let (disconnect_reasons, disconnects_len) = st.array(s.disconnects.keys().map(String::as_str));
     let disconnect_counts = st.nums(s.disconnects.values().copied().collect());
     let (rejection_keys, rejections_len) = st.array(s.rejections.keys().map(String::as_str));
     let rejection_counts = st.nums(s.rejections.values().copied().collect());
-    Box::new(StatsBox {
-        stats: sb_registry_stats {
-            struct_size: std::mem::size_of::<sb_registry_stats>(),
-            connections: s.connections,
-            active: s.active,
-            topics: s.topics,
-            users: s.users,
-            registered_total: s.registered_total,
-            broadcasts: s.broadcasts,
-            messages_queued: s.messages_queued,
-            messages_sent: s.messages_sent,
-            messages_dropped: s.messages_dropped,
-            messages_failed: s.messages_failed,
-            cleanup_runs: s.cleanup_runs,
-            topic_counts_len,
-            topic_names,
-            topic_counts,
-            disconnects_len,
-            disconnect_reasons,
-            disconnect_counts,
-            rejections_len,
-            rejection_keys,
-            rejection_counts,
-        },
-        _st: st,
-    })
+    sb_registry_stats {
+        struct_size: std::mem::size_of::<sb_registry_stats>(),
+        connections: s.connections,
+        active: s.active,
+        topics: s.topics,
+        users: s.users,
+        registered_total: s.registered_total,
+        broadcasts: s.broadcasts,
+        messages_queued: s.messages_queued,
+        messages_sent: s.messages_sent,
+        messages_dropped: s.messages_dropped,
+        messages_failed: s.messages_failed,
+        cleanup_runs: s.cleanup_runs,
+        topic_counts_len,
+        topic_names,
+        topic_counts,
+        disconnects_len,
+        disconnect_reasons,
+        disconnect_counts,
+        rejections_len,
+        rejection_keys,
+        rejection_counts,
+    }
+}
+
+fn stats_box(s: &RegistryStats) -> Box<StatsBox> {
+    let mut st = Strings::default();
+    let stats = registry_stats(s, &mut st);
+    Box::new(StatsBox { stats, _st: st })
 }
 
 /// Stores in `*out` the registry's statistics; free them with
