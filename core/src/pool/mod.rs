@@ -40,6 +40,7 @@
 //! | `settings.rs`, `stats.rs` | [`PoolSettings`]; [`PoolStats`], [`CloseReason`] and the counters |
 //! | `endpoints/` | each endpoint's breaker, backoff, health record and load; `choice.rs`: where the next connect goes |
 //! | `idle.rs` | the idle queue (lock-free FIFO or LIFO) |
+//! | `tests.rs` | the accounting after every kind of exit, on a manual clock |
 
 mod checkout;
 mod connect;
@@ -49,6 +50,8 @@ mod idle;
 mod lease;
 mod settings;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod upkeep;
 mod waiters;
 
