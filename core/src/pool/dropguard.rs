@@ -78,15 +78,18 @@ pub(super) struct ConnectSlot<C: Connector> {
 }
 
 impl<C: Connector> ConnectSlot<C> {
-    /// The connect succeeded: the slot now belongs to the new connection.
-    /// The connect succeeded: `entry` goes to the pool (a waiter, or the idle queue)
-    /// before the connect stops counting as in flight, so that a connection is never
-    /// in neither count (`warm` and the upkeep's min_idle fill would both open one
-    /// more for it).
+    /// The connect succeeded: the slot now belongs to the new connection, which goes
+    /// to the pool (a waiter, or the idle queue). It stops counting as connecting
+    /// first (stats and the waiters' connect accounting see it at once as what it is
+    /// about to be), and counts as `delivering` until it is in the queue, so that
+    /// `warm` and the upkeep's min_idle fill, which count idle + connecting +
+    /// delivering, never both open one more for it.
     pub(super) fn deliver(mut self, entry: Entry<C::Conn>) {
         if let Some(pool) = self.pool.take() {
-            pool.give_back(entry, false);
+            pool.delivering.fetch_add(1, Ordering::SeqCst);
             pool.connecting.fetch_sub(1, Ordering::SeqCst);
+            pool.give_back(entry, false);
+            pool.delivering.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -129,6 +129,8 @@ pub(crate) struct PoolInner<C: Connector> {
     idle: IdleQueue<Entry<C::Conn>>,
     size: AtomicUsize,
     connecting: AtomicUsize,
+    /// New connections on their way from a finished connect into the pool.
+    delivering: AtomicUsize,
     /// Idle connections the upkeep holds for a moment to look at them (not probes).
     inspecting: AtomicUsize,
     num_waiters: AtomicUsize,
@@ -207,6 +209,7 @@ impl<C: Connector> Pool<C> {
             clock,
             size: AtomicUsize::new(0),
             connecting: AtomicUsize::new(0),
+            delivering: AtomicUsize::new(0),
             inspecting: AtomicUsize::new(0),
             num_waiters: AtomicUsize::new(0),
             waiters: Mutex::new(Waiters {

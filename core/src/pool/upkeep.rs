@@ -376,13 +376,19 @@ impl<C: Connector> PoolInner<C> {
 
     /// Starts connects (in the background) until idle + connecting reaches
     /// `min_idle`, within `max_size`.
+    /// Connections that will be idle soon: connects in flight and finished ones on
+    /// their way into the queue.
+    fn on_the_way(&self) -> usize {
+        self.connecting.load(Ordering::SeqCst) + self.delivering.load(Ordering::SeqCst)
+    }
+
     pub(super) fn fill_min_idle(self: &Arc<Self>) {
         loop {
             if self.closed.load(Ordering::SeqCst) {
                 return;
             }
             let want = self.min_idle.load(Ordering::SeqCst);
-            let have = self.idle.len() + self.connecting.load(Ordering::SeqCst);
+            let have = self.idle.len() + self.on_the_way();
             if have >= want {
                 return;
             }
@@ -402,7 +408,7 @@ impl<C: Connector> PoolInner<C> {
             if idle >= want {
                 return Ok(opened);
             }
-            if idle + self.connecting.load(Ordering::SeqCst) >= want {
+            if idle + self.on_the_way() >= want {
                 // Connects in flight (the upkeep's, or others') will make up the rest.
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 continue;
