@@ -18,7 +18,6 @@ use crate::registry::{
     conn_info, list_filter, message, registry_stats, sb_broadcast_report, sb_conn_info,
     sb_list_filter, sb_registry_stats, sb_target, target,
 };
-use crate::resilience::ns;
 use crate::snapshot_table::Strings;
 
 /// What an acknowledged cluster broadcast reached (`sb_cluster_broadcast`), freed
@@ -185,18 +184,10 @@ fn by_node(v: &[(String, u64)], st: &mut Strings) -> (*const *const c_char, *con
 fn broadcast_box(r: &ClusterBroadcast) -> BroadcastBox {
     let mut st = Strings::default();
     let (remote_nodes, remote_recipients, remote_len) = by_node(&r.remote, &mut st);
-    let l = &r.local;
     BroadcastBox {
         report: sb_cluster_broadcast_report {
             struct_size: std::mem::size_of::<sb_cluster_broadcast_report>(),
-            local: sb_broadcast_report {
-                struct_size: std::mem::size_of::<sb_broadcast_report>(),
-                recipients: l.recipients,
-                queued: l.queued,
-                dropped: l.dropped,
-                disconnected: l.disconnected,
-                elapsed_ns: ns(l.elapsed),
-            },
+            local: crate::registry::broadcast_report(&r.local),
             remote_len,
             remote_nodes,
             remote_recipients,

@@ -116,6 +116,18 @@ pub(crate) unsafe fn target(t: *const sb_target) -> Result<Target> {
 /// # Safety
 ///
 /// `out` NULL or a `sb_broadcast_report` with `struct_size` writable bytes.
+/// A broadcast's report as C's struct (whole: `struct_size` is the full size).
+pub(crate) fn report(r: &switchboard_core::registry::BroadcastReport) -> sb_broadcast_report {
+    sb_broadcast_report {
+        struct_size: std::mem::size_of::<sb_broadcast_report>(),
+        recipients: r.recipients,
+        queued: r.queued,
+        dropped: r.dropped,
+        disconnected: r.disconnected,
+        elapsed_ns: ns(r.elapsed),
+    }
+}
+
 unsafe fn report_out(
     out: *mut sb_broadcast_report,
     r: &switchboard_core::registry::BroadcastReport,
@@ -128,11 +140,7 @@ unsafe fn report_out(
     let filled = room.min(std::mem::size_of::<sb_broadcast_report>());
     let full = sb_broadcast_report {
         struct_size: filled,
-        recipients: r.recipients,
-        queued: r.queued,
-        dropped: r.dropped,
-        disconnected: r.disconnected,
-        elapsed_ns: ns(r.elapsed),
+        ..report(r)
     };
     write_prefix!(
         sb_broadcast_report,

@@ -39,7 +39,7 @@ pub use auth::{
     SB_AUTH_WHY_LEN, sb_authenticate_fn, sb_authorize_fn, sb_grant, sb_grant_add_meta,
     sb_grant_set_user, sb_registry_set_authenticator,
 };
-pub(crate) use broadcast::{message, target};
+pub(crate) use broadcast::{message, report as broadcast_report, target};
 pub use broadcast::{
     sb_broadcast_report, sb_registry_broadcast, sb_registry_cleanup, sb_registry_disconnect,
     sb_registry_send, sb_target,
