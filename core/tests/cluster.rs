@@ -477,3 +477,71 @@ fn the_admin_api_answers_for_the_cluster() {
     assert!(body.contains("cluster.redis_url"), "{body}");
     alone.close(Duration::from_secs(5)).unwrap();
 }
+
+/// A Redis that is slow (here: busy in `DEBUG SLEEP`) but not gone: broadcasts meanwhile
+/// are bounded in memory (at most 65,536 wait for the publisher; the rest reach this
+/// instance only and are counted), and publishing resumes when Redis answers again.
+#[test]
+fn a_slow_redis_bounds_the_publish_queue() {
+    let redis = common::redis::Redis::start(common::dead_port(), None);
+    let m = Manager::new(&common::cfg(&[
+        ("cluster.redis_url", &redis.url()),
+        ("cluster.node_id", "slowpoke"),
+        ("registry.queue_full_policy", "drop_oldest"),
+        ("cluster.request_timeout", "10s"),
+        ("cluster.heartbeat_interval", "5s"),
+    ]))
+    .unwrap();
+    let c = m.cluster().unwrap().clone();
+    assert!(common::wait_until(Duration::from_secs(10), || c.is_joined()));
+    let o = m
+        .registry()
+        .register_outbox(Registration::new().topics(["t"]))
+        .unwrap();
+    let failures = |m: &Manager| -> u64 {
+        m.metrics_text()
+            .lines()
+            .find(|l| l.starts_with("switchboard_cluster_publish_failures_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(failures(&m), 0);
+    let port = redis.port;
+    let sleeper = std::thread::spawn(move || {
+        let r = common::redis::Redis::command_on(port, &["DEBUG", "SLEEP", "3"]);
+        assert!(r.starts_with("+OK"), "{r}");
+    });
+    std::thread::sleep(Duration::from_millis(300)); // let DEBUG SLEEP start
+    for i in 0..100_000 {
+        m.registry()
+            .broadcast(&Target::topic("t"), Message::text(&i.to_string()))
+            .unwrap();
+    }
+    let dropped = failures(&m);
+    assert!(
+        dropped >= 100_000 - 65_536 - 256,
+        "the queue is bounded: {dropped} publishes dropped"
+    );
+    assert!(dropped < 100_000, "the first 65,536 waited: {dropped}");
+    sleeper.join().unwrap();
+    // The local fan-out went on (its queue keeps the newest 1,024).
+    let mut got = 0;
+    for _ in 0..200_000 {
+        match o.try_next() {
+            Some(Item::Message(_)) => got += 1,
+            _ => break,
+        }
+    }
+    assert!(
+        got >= 1000,
+        "the local fan-out was not affected ({got} queued)"
+    );
+    // Redis answers again: the queue drains and a new broadcast is published.
+    let before = failures(&m);
+    let r = c
+        .broadcast(&Target::topic("t"), Message::text("after"))
+        .unwrap();
+    assert_eq!(r.unacknowledged, 0, "{r:?}");
+    assert_eq!(failures(&m), before);
+    m.close(Duration::from_secs(5)).unwrap();
+}

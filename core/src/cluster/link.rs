@@ -144,6 +144,7 @@ pub(super) fn start(
         ever_joined: Default::default(),
         members: Default::default(),
         out: out_tx,
+        outgoing: Default::default(),
         subs: sub_tx,
         pending: Default::default(),
         seq: std::sync::atomic::AtomicU64::new(1),
@@ -265,6 +266,7 @@ async fn publisher(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
                 Err(_) => break,
             }
         }
+        node.outgoing.fetch_sub(batch.len(), Ordering::AcqRel);
         let mut pipe = redis::pipe();
         let mut shape: Vec<usize> = Vec::with_capacity(batch.len());
         for o in &batch {

@@ -30,7 +30,7 @@ mod types;
 mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -86,6 +86,10 @@ struct Seen {
 
 const SEEN_MAX: usize = 16_384;
 
+/// Messages waiting for the publisher at most; beyond, a publish is dropped and counted
+/// in `switchboard_cluster_publish_failures_total`.
+pub(crate) const MAX_OUTGOING: usize = 65_536;
+
 impl Seen {
     /// Records `key`; false if it was seen already.
     fn insert(&mut self, key: (u64, u64)) -> bool {
@@ -126,6 +130,8 @@ pub(crate) struct Node {
     ever_joined: AtomicBool,
     pub(crate) members: Mutex<Vec<Member>>,
     pub(crate) out: mpsc::UnboundedSender<Outgoing>,
+    /// Messages in `out` not yet taken by the publisher (bounded by `MAX_OUTGOING`).
+    pub(crate) outgoing: AtomicUsize,
     pub(crate) subs: mpsc::UnboundedSender<SubChange>,
     pub(crate) pending: Mutex<HashMap<u64, mpsc::UnboundedSender<Reply>>>,
     seq: AtomicU64,
@@ -213,8 +219,21 @@ impl Node {
 
     /// Queues `out` for the publisher (dropped, and counted, when the cluster is lost).
     pub(crate) fn send(&self, out: Outgoing) {
-        if !self.is_joined() || self.out.send(out).is_err() {
+        let failed = || {
             self.counters.publish_failed.fetch_add(1, Ordering::Relaxed);
+        };
+        if !self.is_joined() {
+            return failed();
+        }
+        // A Redis that is slow but not gone must not make the queue grow without bound:
+        // past MAX_OUTGOING, messages reach this instance only (and are counted).
+        if self.outgoing.fetch_add(1, Ordering::AcqRel) >= MAX_OUTGOING {
+            self.outgoing.fetch_sub(1, Ordering::AcqRel);
+            return failed();
+        }
+        if self.out.send(out).is_err() {
+            self.outgoing.fetch_sub(1, Ordering::AcqRel);
+            failed();
         }
     }
 

@@ -24,6 +24,9 @@ impl Redis {
             "127.0.0.1",
             "--save",
             "",
+            // DEBUG SLEEP makes a slow Redis (core/tests/cluster.rs).
+            "--enable-debug-command",
+            "local",
         ]);
         match aof_dir {
             Some(dir) => cmd
@@ -55,8 +58,13 @@ impl Redis {
 
     /// One command as RESP over a fresh connection; the raw reply.
     pub fn command(&self, args: &[&str]) -> String {
+        Self::command_on(self.port, args)
+    }
+
+    /// [`Redis::command`] to the redis-server on `port` (from another thread).
+    pub fn command_on(port: u16, args: &[&str]) -> String {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut req = format!("*{}\r\n", args.len());
         for a in args {
             req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
