@@ -478,9 +478,11 @@ fn the_admin_api_answers_for_the_cluster() {
     alone.close(Duration::from_secs(5)).unwrap();
 }
 
-/// A Redis that is slow (here: busy in `DEBUG SLEEP`) but not gone: broadcasts meanwhile
-/// are bounded in memory (at most 65,536 wait for the publisher; the rest reach this
-/// instance only and are counted), and publishing resumes when Redis answers again.
+/// A Redis that is slow (here: its writes paused by `CLIENT PAUSE ... WRITE`, which holds
+/// PUBLISH and the heartbeat's script) but not gone: broadcasts meanwhile are bounded in
+/// memory (at most 65,536 wait for the publisher; the rest reach this instance only and are
+/// counted), and publishing resumes when Redis answers again. The pause ends by
+/// `CLIENT UNPAUSE` after the broadcasts, so no step depends on how fast this machine is.
 #[test]
 fn a_slow_redis_bounds_the_publish_queue() {
     let redis = common::redis::Redis::start(common::dead_port(), None);
@@ -488,7 +490,7 @@ fn a_slow_redis_bounds_the_publish_queue() {
         ("cluster.redis_url", &redis.url()),
         ("cluster.node_id", "slowpoke"),
         ("registry.queue_full_policy", "drop_oldest"),
-        ("cluster.request_timeout", "10s"),
+        ("cluster.request_timeout", "120s"),
         ("cluster.heartbeat_interval", "5s"),
     ]))
     .unwrap();
@@ -498,20 +500,19 @@ fn a_slow_redis_bounds_the_publish_queue() {
         .registry()
         .register_outbox(Registration::new().topics(["t"]))
         .unwrap();
-    let failures = |m: &Manager| -> u64 {
+    let counter = |m: &Manager, name: &str| -> u64 {
         m.metrics_text()
             .lines()
-            .find(|l| l.starts_with("switchboard_cluster_publish_failures_total"))
+            .find(|l| l.starts_with(name))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(0)
     };
+    let failures = |m: &Manager| counter(m, "switchboard_cluster_publish_failures_total");
+    let published = |m: &Manager| counter(m, "switchboard_cluster_messages_published_total");
     assert_eq!(failures(&m), 0);
-    let port = redis.port;
-    let sleeper = std::thread::spawn(move || {
-        let r = common::redis::Redis::command_on(port, &["DEBUG", "SLEEP", "3"]);
-        assert!(r.starts_with("+OK"), "{r}");
-    });
-    std::thread::sleep(Duration::from_millis(300)); // let DEBUG SLEEP start
+    let paused =
+        common::redis::Redis::command_on(redis.port, &["CLIENT", "PAUSE", "120000", "WRITE"]);
+    assert!(paused.starts_with("+OK"), "{paused}");
     for i in 0..100_000 {
         m.registry()
             .broadcast(&Target::topic("t"), Message::text(&i.to_string()))
@@ -523,7 +524,8 @@ fn a_slow_redis_bounds_the_publish_queue() {
         "the queue is bounded: {dropped} publishes dropped"
     );
     assert!(dropped < 100_000, "the first 65,536 waited: {dropped}");
-    sleeper.join().unwrap();
+    let resumed = common::redis::Redis::command_on(redis.port, &["CLIENT", "UNPAUSE"]);
+    assert!(resumed.starts_with("+OK"), "{resumed}");
     // The local fan-out went on (its queue keeps the newest 1,024).
     let mut got = 0;
     for _ in 0..200_000 {
@@ -536,7 +538,15 @@ fn a_slow_redis_bounds_the_publish_queue() {
         got >= 1000,
         "the local fan-out was not affected ({got} queued)"
     );
-    // Redis answers again: the queue drains and a new broadcast is published.
+    // Redis answers again: the queue drains (every broadcast was either published or
+    // counted as not published) and a new broadcast is published.
+    assert!(
+        common::wait_until(Duration::from_secs(30), || published(&m) + failures(&m)
+            >= 100_000),
+        "the queue did not drain: {} published, {} not",
+        published(&m),
+        failures(&m)
+    );
     let before = failures(&m);
     let r = c
         .broadcast(&Target::topic("t"), Message::text("after"))

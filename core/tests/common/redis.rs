@@ -24,9 +24,6 @@ impl Redis {
             "127.0.0.1",
             "--save",
             "",
-            // DEBUG SLEEP makes a slow Redis (core/tests/cluster.rs).
-            "--enable-debug-command",
-            "local",
         ]);
         match aof_dir {
             Some(dir) => cmd
