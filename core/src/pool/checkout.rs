@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 
 /// What the fast path found.
 pub(super) enum Found<C: Connector> {
-    Ready(Entry<C::Conn>),
+    Ready(Box<Entry<C::Conn>>),
     /// Idle past `validate_after`: probe before handing it out. Held by a guard that
     /// returns it to the pool if the call ends before the probe starts.
     Check(Held<C>),
@@ -93,11 +93,11 @@ impl<C: Connector> PoolInner<C> {
         let Some(mut e) = self.idle.pop().or_else(|| self.pop_after_inspection()) else {
             return Found::Empty;
         };
-        let now = self.clock.now();
+        let now = self.clock.coarse_stamp();
         loop {
             let reason = if self.evicted(&e) {
                 Some(CloseReason::Evicted)
-            } else if e.expires.is_some_and(|x| now >= x) {
+            } else if e.expires <= now {
                 Some(CloseReason::Lifetime)
             } else if !self.connector.is_alive(&mut e.conn) {
                 Some(CloseReason::Broken)
@@ -105,9 +105,7 @@ impl<C: Connector> PoolInner<C> {
                 None
             };
             match reason {
-                None if self.has_check
-                    && now.saturating_duration_since(e.proven) >= self.settings.validate_after =>
-                {
+                None if self.has_check && now.nanos_since(e.proven) >= self.validate_after_ns => {
                     e.leased_at = now;
                     return Found::Check(self.hold(e));
                 }
@@ -130,7 +128,7 @@ impl<C: Connector> PoolInner<C> {
     /// mid-look on a busy machine (for a whole time slice), yield the CPU to it, for
     /// at most `INSPECTION_WAIT`.
     #[cold]
-    fn pop_after_inspection(&self) -> Option<Entry<C::Conn>> {
+    fn pop_after_inspection(&self) -> Option<Box<Entry<C::Conn>>> {
         const INSPECTION_WAIT: Duration = Duration::from_millis(20);
         let mut deadline: Option<Instant> = None;
         for i in 0..1_000_000u32 {
@@ -153,7 +151,7 @@ impl<C: Connector> PoolInner<C> {
         self.idle.pop()
     }
 
-    pub(super) fn hold(self: &Arc<Self>, e: Entry<C::Conn>) -> Held<C> {
+    pub(super) fn hold(self: &Arc<Self>, e: Box<Entry<C::Conn>>) -> Held<C> {
         Held {
             entry: Some(e),
             pool: self.clone(),
@@ -163,7 +161,10 @@ impl<C: Connector> PoolInner<C> {
     /// Probes a held connection within `validation_timeout`; closes it (as broken) if it fails. If
     /// this future is dropped mid-probe, the guard closes the connection, whose byte
     /// stream is then in an unknown state, and frees its slot.
-    pub(super) async fn validate(self: &Arc<Self>, mut held: Held<C>) -> Option<Entry<C::Conn>> {
+    pub(super) async fn validate(
+        self: &Arc<Self>,
+        mut held: Held<C>,
+    ) -> Option<Box<Entry<C::Conn>>> {
         let mut probing = Probing {
             entry: held.entry.take(),
             pool: self.clone(),
@@ -192,7 +193,7 @@ impl<C: Connector> PoolInner<C> {
             self.sweep_evicted();
         }
         if why.is_none() && !self.evicted(&e) {
-            e.proven = self.clock.now();
+            e.proven = self.clock.coarse_stamp();
             Some(e)
         } else {
             Counters::inc(&self.counters.probe_failed);
@@ -202,7 +203,7 @@ impl<C: Connector> PoolInner<C> {
     }
 
     #[inline]
-    pub(super) fn lease(self: &Arc<Self>, entry: Entry<C::Conn>, waited: bool) -> Lease<C> {
+    pub(super) fn lease(self: &Arc<Self>, entry: Box<Entry<C::Conn>>, waited: bool) -> Lease<C> {
         self.track(&entry);
         self.count_leased(&entry, true);
         Counters::inc(if waited {
@@ -218,14 +219,12 @@ impl<C: Connector> PoolInner<C> {
 
     /// Returns a connection: to the first waiter, else to the idle queue. `used`: it
     /// comes back from a lease (so it is recycled and counts as freshly proven).
-    pub(super) fn give_back(self: &Arc<Self>, mut entry: Entry<C::Conn>, used: bool) {
-        let now = self.clock.now();
+    pub(super) fn give_back(self: &Arc<Self>, mut entry: Box<Entry<C::Conn>>, used: bool) {
+        let now = self.clock.coarse_stamp();
         if used {
             self.untrack(entry.id);
             self.count_leased(&entry, false);
-            self.counters
-                .lease
-                .record(now.saturating_duration_since(entry.leased_at));
+            self.counters.lease.record(now.since(entry.leased_at));
             if !self.connector.recycle(&mut entry.conn) {
                 // It broke during the lease: a failed call for the endpoint's breaker.
                 let why = "the connection broke during a lease";
@@ -241,7 +240,7 @@ impl<C: Connector> PoolInner<C> {
             }
             entry.idle_since = now;
             entry.proven = now;
-            if entry.expires.is_some_and(|x| now >= x) {
+            if entry.expires <= now {
                 self.close_entry(entry, CloseReason::Lifetime);
                 return;
             }

@@ -12,6 +12,7 @@ use super::stats::{CloseReason, Counters};
 use super::waiters::Grant;
 use super::{Entry, PoolInner};
 use crate::backoff::ReconnectPermit;
+use crate::clock::Stamp;
 use crate::config::fmt_duration;
 use crate::connector::Connector;
 use crate::endpoint::Endpoint;
@@ -94,7 +95,7 @@ impl<C: Connector> PoolInner<C> {
     pub(super) async fn connect(
         self: &Arc<Self>,
         exclude: &[usize],
-    ) -> std::result::Result<Entry<C::Conn>, ConnectError> {
+    ) -> std::result::Result<Box<Entry<C::Conn>>, ConnectError> {
         let choice = self
             .endpoints
             .choose(exclude)
@@ -187,7 +188,7 @@ impl<C: Connector> PoolInner<C> {
         endpoint: &Endpoint,
         i: usize,
         timeout: Duration,
-    ) -> Result<Entry<C::Conn>> {
+    ) -> Result<Box<Entry<C::Conn>>> {
         let conn = match tokio::time::timeout(timeout, self.connector.connect(endpoint)).await {
             Ok(r) => r?,
             Err(_) => {
@@ -198,13 +199,13 @@ impl<C: Connector> PoolInner<C> {
             }
         };
         Counters::inc(&self.counters.created);
-        let now = self.clock.now();
+        let now = self.clock.coarse_stamp();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let expires = self.settings.max_lifetime.map(|l| {
+        let expires = self.settings.max_lifetime.map_or(Stamp::NEVER, |l| {
             // Up to 2.5% shorter, so connections opened together don't expire together.
-            now + l.mul_f64(1.0 - 0.025 * crate::random::unit())
+            now.plus(l.mul_f64(1.0 - 0.025 * crate::random::unit()))
         });
-        Ok(Entry {
+        Ok(Box::new(Entry {
             conn,
             id,
             expires,
@@ -213,11 +214,13 @@ impl<C: Connector> PoolInner<C> {
             ep: i as u32,
             epoch: self.endpoints.slots[i].epoch.load(Ordering::SeqCst),
             leased_at: now,
-        })
+        }))
     }
 
     /// Closes a connection and frees its slot.
-    pub(super) fn close_entry(self: &Arc<Self>, entry: Entry<C::Conn>, reason: CloseReason) {
+    // Connections live boxed from open to close: a pointer moves, not the entry.
+    #[allow(clippy::boxed_local)]
+    pub(super) fn close_entry(self: &Arc<Self>, entry: Box<Entry<C::Conn>>, reason: CloseReason) {
         let (ep, id) = (entry.ep as usize, entry.id);
         self.connector.close(entry.conn);
         self.counters.closed(reason);

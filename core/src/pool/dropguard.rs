@@ -16,7 +16,7 @@ use crate::connector::Connector;
 /// ends first (an error, a refused block_on, a future dropped before its first poll),
 /// dropping the guard puts the connection back, untouched.
 pub(super) struct Held<C: Connector> {
-    pub(super) entry: Option<Entry<C::Conn>>,
+    pub(super) entry: Option<Box<Entry<C::Conn>>>,
     pub(super) pool: Arc<PoolInner<C>>,
 }
 
@@ -59,7 +59,7 @@ impl<C: Connector> Drop for WaiterGuard<'_, C> {
 
 /// Owns a connection while it is probed; closes it if the probe is abandoned.
 pub(super) struct Probing<C: Connector> {
-    pub(super) entry: Option<Entry<C::Conn>>,
+    pub(super) entry: Option<Box<Entry<C::Conn>>>,
     pub(super) pool: Arc<PoolInner<C>>,
 }
 
@@ -84,7 +84,7 @@ impl<C: Connector> ConnectSlot<C> {
     /// about to be), and counts as `delivering` until it is in the queue, so that
     /// `warm` and the upkeep's min_idle fill, which count idle + connecting +
     /// delivering, never both open one more for it.
-    pub(super) fn deliver(mut self, entry: Entry<C::Conn>) {
+    pub(super) fn deliver(mut self, entry: Box<Entry<C::Conn>>) {
         if let Some(pool) = self.pool.take() {
             pool.delivering.fetch_add(1, Ordering::SeqCst);
             pool.connecting.fetch_sub(1, Ordering::SeqCst);

@@ -1,11 +1,16 @@
 //! Where idle connections wait: a lock-free FIFO queue or a lock-free LIFO stack
 //! (`pool.queue_mode`). Neither takes a lock that every caller shares.
+//!
+//! The FIFO queue is a ring preallocated for `max_size + max_overflow` entries, so a
+//! checkout and a return move one pointer and allocate nothing; after a resize that
+//! grows the pool past it, the extra entries wait in an unbounded spill queue (which
+//! allocates a block per 31 entries) until the ring has room again.
 
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_epoch::{self as epoch, Atomic, Owned};
-use crossbeam_queue::SegQueue;
+use crossbeam_queue::{ArrayQueue, SegQueue};
 
 /// The idle store of a pool.
 // One per pool, made once: its size does not matter, and boxing the larger variant
@@ -13,18 +18,23 @@ use crossbeam_queue::SegQueue;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum IdleQueue<T> {
     /// Oldest idle first: spreads use over all connections.
-    Fifo(SegQueue<T>),
+    Fifo(Ring<T>),
     /// Most recently used first: keeps hot connections hot and lets the rest reach
     /// `idle_timeout`, so the pool shrinks after a spike.
     Lifo(Stack<T>),
 }
 
 impl<T> IdleQueue<T> {
-    pub(crate) fn new(lifo: bool) -> Self {
+    /// An idle store for a pool of up to `capacity` connections (more fit, at a cost).
+    pub(crate) fn new(lifo: bool, capacity: usize) -> Self {
         if lifo {
             IdleQueue::Lifo(Stack::new())
         } else {
-            IdleQueue::Fifo(SegQueue::new())
+            IdleQueue::Fifo(Ring {
+                ring: ArrayQueue::new(capacity.max(1)),
+                spill: SegQueue::new(),
+                spilled: AtomicUsize::new(0),
+            })
         }
     }
 
@@ -49,6 +59,49 @@ impl<T> IdleQueue<T> {
             IdleQueue::Fifo(q) => q.len(),
             IdleQueue::Lifo(s) => s.len(),
         }
+    }
+}
+
+/// The FIFO store: a preallocated ring, and a spill queue for what does not fit.
+pub(crate) struct Ring<T> {
+    ring: ArrayQueue<T>,
+    spill: SegQueue<T>,
+    /// Entries in `spill` (read on every pop that finds the ring empty).
+    spilled: AtomicUsize,
+}
+
+impl<T> Ring<T> {
+    #[inline]
+    fn push(&self, v: T) {
+        if let Err(v) = self.ring.push(v) {
+            self.spill_push(v);
+        }
+    }
+
+    #[cold]
+    fn spill_push(&self, v: T) {
+        self.spilled.fetch_add(1, Ordering::SeqCst);
+        self.spill.push(v);
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<T> {
+        match self.ring.pop() {
+            Some(v) => Some(v),
+            None if self.spilled.load(Ordering::SeqCst) != 0 => self.spill_pop(),
+            None => None,
+        }
+    }
+
+    #[cold]
+    fn spill_pop(&self) -> Option<T> {
+        let v = self.spill.pop()?;
+        self.spilled.fetch_sub(1, Ordering::SeqCst);
+        Some(v)
+    }
+
+    fn len(&self) -> usize {
+        self.ring.len() + self.spill.len()
     }
 }
 
@@ -147,8 +200,8 @@ mod tests {
 
     #[test]
     fn lifo_and_fifo_orders() {
-        let s = IdleQueue::new(true);
-        let q = IdleQueue::new(false);
+        let s = IdleQueue::new(true, 8);
+        let q = IdleQueue::new(false, 8);
         for i in 0..3 {
             s.push(i);
             q.push(i);
@@ -159,7 +212,7 @@ mod tests {
 
     #[test]
     fn the_stack_loses_and_duplicates_nothing_under_threads() {
-        let s = Arc::new(IdleQueue::new(true));
+        let s = Arc::new(IdleQueue::new(true, 8));
         let threads: Vec<_> = (0..4u64)
             .map(|t| {
                 let s = s.clone();
@@ -190,9 +243,56 @@ mod tests {
     }
 
     #[test]
+    fn the_ring_spills_past_its_capacity_in_order() {
+        let q = IdleQueue::new(false, 2);
+        for i in 0..5 {
+            q.push(i);
+        }
+        assert_eq!(q.len(), 5);
+        // The ring's two first, then the spill's three, each in order.
+        let got: Vec<i32> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn the_ring_loses_and_duplicates_nothing_under_threads() {
+        let q = Arc::new(IdleQueue::new(false, 16));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for i in 0..20_000u64 {
+                        q.push(t * 1_000_000 + i);
+                        if i % 3 != 0 {
+                            if let Some(v) = q.pop() {
+                                got.push(v);
+                            }
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        while let Some(v) = q.pop() {
+            all.push(v);
+        }
+        all.sort_unstable();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(all.len(), before, "a value was popped twice");
+        assert_eq!(all.len(), 80_000, "a value was lost");
+    }
+
+    #[test]
     fn dropping_the_stack_drops_its_values() {
         let witness = Arc::new(());
-        let s = IdleQueue::new(true);
+        let s = IdleQueue::new(true, 8);
         for _ in 0..10 {
             s.push(witness.clone());
         }

@@ -12,7 +12,7 @@ use crate::runtime::RuntimeShared;
 /// A checked-out connection. Dereferences to the connection. Returned to the pool by
 /// [`Lease::release`] or by drop; closed instead by [`Lease::discard`].
 pub struct Lease<C: Connector> {
-    pub(super) entry: Option<Entry<C::Conn>>,
+    pub(super) entry: Option<Box<Entry<C::Conn>>>,
     pub(super) pool: Arc<PoolInner<C>>,
 }
 
@@ -60,7 +60,7 @@ impl<C: Connector> Lease<C> {
         if let Some(e) = self.entry.take() {
             self.pool.untrack(e.id);
             self.pool.count_leased(&e, false);
-            let held = self.pool.clock.now().saturating_duration_since(e.leased_at);
+            let held = self.pool.clock.coarse_stamp().since(e.leased_at);
             self.pool.counters.lease.record(held);
             self.pool.close_entry(e, CloseReason::Discarded);
         }

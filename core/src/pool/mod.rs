@@ -63,10 +63,10 @@ pub use stats::{CloseReason, ClosedByReason, PoolStats};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::breaker::{BreakerOp, BreakerState};
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, Stamp};
 use crate::config::Config;
 use crate::connector::Connector;
 use crate::endpoint::Endpoint;
@@ -92,24 +92,24 @@ pub struct AcquireOptions {
 struct Entry<T> {
     conn: T,
     id: u64,
-    /// When it must be retired (`max_lifetime` less its jitter).
-    expires: Option<Instant>,
+    /// When it must be retired (`max_lifetime` less its jitter; `NEVER` without one).
+    expires: Stamp,
     /// When it last became idle (for `idle_timeout`).
-    idle_since: Instant,
+    idle_since: Stamp,
     /// When it last proved alive: returned by a lease or passed a probe
     /// (for `validate_after`).
-    proven: Instant,
+    proven: Stamp,
     /// The endpoint it is connected to (index into the pool's endpoints).
     ep: u32,
     /// Its endpoint's eviction epoch when it opened; older than the endpoint's now
     /// means evicted (evict_all, drain, or the endpoint's breaker opened).
     epoch: u32,
     /// When its current lease began (for the lease-time histogram).
-    leased_at: Instant,
+    leased_at: Stamp,
 }
 
 /// A lease for leak detection: when it began, whether a leak was reported, its endpoint.
-type LeaseRecord = (Instant, bool, u32);
+type LeaseRecord = (Stamp, bool, u32);
 
 pub(crate) struct PoolInner<C: Connector> {
     name: String,
@@ -122,11 +122,13 @@ pub(crate) struct PoolInner<C: Connector> {
     connector: C,
     has_check: bool,
     settings: PoolSettings,
+    /// `settings.validate_after` in nanoseconds, for the checkout's comparison.
+    validate_after_ns: u64,
     max_size: AtomicUsize,
     min_idle: AtomicUsize,
     rt: Arc<RuntimeShared>,
     clock: SharedClock,
-    idle: IdleQueue<Entry<C::Conn>>,
+    idle: IdleQueue<Box<Entry<C::Conn>>>,
     size: AtomicUsize,
     connecting: AtomicUsize,
     /// New connections on their way from a finished connect into the pool.
@@ -184,7 +186,7 @@ impl<C: Connector> Pool<C> {
         events: Arc<EventBus>,
     ) -> Self {
         let settings = PoolSettings::from_config(cfg);
-        let idle = IdleQueue::new(settings.lifo);
+        let idle = IdleQueue::new(settings.lifo, settings.max_size + settings.max_overflow);
         let endpoint_list = endpoints.clone();
         let endpoints = Endpoints::new(name.clone(), endpoints, cfg, events.clone(), clock.clone());
         let inner = Arc::new(PoolInner {
@@ -202,6 +204,7 @@ impl<C: Connector> Pool<C> {
             ),
             has_check: connector.has_check(),
             connector,
+            validate_after_ns: crate::clock::nanos(settings.validate_after),
             max_size: AtomicUsize::new(settings.max_size),
             min_idle: AtomicUsize::new(settings.min_idle),
             settings,

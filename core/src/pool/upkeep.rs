@@ -11,6 +11,7 @@ use super::connect::{ConnectError, connect_task};
 use super::dropguard::{AbortOnDrop, ChoiceGuard, Probing};
 use super::stats::{CloseReason, Counters};
 use super::{Entry, Pool, PoolInner};
+use crate::clock::Stamp;
 use crate::config::fmt_duration;
 use crate::connector::Connector;
 use crate::error::{Error, Result};
@@ -82,7 +83,7 @@ impl<C: Connector> PoolInner<C> {
         if self.closed.load(Ordering::SeqCst) {
             return;
         }
-        let now = self.clock.now();
+        let now = Stamp::of(self.clock.now());
         let min_idle = self.min_idle.load(Ordering::SeqCst);
         // Each connection is out of the queue only while it is looked at (or probed),
         // so acquirers racing the upkeep still find the others.
@@ -95,10 +96,10 @@ impl<C: Connector> PoolInner<C> {
                 self.inspecting.fetch_sub(1, Ordering::SeqCst);
                 break;
             };
-            let idle_for = now.saturating_duration_since(e.idle_since);
+            let idle_for = now.since(e.idle_since);
             let reason = if self.evicted(&e) {
                 Some(CloseReason::Evicted)
-            } else if e.expires.is_some_and(|x| now >= x) {
+            } else if e.expires <= now {
                 Some(CloseReason::Lifetime)
             } else if self
                 .settings
@@ -117,9 +118,7 @@ impl<C: Connector> PoolInner<C> {
                     idle_left -= 1;
                     self.close_entry(e, r);
                 }
-                None if self.has_check
-                    && now.saturating_duration_since(e.proven) >= self.settings.validate_after =>
-                {
+                None if self.has_check && now.since(e.proven) >= self.settings.validate_after => {
                     // A probe takes a while: the connection is busy, not hidden.
                     self.inspecting.fetch_sub(1, Ordering::SeqCst);
                     match self.validate(self.hold(e)).await {
@@ -235,7 +234,7 @@ impl<C: Connector> PoolInner<C> {
             let effect = self.endpoints.on_check(ep, None, ok, elapsed, &why);
             if let Some(mut e) = probing.entry.take() {
                 if ok {
-                    e.proven = self.clock.now();
+                    e.proven = Stamp::of(self.clock.now());
                     self.give_back(e, false);
                 } else {
                     Counters::inc(&self.counters.probe_failed);
@@ -339,7 +338,7 @@ impl<C: Connector> PoolInner<C> {
     }
 
     /// Emits a `leak_suspected` event for each lease held past the threshold (once).
-    fn report_leaks(&self, now: Instant) {
+    fn report_leaks(&self, now: Stamp) {
         let (Some(t), Some(limit)) = (&self.leases, self.settings.leak_detection) else {
             return;
         };
@@ -347,7 +346,7 @@ impl<C: Connector> PoolInner<C> {
             let mut map = t.lock().unwrap_or_else(|p| p.into_inner());
             map.iter_mut()
                 .filter_map(|(id, (since, reported, ep))| {
-                    let age = now.saturating_duration_since(*since);
+                    let age = now.since(*since);
                     (!*reported && age >= limit).then(|| {
                         *reported = true;
                         (*id, age, *ep)
