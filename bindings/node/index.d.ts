@@ -124,6 +124,16 @@ export interface PoolKeys {
   validateAfter?: Duration;
   /** `pool.validation_timeout`: deadline of one check or probe. */
   validationTimeout?: Duration;
+  /**
+   * `pool.liveness_bypass`: a connection returned less than this long ago is handed out
+   * without the FIN/RST check (default 0: always checked).
+   */
+  livenessBypass?: Duration;
+  /**
+   * `pool.scale_ahead`: when leased / maxSize reaches this fraction (0..1), the next
+   * connection opens before a caller has to wait (default 0: on demand only).
+   */
+  scaleAhead?: number;
   /** `pool.max_connecting`: most connects in flight at once. */
   maxConnecting?: number;
   /**

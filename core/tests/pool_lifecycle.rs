@@ -636,3 +636,61 @@ fn a_refused_call_returns_the_connection_it_popped_for_a_probe() {
     assert_eq!((s.size, s.idle, s.leased), (1, 1, 0), "{s:?}");
     assert_eq!(pool.acquire_blocking(NOW).unwrap().id(), 1);
 }
+
+/// `pool.liveness_bypass`: within the window after its return a connection is handed
+/// out without the FIN/RST check (so a socket the server reset meanwhile reaches the
+/// caller); past it, the check runs and closes the reset socket. Off by default.
+#[test]
+fn the_liveness_check_is_skipped_only_within_the_bypass_window() {
+    let server = EchoServer::start();
+    let proxy = common::fault_proxy::FaultProxy::start(server.port);
+    let (m, clock) = manual();
+    let reset_and_settle = || {
+        assert!(proxy.command("reset_existing").starts_with("OK"));
+        // Let the RST cross loopback (this is not a timing claim: the assertions below
+        // hold however long it takes, as long as it has arrived).
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Default: every checkout checks.
+    let checked = m.pool("checked", &proxy.target(), &Config::new()).unwrap();
+    drop(checked.acquire_blocking(NOW).unwrap());
+    reset_and_settle();
+    assert!(
+        checked.try_acquire().unwrap().is_none(),
+        "a reset socket was handed out"
+    );
+    assert_eq!(checked.stats().closed_by.broken, 1);
+    // A bypass window: a reset socket returned just now is handed out unchecked ...
+    let hot = m
+        .pool(
+            "hot",
+            &proxy.target(),
+            &cfg(&[("pool.liveness_bypass", "1s")]),
+        )
+        .unwrap();
+    let first = hot.acquire_blocking(NOW).unwrap();
+    let id = first.id();
+    drop(first);
+    reset_and_settle();
+    clock.advance(Duration::from_millis(900));
+    let again = hot
+        .try_acquire()
+        .unwrap()
+        .expect("within the window: no check");
+    assert_eq!(again.id(), id);
+    drop(again); // returned: its window starts again
+    assert_eq!(hot.stats().closed_by.broken, 0);
+    // ... and checked once the window has passed.
+    clock.advance(Duration::from_millis(1001));
+    assert!(
+        hot.try_acquire().unwrap().is_none(),
+        "past the window: checked"
+    );
+    assert_eq!(hot.stats().closed_by.broken, 1);
+    // Bad values name the key and what is accepted.
+    let err = Config::new()
+        .set("pool.liveness_bypass", "soon")
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("pool.liveness_bypass"), "{err}");
+}

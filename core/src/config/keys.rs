@@ -92,6 +92,18 @@ pub const KEYS: &[KeySpec] = &[
         doc: "A connection idle longer than this is probed on checkout (when a probe is configured); fresher ones get only the cheap liveness check (HikariCP's 500 ms alive-bypass window).",
     },
     KeySpec {
+        key: "pool.liveness_bypass",
+        kind: Kind::Duration { max_ms: DAY_MS },
+        default: "0",
+        doc: "A connection returned less than this long ago is handed out without the FIN/RST check (one recv(MSG_PEEK) syscall, about 0.4 us), as HikariCP skips its alive check within aliveBypassWindowMs. 0 (the default) checks every checkout: a socket the server closed is never handed out. Set a few ms for hot pools whose servers do not close idle connections.",
+    },
+    KeySpec {
+        key: "pool.scale_ahead",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0",
+        doc: "When leased / max_size reaches this fraction, the pool opens its next connection before a caller has to wait (seed 001's preemptive scaling), still at most max_connecting at a time. 0 (the default) opens connections only on demand.",
+    },
+    KeySpec {
         key: "pool.max_connecting",
         kind: Kind::Int { min: 1, max: 1024 },
         default: "2",

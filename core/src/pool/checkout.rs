@@ -99,7 +99,10 @@ impl<C: Connector> PoolInner<C> {
                 Some(CloseReason::Evicted)
             } else if e.expires <= now {
                 Some(CloseReason::Lifetime)
-            } else if !self.connector.is_alive(&mut e.conn) {
+            } else if now.nanos_since(e.proven) >= self.liveness_bypass_ns
+                && !self.connector.is_alive(&mut e.conn)
+            {
+                // (Within pool.liveness_bypass of its return, it is taken as alive.)
                 Some(CloseReason::Broken)
             } else {
                 None

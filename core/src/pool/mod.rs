@@ -122,8 +122,10 @@ pub(crate) struct PoolInner<C: Connector> {
     connector: C,
     has_check: bool,
     settings: PoolSettings,
-    /// `settings.validate_after` in nanoseconds, for the checkout's comparison.
+    /// `settings.validate_after` and `settings.liveness_bypass` in nanoseconds, for
+    /// the checkout's comparisons.
     validate_after_ns: u64,
+    liveness_bypass_ns: u64,
     max_size: AtomicUsize,
     min_idle: AtomicUsize,
     rt: Arc<RuntimeShared>,
@@ -205,6 +207,7 @@ impl<C: Connector> Pool<C> {
             has_check: connector.has_check(),
             connector,
             validate_after_ns: crate::clock::nanos(settings.validate_after),
+            liveness_bypass_ns: crate::clock::nanos(settings.liveness_bypass),
             max_size: AtomicUsize::new(settings.max_size),
             min_idle: AtomicUsize::new(settings.min_idle),
             settings,

@@ -26,6 +26,11 @@ pub struct PoolSettings {
     pub validation_timeout: Duration,
     /// `pool.validate_after`
     pub validate_after: Duration,
+    /// `pool.liveness_bypass`: no FIN/RST check for a connection returned this recently
+    pub liveness_bypass: Duration,
+    /// `pool.scale_ahead`: open the next connection when leased / max_size reaches it
+    /// (0: off)
+    pub scale_ahead: f64,
     /// `pool.max_waiters`
     pub max_waiters: usize,
     /// `pool.max_connecting`
@@ -54,6 +59,8 @@ impl PoolSettings {
             max_lifetime: nonzero(cfg.duration("pool.max_lifetime")),
             validation_timeout: cfg.duration("pool.validation_timeout"),
             validate_after: cfg.duration("pool.validate_after"),
+            liveness_bypass: cfg.duration("pool.liveness_bypass"),
+            scale_ahead: cfg.f64("pool.scale_ahead"),
             max_waiters: cfg.u64("pool.max_waiters") as usize,
             max_connecting: cfg.u64("pool.max_connecting") as usize,
             leak_detection: nonzero(cfg.duration("pool.leak_detection_threshold")),

@@ -187,6 +187,8 @@ class Manager:
         max_connecting: Optional[Count] = None,
         max_waiters: Optional[Count] = None,
         leak_detection_threshold: Optional[Duration] = None,
+        liveness_bypass: Optional[Duration] = None,
+        scale_ahead: Optional[float] = None,
         probe_send: Union[str, bytes, None] = None,
         probe_expect: Union[str, bytes, None] = None,
         **kwargs: ConfigValue,
@@ -208,7 +210,10 @@ class Manager:
         ``"2s"``, or ``2000`` ms), ``idle_timeout``, ``max_lifetime``, ``validate_after``,
         ``validation_timeout``, ``max_connecting``, ``max_waiters``,
         ``leak_detection_threshold`` (a lease held longer is reported once as an
-        :class:`Event`; 0, the default, is off),
+        :class:`Event`; 0, the default, is off), ``liveness_bypass`` (a connection
+        returned less than this long ago skips the FIN/RST check; 0, the default,
+        always checks), ``scale_ahead`` (a fraction 0..1 of ``max_size`` leased at
+        which the next connection opens before anyone waits; 0, the default, is off),
         ``probe_send="PING\\r\\n"`` (or ``b"PING\\r\\n"``), ``probe_expect="+PONG"``,
         ``tcp_nodelay=True``. ``None`` leaves a key at its default.
 
@@ -230,6 +235,8 @@ class Manager:
             "max_connecting": max_connecting,
             "max_waiters": max_waiters,
             "leak_detection_threshold": leak_detection_threshold,
+            "liveness_bypass": liveness_bypass,
+            "scale_ahead": scale_ahead,
             "probe.send": probe_send,
             "probe.expect": probe_expect,
         }
