@@ -75,10 +75,10 @@ impl<C: Connector> PoolInner<C> {
     /// `max_connecting` and `max_size + max_overflow`.
     pub(super) fn ensure_connecting(self: &Arc<Self>) {
         loop {
-            if self.closed.load(Ordering::SeqCst) {
+            if self.is_shut() {
                 return;
             }
-            let waiting = self.num_waiters.load(Ordering::SeqCst);
+            let waiting = self.waiting();
             if waiting <= self.connecting.load(Ordering::SeqCst) {
                 return;
             }
@@ -248,7 +248,7 @@ impl<C: Connector> PoolInner<C> {
     pub(super) fn release_slot(self: &Arc<Self>) {
         self.size.fetch_sub(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if self.num_waiters.load(Ordering::SeqCst) != 0 {
+        if self.waiting() != 0 {
             self.ensure_connecting();
         }
     }

@@ -476,6 +476,18 @@ impl<C: Connector> Drop for PoolInner<C> {
 }
 
 impl<C: Connector> PoolInner<C> {
+    /// Whether the pool is closed (read with SeqCst, for the slow paths).
+    #[inline]
+    pub(super) fn is_shut(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// How many callers wait (read with SeqCst, for the slow paths).
+    #[inline]
+    pub(super) fn waiting(&self) -> usize {
+        self.num_waiters.load(Ordering::SeqCst)
+    }
+
     fn close(self: &Arc<Self>) {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;

@@ -210,7 +210,7 @@ impl<C: Connector> PoolInner<C> {
             size,
             idle,
             leased: size.saturating_sub(idle + connecting),
-            waiting: self.num_waiters.load(Ordering::SeqCst),
+            waiting: self.waiting(),
             connecting,
             created_total: c.created.load(Ordering::Relaxed),
             closed_total: closed_by.total(),

@@ -80,7 +80,7 @@ impl<C: Connector> Pool<C> {
 impl<C: Connector> PoolInner<C> {
     /// One upkeep pass; see [`Pool::run_upkeep`].
     async fn upkeep(self: &Arc<Self>) {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_shut() {
             return;
         }
         let now = Stamp::of(self.clock.now());
@@ -167,7 +167,7 @@ impl<C: Connector> PoolInner<C> {
     /// connection of it, or, if it has none and has been failing, try to reconnect
     /// (auto-recovery, within its backoff and breaker).
     async fn health_checks(self: &Arc<Self>, force: bool) {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_shut() {
             return;
         }
         let due = self.endpoints.due_checks(force);
@@ -383,7 +383,7 @@ impl<C: Connector> PoolInner<C> {
 
     pub(super) fn fill_min_idle(self: &Arc<Self>) {
         loop {
-            if self.closed.load(Ordering::SeqCst) {
+            if self.is_shut() {
                 return;
             }
             let want = self.min_idle.load(Ordering::SeqCst);
@@ -448,7 +448,7 @@ pub(super) async fn upkeep_task<C: Connector>(pool: Weak<PoolInner<C>>, every: D
         }
         first = false;
         let Some(p) = pool.upgrade() else { return };
-        if p.closed.load(Ordering::SeqCst) {
+        if p.is_shut() {
             return;
         }
         p.upkeep().await;
