@@ -207,6 +207,9 @@ impl<C: Connector> PoolInner<C> {
 
     #[inline]
     pub(super) fn lease(self: &Arc<Self>, entry: Box<Entry<C::Conn>>, waited: bool) -> Lease<C> {
+        if self.scale_ahead_on {
+            self.scale_ahead();
+        }
         self.track(&entry);
         self.count_leased(&entry, true);
         Counters::inc(if waited {

@@ -90,6 +90,12 @@ impl<C: Connector> PoolInner<C> {
         }
     }
 
+    /// `pool.scale_ahead`: called on every checkout when it is set (never otherwise).
+    #[cold]
+    pub(super) fn scale_ahead(self: &Arc<Self>) {
+        // Issue 13 item 8: not built yet.
+    }
+
     /// Chooses an endpoint (skipping `exclude`), opens one connection to it and
     /// records the result in the endpoint's breaker, backoff and health.
     pub(super) async fn connect(

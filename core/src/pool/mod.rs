@@ -126,6 +126,8 @@ pub(crate) struct PoolInner<C: Connector> {
     /// the checkout's comparisons.
     validate_after_ns: u64,
     liveness_bypass_ns: u64,
+    /// `pool.scale_ahead` is set: each checkout calls `scale_ahead` (connect.rs).
+    scale_ahead_on: bool,
     max_size: AtomicUsize,
     min_idle: AtomicUsize,
     rt: Arc<RuntimeShared>,
@@ -208,6 +210,7 @@ impl<C: Connector> Pool<C> {
             connector,
             validate_after_ns: crate::clock::nanos(settings.validate_after),
             liveness_bypass_ns: crate::clock::nanos(settings.liveness_bypass),
+            scale_ahead_on: settings.scale_ahead > 0.0,
             max_size: AtomicUsize::new(settings.max_size),
             min_idle: AtomicUsize::new(settings.min_idle),
             settings,
