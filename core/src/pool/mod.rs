@@ -32,7 +32,8 @@
 //! |---|---|
 //! | `mod.rs` | [`Pool`] and its state, the operator's calls (resize, evict, drain, breakers), close |
 //! | `checkout.rs` | the fast path: taking an idle connection and giving one back |
-//! | `waiters.rs` | the wait queue and the slow acquire path (grants, timeouts, retries) |
+//! | `waiters.rs` | the slow acquire path: waiting for a grant (timeouts, retries) |
+//! | `waitqueue.rs` | the order waiters are served in (priority, then arrival) |
 //! | `connect.rs` | connect slots, background connects, opening and closing a connection |
 //! | `upkeep.rs` | the background pass: idle timeout, lifetime, probes, health checks, leaks, `min_idle` |
 //! | `lease.rs` | [`Lease`], the checked-out connection |
@@ -54,13 +55,14 @@ mod stats;
 mod tests;
 mod upkeep;
 mod waiters;
+mod waitqueue;
 
 pub(crate) use endpoints::{RemoteVerdict, SharedBreakers};
 pub use lease::Lease;
 pub use settings::PoolSettings;
 pub use stats::{CloseReason, ClosedByReason, PoolStats};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -222,8 +224,7 @@ impl<C: Connector> Pool<C> {
             inspecting: AtomicUsize::new(0),
             num_waiters: AtomicUsize::new(0),
             waiters: Mutex::new(Waiters {
-                queue: BTreeMap::new(),
-                seq: 0,
+                queue: Default::default(),
             }),
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -497,9 +498,9 @@ impl<C: Connector> PoolInner<C> {
         }
         let waiters: Vec<_> = {
             let mut w = self.lock_waiters();
-            let all = std::mem::take(&mut w.queue);
+            let all = w.queue.take_all();
             self.num_waiters.store(0, Ordering::SeqCst);
-            all.into_values().collect()
+            all
         };
         for tx in waiters {
             let _ = tx.send(Grant::Closed);

@@ -2,8 +2,6 @@
 //! (behind a mutex only the slow path takes) for a grant: a connection handed over by
 //! a release or a new connect, a connect failure, or the pool closing.
 
-use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
@@ -13,6 +11,7 @@ use tokio::sync::oneshot;
 use super::checkout::Found;
 use super::dropguard::{Held, WaiterGuard};
 use super::stats::{CloseReason, Counters};
+use super::waitqueue::WaitQueue;
 use super::{AcquireOptions, Lease, Pool, PoolInner};
 use crate::config::fmt_duration;
 use crate::connector::Connector;
@@ -26,11 +25,10 @@ pub(super) enum Grant<C: Connector> {
     Closed,
 }
 
-pub(super) type WaiterKey = (Reverse<i32>, u64);
+pub(super) use super::waitqueue::WaiterKey;
 
 pub(super) struct Waiters<C: Connector> {
-    pub(super) queue: BTreeMap<WaiterKey, oneshot::Sender<Grant<C>>>,
-    pub(super) seq: u64,
+    pub(super) queue: WaitQueue<oneshot::Sender<Grant<C>>>,
 }
 
 impl<C: Connector> Pool<C> {
@@ -272,16 +270,14 @@ impl<C: Connector> PoolInner<C> {
             });
             return Err(err);
         }
-        w.seq += 1;
-        let key = (Reverse(priority), w.seq);
-        w.queue.insert(key, tx);
+        let key = w.queue.push(priority, tx);
         self.num_waiters.fetch_add(1, Ordering::SeqCst);
         Ok(key)
     }
 
     fn pop_waiter(&self) -> Option<oneshot::Sender<Grant<C>>> {
         let mut w = self.lock_waiters();
-        let (_, tx) = w.queue.pop_first()?;
+        let tx = w.queue.pop_first()?;
         self.num_waiters.fetch_sub(1, Ordering::SeqCst);
         Some(tx)
     }
@@ -304,7 +300,7 @@ impl<C: Connector> PoolInner<C> {
             let mut w = self.lock_waiters();
             let mut out = Vec::new();
             while w.queue.len() > keep {
-                if let Some((_, tx)) = w.queue.pop_last() {
+                if let Some(tx) = w.queue.pop_last() {
                     out.push(tx);
                 }
             }
