@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::dropguard::{Held, Probing};
 use super::stats::{CloseReason, Counters};
 use super::waiters::Grant;
-use super::{Entry, Lease, Pool, PoolInner};
+use super::{CLOSED, Entry, Lease, Pool, PoolInner, WAITER};
 use crate::config::fmt_duration;
 use crate::connector::Connector;
 use crate::error::{Error, Result};
@@ -32,9 +32,8 @@ impl<C: Connector> Pool<C> {
     #[inline]
     pub fn try_acquire(&self) -> Result<Option<Lease<C>>> {
         let inner = &self.inner;
-        inner.check_open()?;
         loop {
-            match inner.find_idle() {
+            match inner.find_idle()? {
                 Found::Ready(e) => return Ok(Some(inner.lease(e, false))),
                 Found::Empty => return Ok(None),
                 Found::Check(held) => {
@@ -56,8 +55,7 @@ impl<C: Connector> Pool<C> {
     #[inline]
     pub fn try_acquire_ready(&self) -> Result<Option<Lease<C>>> {
         let inner = &self.inner;
-        inner.check_open()?;
-        match inner.find_idle() {
+        match inner.find_idle()? {
             Found::Ready(e) => Ok(Some(inner.lease(e, false))),
             Found::Empty => Ok(None),
             Found::Check(_held) => Ok(None), // dropping it puts it back
@@ -68,22 +66,30 @@ impl<C: Connector> Pool<C> {
 impl<C: Connector> PoolInner<C> {
     #[inline]
     pub(super) fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(Error::unavailable(format!(
-                "pool \"{}\" is closed",
-                self.name
-            )));
+        if self.state.load(Ordering::Relaxed) & CLOSED != 0 {
+            return Err(self.closed_error());
         }
         self.rt.check_fork()
     }
 
-    /// The fast path: an idle connection, if any and if nobody is waiting.
+    #[cold]
+    fn closed_error(&self) -> Error {
+        Error::unavailable(format!("pool \"{}\" is closed", self.name))
+    }
+
+    /// The fast path: an idle connection, if any and if nobody is waiting; an error if
+    /// the pool is closed. Reads the state word once for both.
     #[inline]
-    pub(super) fn find_idle(self: &Arc<Self>) -> Found<C> {
-        if self.num_waiters.load(Ordering::Relaxed) != 0 {
-            return Found::Empty;
+    pub(super) fn find_idle(self: &Arc<Self>) -> Result<Found<C>> {
+        let state = self.state.load(Ordering::Relaxed);
+        if state & CLOSED != 0 {
+            return Err(self.closed_error());
         }
-        self.pop_idle()
+        self.rt.check_fork()?;
+        if state >= WAITER {
+            return Ok(Found::Empty);
+        }
+        Ok(self.pop_idle())
     }
 
     /// Pops idle connections until one may be handed out, closing the ones that are
@@ -252,7 +258,8 @@ impl<C: Connector> PoolInner<C> {
             }
         }
         loop {
-            if self.closed.load(Ordering::Acquire) {
+            let state = self.state.load(Ordering::SeqCst);
+            if state & CLOSED != 0 {
                 self.close_entry(entry, CloseReason::Closed);
                 return;
             }
@@ -260,7 +267,7 @@ impl<C: Connector> PoolInner<C> {
                 self.close_entry(entry, CloseReason::Evicted);
                 return;
             }
-            if self.num_waiters.load(Ordering::SeqCst) != 0 {
+            if state >= WAITER {
                 entry.leased_at = now;
                 // Counted as leased from here: a waiter that has gone away drops the
                 // grant, and the Lease's drop gives it back (and un-counts it).
@@ -288,12 +295,13 @@ impl<C: Connector> PoolInner<C> {
             }
             self.idle.push(entry);
             fence(Ordering::SeqCst);
-            if self.closed.load(Ordering::SeqCst) {
+            let state = self.state.load(Ordering::SeqCst);
+            if state & CLOSED != 0 {
                 self.drain_idle(CloseReason::Closed);
                 return;
             }
             // A waiter may have registered after we looked and before it saw our push.
-            if self.num_waiters.load(Ordering::SeqCst) == 0 {
+            if state < WAITER {
                 return;
             }
             match self.idle.pop() {

@@ -52,7 +52,7 @@ impl<C: Connector> Drop for WaiterGuard<'_, C> {
     fn drop(&mut self) {
         let mut w = self.pool.lock_waiters();
         if w.queue.remove(&self.key).is_some() {
-            self.pool.num_waiters.fetch_sub(1, Ordering::SeqCst);
+            self.pool.state.fetch_sub(super::WAITER, Ordering::SeqCst);
         }
     }
 }

@@ -63,7 +63,7 @@ pub use settings::PoolSettings;
 pub use stats::{CloseReason, ClosedByReason, PoolStats};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -81,6 +81,11 @@ use idle::IdleQueue;
 use stats::Counters;
 use upkeep::upkeep_task;
 use waiters::{Grant, Waiters};
+
+/// The "closed" bit of `PoolInner::state`.
+const CLOSED: usize = 1;
+/// One waiting caller in `PoolInner::state`.
+const WAITER: usize = 2;
 
 /// Options for one acquire.
 #[derive(Debug, Clone, Copy, Default)]
@@ -141,9 +146,10 @@ pub(crate) struct PoolInner<C: Connector> {
     delivering: AtomicUsize,
     /// Idle connections the upkeep holds for a moment to look at them (not probes).
     inspecting: AtomicUsize,
-    num_waiters: AtomicUsize,
+    /// One word for what checkout and return look at together: bit 0 is "closed",
+    /// the rest counts the callers waiting (`WAITER` each).
+    state: AtomicUsize,
     waiters: Mutex<Waiters<C>>,
-    closed: AtomicBool,
     next_id: AtomicU64,
     counters: Counters,
     events: Arc<EventBus>,
@@ -222,11 +228,10 @@ impl<C: Connector> Pool<C> {
             connecting: AtomicUsize::new(0),
             delivering: AtomicUsize::new(0),
             inspecting: AtomicUsize::new(0),
-            num_waiters: AtomicUsize::new(0),
+            state: AtomicUsize::new(0),
             waiters: Mutex::new(Waiters {
                 queue: Default::default(),
             }),
-            closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
         });
@@ -441,7 +446,7 @@ impl<C: Connector> Pool<C> {
 
     /// Whether the pool is closed.
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
     pub(crate) fn on_close(&self, f: Box<dyn FnOnce() + Send>) {
@@ -483,23 +488,24 @@ impl<C: Connector> PoolInner<C> {
     /// Whether the pool is closed (read with SeqCst, for the slow paths).
     #[inline]
     pub(super) fn is_shut(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+        self.state.load(Ordering::SeqCst) & CLOSED != 0
     }
 
     /// How many callers wait (read with SeqCst, for the slow paths).
     #[inline]
     pub(super) fn waiting(&self) -> usize {
-        self.num_waiters.load(Ordering::SeqCst)
+        self.state.load(Ordering::SeqCst) / WAITER
     }
 
     fn close(self: &Arc<Self>) {
-        if self.closed.swap(true, Ordering::SeqCst) {
+        if self.state.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED != 0 {
             return;
         }
         let waiters: Vec<_> = {
             let mut w = self.lock_waiters();
             let all = w.queue.take_all();
-            self.num_waiters.store(0, Ordering::SeqCst);
+            // Under the waiters' lock, where every count change happens.
+            self.state.fetch_and(CLOSED, Ordering::SeqCst);
             all
         };
         for tx in waiters {

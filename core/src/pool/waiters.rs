@@ -12,7 +12,7 @@ use super::checkout::Found;
 use super::dropguard::{Held, WaiterGuard};
 use super::stats::{CloseReason, Counters};
 use super::waitqueue::WaitQueue;
-use super::{AcquireOptions, Lease, Pool, PoolInner};
+use super::{AcquireOptions, Lease, Pool, PoolInner, WAITER};
 use crate::config::fmt_duration;
 use crate::connector::Connector;
 use crate::error::{Code, Error, Result};
@@ -42,8 +42,7 @@ impl<C: Connector> Pool<C> {
     /// Acquires a connection with per-call options.
     pub async fn acquire_with(&self, opts: AcquireOptions) -> Result<Lease<C>> {
         let inner = &self.inner;
-        inner.check_open()?;
-        let pending = match inner.find_idle() {
+        let pending = match inner.find_idle()? {
             Found::Ready(e) => return Ok(inner.lease(e, false)),
             Found::Check(held) => Some(held),
             Found::Empty => None,
@@ -71,7 +70,7 @@ impl<C: Connector> Pool<C> {
                 "acquire_on_runtime must run on the manager's runtime; use acquire() elsewhere",
             ));
         }
-        let pending = match inner.find_idle() {
+        let pending = match inner.find_idle()? {
             Found::Ready(e) => return Ok(inner.lease(e, false)),
             Found::Check(held) => Some(held),
             Found::Empty => None,
@@ -83,8 +82,7 @@ impl<C: Connector> Pool<C> {
     /// runtime thread) up to the timeout. The wait happens on the calling thread.
     pub fn acquire_blocking(&self, opts: AcquireOptions) -> Result<Lease<C>> {
         let inner = &self.inner;
-        inner.check_open()?;
-        let pending = match inner.find_idle() {
+        let pending = match inner.find_idle()? {
             Found::Ready(e) => return Ok(inner.lease(e, false)),
             Found::Check(held) => Some(held),
             Found::Empty => None,
@@ -124,10 +122,7 @@ impl<C: Connector> PoolInner<C> {
                 Err(e) => e,
             };
             // Retry (retry.max_attempts) only what an endpoint coming back would fix.
-            if err.code() != Code::Unavailable
-                || attempt >= max_attempts
-                || self.closed.load(Ordering::SeqCst)
-            {
+            if err.code() != Code::Unavailable || attempt >= max_attempts || self.is_shut() {
                 return Err(err);
             }
             attempt += 1;
@@ -185,7 +180,7 @@ impl<C: Connector> PoolInner<C> {
             // Beyond the connects in flight, a new one is needed: if no endpoint can
             // take it (breakers refusing, backing off), fail fast.
             // (A full pool waits for a release instead.)
-            if self.num_waiters.load(Ordering::SeqCst) > self.connecting.load(Ordering::SeqCst)
+            if self.waiting() > self.connecting.load(Ordering::SeqCst)
                 && self.size.load(Ordering::SeqCst) < self.hard_limit()
             {
                 if let Some(no) = self.endpoints.unavailable() {
@@ -271,14 +266,14 @@ impl<C: Connector> PoolInner<C> {
             return Err(err);
         }
         let key = w.queue.push(priority, tx);
-        self.num_waiters.fetch_add(1, Ordering::SeqCst);
+        self.state.fetch_add(WAITER, Ordering::SeqCst);
         Ok(key)
     }
 
     fn pop_waiter(&self) -> Option<oneshot::Sender<Grant<C>>> {
         let mut w = self.lock_waiters();
         let tx = w.queue.pop_first()?;
-        self.num_waiters.fetch_sub(1, Ordering::SeqCst);
+        self.state.fetch_sub(WAITER, Ordering::SeqCst);
         Some(tx)
     }
 
@@ -304,7 +299,7 @@ impl<C: Connector> PoolInner<C> {
                     out.push(tx);
                 }
             }
-            self.num_waiters.fetch_sub(out.len(), Ordering::SeqCst);
+            self.state.fetch_sub(out.len() * WAITER, Ordering::SeqCst);
             out
         };
         if !waiters.is_empty() {
