@@ -15,7 +15,10 @@
 //! `$SB_BENCH_TARGET` (`tcp://127.0.0.1:<port>`), the Rust side of the binding
 //! comparison: `switchboard_tcp_try` (`try_acquire`), `switchboard_tcp_blocking`
 //! (`acquire_blocking`), and `peek`: the liveness check's syscall alone
-//! (`recv(MSG_PEEK | MSG_DONTWAIT)` on a connected socket).
+//! (`recv(MSG_PEEK | MSG_DONTWAIT)` on a connected socket). Contended kinds, 64 tasks
+//! on one current-thread runtime sharing a pool of 16, each acquire -> yield -> release
+//! (so most acquires wait and every release hands over to a waiter), counted per
+//! acquire+release: `switchboard_contended` (`acquire().await`) and `deadpool_contended`.
 
 mod support;
 
@@ -83,6 +86,39 @@ fn run(kind: &str, n: u64, reps: usize) -> Result<Vec<f64>, String> {
                 Ok::<(), String>(())
             })?;
             time(&mut |n| rt.block_on(deadpool_loop(&pool, n)));
+        }
+        "switchboard_contended" => {
+            let manager = switchboard_manager();
+            let pool = switchboard_pool(&manager, "instr", POOL_SIZE);
+            let rt = rt();
+            rt.block_on(warm_switchboard(&pool));
+            time(&mut |n| {
+                let pool = pool.clone();
+                rt.block_on(contended(n, move |_| {
+                    let pool = pool.clone();
+                    async move {
+                        let lease = pool.acquire().await.expect("acquire");
+                        tokio::task::yield_now().await;
+                        black_box(*lease);
+                    }
+                }))
+            });
+            let _ = manager.close(Duration::from_secs(5));
+        }
+        "deadpool_contended" => {
+            let pool = deadpool_pool(POOL_SIZE);
+            let rt = rt();
+            time(&mut |n| {
+                let pool = pool.clone();
+                rt.block_on(contended(n, move |_| {
+                    let pool = pool.clone();
+                    async move {
+                        let obj = pool.get().await.expect("deadpool get");
+                        tokio::task::yield_now().await;
+                        black_box(*obj);
+                    }
+                }))
+            });
         }
         "bb8" => {
             let rt = rt();
@@ -169,6 +205,34 @@ async fn switchboard_async(pool: &Pool<CounterConnector>, n: u64) {
         let lease = pool.acquire().await.expect("acquire");
         black_box(*lease);
     }
+}
+
+/// `n` cycles over 64 tasks on the current runtime, each running `cycle` in turn.
+async fn contended<F, Fut>(n: u64, cycle: F)
+where
+    F: Fn(u64) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    const TASKS: u64 = 64;
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|t| {
+                    let cycle = cycle.clone();
+                    let mine = n / TASKS + u64::from(t < n % TASKS);
+                    tokio::task::spawn_local(async move {
+                        for i in 0..mine {
+                            cycle(i).await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("task");
+            }
+        })
+        .await;
 }
 
 #[inline(never)]

@@ -96,7 +96,12 @@ impl<C: Connector> PoolInner<C> {
     /// evicted, past their lifetime or broken.
     #[inline]
     pub(super) fn pop_idle(self: &Arc<Self>) -> Found<C> {
-        let Some(mut e) = self.idle.pop().or_else(|| self.pop_after_inspection()) else {
+        let popped = match self.idle.pop() {
+            Some(e) => Some(e),
+            None if self.inspecting.load(Ordering::SeqCst) != 0 => self.pop_after_inspection(),
+            None => None,
+        };
+        let Some(mut e) = popped else {
             return Found::Empty;
         };
         let now = self.clock.coarse_stamp();

@@ -48,6 +48,14 @@ pub(super) struct WaiterGuard<'a, C: Connector> {
     pub(super) key: WaiterKey,
 }
 
+impl<C: Connector> WaiterGuard<'_, C> {
+    /// The waiter was granted something, so its sender already took it out of the
+    /// queue: nothing to remove (saves the lock and the search).
+    pub(super) fn served(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl<C: Connector> Drop for WaiterGuard<'_, C> {
     fn drop(&mut self) {
         let mut w = self.pool.lock_waiters();

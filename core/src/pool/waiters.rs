@@ -196,7 +196,13 @@ impl<C: Connector> PoolInner<C> {
             }
             self.ensure_connecting();
             let grant = tokio::time::timeout_at(deadline, rx).await;
-            drop(guard);
+            if let Ok(Ok(_)) = grant {
+                // A grant is only sent to a waiter taken out of the queue (and counted
+                // out) by the sender: there is nothing for the guard to remove.
+                guard.served();
+            } else {
+                drop(guard);
+            }
             match grant {
                 Ok(Ok(Grant::Conn(mut lease))) => {
                     let alive = lease
