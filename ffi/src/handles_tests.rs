@@ -167,12 +167,21 @@ fn concurrent_insert_remove() {
 }
 
 thread_local! {
-    static TEST_FREE: RefCell<LocalFree> = const { RefCell::new(LocalFree::new(test_give_back)) };
+    static TEST_FREE: LocalFree = const { LocalFree::new(test_give_back) };
 }
-fn test_give_back(index: usize) {
-    CACHED.push_global(index);
+fn test_give_back(slot: *const ()) {
+    // SAFETY: called by `TEST_FREE`'s drop with an address from that cache, which is
+    // `CACHED`'s alone.
+    unsafe { CACHED.give_back(slot) };
 }
-static CACHED: Slab<(u64, u64)> = Slab::with_local_cache(Tag::Manager, &TEST_FREE);
+struct TestCache;
+// SAFETY: `TEST_FREE` is `CACHED`'s cache alone.
+unsafe impl LocalCache for TestCache {
+    fn with<R>(f: impl FnOnce(&LocalFree) -> R) -> Option<R> {
+        TEST_FREE.try_with(f).ok()
+    }
+}
+static CACHED: Slab<(u64, u64), TestCache> = Slab::with_local_cache(Tag::Manager);
 
 /// A slab with per-thread free caches: handles made on one thread and removed on
 /// another, threads that exit with slots in their cache; no slot is ever handed
@@ -238,4 +247,108 @@ fn per_thread_free_cache() {
         fresh < THREADS * PER_THREAD / 4,
         "{fresh} slots for a bounded working set"
     );
+}
+
+/// `remove_then` shows the value before it goes, drops it in place at once when
+/// unused, and leaves it to the last user otherwise; a second removal is refused.
+#[test]
+fn remove_then_owned_and_shared() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let slab = Slab::new(Tag::Lease);
+    let h = slab.insert(Counted(drops.clone(), 5)).unwrap();
+    let mut seen = 0;
+    slab.remove_then(h, |v| seen = v.1).unwrap();
+    assert_eq!((seen, drops.load(Ordering::SeqCst)), (5, 1));
+    let e = slab.remove_then(h, |_| panic!("not called")).err().unwrap();
+    assert_eq!(e.code(), Code::InvalidHandle);
+    assert!(
+        e.message().contains("released or discarded"),
+        "{}",
+        e.message()
+    );
+
+    let h = slab.insert(Counted(drops.clone(), 6)).unwrap();
+    let user = slab.get(h).unwrap();
+    slab.remove_then(h, |v| seen = v.1).unwrap();
+    assert_eq!((seen, drops.load(Ordering::SeqCst)), (6, 1), "still in use");
+    assert!(slab.get(h).is_err());
+    drop(user);
+    assert_eq!(drops.load(Ordering::SeqCst), 2, "the last user dropped it");
+    assert_eq!(slab.fresh.load(Ordering::SeqCst), 1, "one slot, reused");
+}
+
+struct PanicsOnDrop(bool);
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if self.0 {
+            panic!("this drop panics (on purpose)");
+        }
+    }
+}
+
+/// A value whose drop panics still gives its slot back, under a new generation.
+#[test]
+fn panicking_drop_recycles_the_slot() {
+    let slab = Slab::new(Tag::Config);
+    let h = slab.insert(PanicsOnDrop(true)).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(slab.remove(h).unwrap());
+    }));
+    assert!(r.is_err());
+    assert!(slab.get(h).is_err());
+    let h2 = slab.insert(PanicsOnDrop(false)).unwrap();
+    assert_eq!(h2 & INDEX_MASK, h & INDEX_MASK, "the slot was recycled");
+    assert_ne!(h2, h);
+    assert_eq!(slab.fresh.load(Ordering::SeqCst), 1);
+}
+
+thread_local! {
+    static REUSE_FREE: LocalFree = const { LocalFree::new(reuse_give_back) };
+}
+fn reuse_give_back(slot: *const ()) {
+    // SAFETY: called by `REUSE_FREE`'s drop with an address from that cache, which is
+    // `REUSE`'s alone.
+    unsafe { REUSE.give_back(slot) };
+}
+struct ReuseCache;
+// SAFETY: `REUSE_FREE` is `REUSE`'s cache alone.
+unsafe impl LocalCache for ReuseCache {
+    fn with<R>(f: impl FnOnce(&LocalFree) -> R) -> Option<R> {
+        REUSE_FREE.try_with(f).ok()
+    }
+}
+static REUSE: Slab<u64, ReuseCache> = Slab::with_local_cache(Tag::Resource);
+
+/// On one thread, a release followed by an acquire gets the same slot back (from the
+/// thread's cache, by address) with a new generation, in every segment; the old
+/// handles stay invalid.
+#[test]
+fn thread_cache_reuses_slots_by_address() {
+    std::thread::spawn(|| {
+        // Fill past the first two segments (64 + 128 slots), then cycle each one.
+        let hs: Vec<usize> = (0..300u64).map(|i| REUSE.insert(i).unwrap()).collect();
+        for (i, h) in hs.iter().enumerate() {
+            REUSE.remove_then(*h, |v| assert_eq!(*v, i as u64)).unwrap();
+            let again = REUSE.insert(1000 + i as u64).unwrap();
+            assert_eq!(again & INDEX_MASK, h & INDEX_MASK);
+            assert_ne!(again, *h);
+            assert!(REUSE.get(*h).is_err());
+            assert_eq!(*REUSE.get(again).unwrap(), 1000 + i as u64);
+            drop(REUSE.remove(again).unwrap());
+        }
+    })
+    .join()
+    .unwrap();
+    // The thread's cache went back to the shared list when it exited: a new thread
+    // reuses those slots instead of taking fresh ones.
+    let fresh = REUSE.fresh.load(Ordering::SeqCst);
+    std::thread::spawn(|| {
+        let hs: Vec<usize> = (0..64u64).map(|i| REUSE.insert(i).unwrap()).collect();
+        for h in hs {
+            drop(REUSE.remove(h).unwrap());
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(REUSE.fresh.load(Ordering::SeqCst), fresh);
 }

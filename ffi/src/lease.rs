@@ -1,7 +1,7 @@
 //! `sb_lease`: one checked-out connection.
 
-use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use switchboard_core::{AnyConn, AnyConnector, Error, Lease, Socket};
 use crate::args::{bytes, bytes_mut, check_out, copy_str_out, write_out};
 use crate::connector::CConn;
 use crate::error::{guard, sb_status};
-use crate::handles::{LocalFree, Slab, Tag, addr};
+use crate::handles::{LocalCache, LocalFree, Slab, Tag, addr};
 
 /// A connection checked out of a pool by `sb_pool_acquire`. Use it from one thread at
 /// a time; give it back with `sb_lease_release` (or close it with
@@ -21,48 +21,49 @@ pub struct sb_lease {
 }
 
 /// The lease behind a handle. Dropping it returns the connection to its pool, or
-/// closes it if the handle was discarded.
+/// closes it if the handle was discarded. It is dropped where it lies in the handle
+/// table (see `handles`), so the ~100-byte lease is copied once per acquire (into the
+/// table) and never on release.
 pub(crate) struct LeaseObj {
-    lease: Option<Lease<AnyConnector<CConn>>>,
+    /// Taken only in `drop`.
+    lease: ManuallyDrop<Lease<AnyConnector<CConn>>>,
     discard: AtomicBool,
 }
 
 impl LeaseObj {
+    #[inline]
     pub(crate) fn new(lease: Lease<AnyConnector<CConn>>) -> Self {
         LeaseObj {
-            lease: Some(lease),
+            lease: ManuallyDrop::new(lease),
             discard: AtomicBool::new(false),
         }
     }
 
-    fn conn(&self) -> Result<&AnyConn<CConn>, Error> {
-        // `lease` is only taken in `drop`.
-        self.lease
-            .as_deref()
-            .ok_or_else(|| Error::internal("lease without a connection"))
+    fn conn(&self) -> &AnyConn<CConn> {
+        &self.lease
     }
 
-    fn lease(&self) -> Result<&Lease<AnyConnector<CConn>>, Error> {
-        // `lease` is only taken in `drop`.
-        self.lease
-            .as_ref()
-            .ok_or_else(|| Error::internal("lease without a connection"))
+    fn lease(&self) -> &Lease<AnyConnector<CConn>> {
+        &self.lease
     }
 
     /// The socket; FailedPrecondition for a lease of a custom pool.
     fn socket(&self) -> Result<&Socket, Error> {
-        self.conn()?.socket()
+        self.conn().socket()
     }
 }
 
 impl Drop for LeaseObj {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            if self.discard.load(Ordering::Acquire) {
-                lease.discard();
-            } else {
-                lease.release();
-            }
+        if self.discard.load(Ordering::Acquire) {
+            // SAFETY: `lease` is initialised until here and not used after: this is
+            // `drop`, and it takes the lease exactly once, on one of the two branches.
+            unsafe { ManuallyDrop::take(&mut self.lease) }.discard();
+        } else {
+            // Released: dropping a `Lease` returns its connection to the pool.
+            // SAFETY: as above; dropped in place instead of taken.
+            unsafe { ManuallyDrop::drop(&mut self.lease) };
         }
     }
 }
@@ -70,14 +71,28 @@ impl Drop for LeaseObj {
 // Leases are made and ended on the hot path (every acquire and release), so freed
 // lease slots go to a per-thread cache before the shared free list.
 thread_local! {
-    static LEASE_FREE: RefCell<LocalFree> = const { RefCell::new(LocalFree::new(give_back)) };
+    static LEASE_FREE: LocalFree = const { LocalFree::new(give_back) };
 }
 
-fn give_back(index: usize) {
-    LEASES.push_global(index);
+fn give_back(slot: *const ()) {
+    // SAFETY: only `LEASE_FREE`'s drop calls this, with an address from that cache,
+    // which is `LEASES`' alone (`LeaseCache`).
+    unsafe { LEASES.give_back(slot) };
 }
 
-pub(crate) static LEASES: Slab<LeaseObj> = Slab::with_local_cache(Tag::Lease, &LEASE_FREE);
+/// The lease slab's per-thread cache of free slots.
+pub(crate) struct LeaseCache;
+
+// SAFETY: `LEASE_FREE` is used by `LEASES` alone, and its `give_back` returns the
+// slots to `LEASES`.
+unsafe impl LocalCache for LeaseCache {
+    #[inline(always)]
+    fn with<R>(f: impl FnOnce(&LocalFree) -> R) -> Option<R> {
+        LEASE_FREE.try_with(f).ok()
+    }
+}
+
+pub(crate) static LEASES: Slab<LeaseObj, LeaseCache> = Slab::with_local_cache(Tag::Lease);
 
 /// Stores the connection's id in `*out`: unique within its pool (from 1), never
 /// reused; the `connection_id` of events about it (`sb_event`).
@@ -90,11 +105,7 @@ pub unsafe extern "C" fn sb_lease_id(lease: *const sb_lease, out: *mut u64) -> s
     guard("sb_lease_id", || {
         let l = LEASES.get(addr(lease))?;
         check_out(out, "out")?;
-        let id = l
-            .lease
-            .as_ref()
-            .map(|x| x.id())
-            .ok_or_else(|| Error::internal("lease without a connection"))?;
+        let id = l.lease().id();
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(out, id) };
         Ok(())
@@ -136,7 +147,7 @@ pub unsafe extern "C" fn sb_lease_conn(lease: *const sb_lease, out: *mut *mut c_
     guard("sb_lease_conn", || {
         let l = LEASES.get(addr(lease))?;
         check_out(out, "out")?;
-        let ptr = l.conn()?.custom()?.ptr();
+        let ptr = l.conn().custom()?.ptr();
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_out(out, ptr) };
         Ok(())
@@ -265,7 +276,7 @@ pub unsafe extern "C" fn sb_lease_endpoint(
 ) -> sb_status {
     guard("sb_lease_endpoint", || {
         let l = LEASES.get(addr(lease))?;
-        let name = l.lease()?.endpoint();
+        let name = l.lease().endpoint();
         // SAFETY: forwarded caller's contract.
         unsafe { copy_str_out(name, buf, len, written, "the endpoint name") }
     })
@@ -286,7 +297,7 @@ pub extern "C" fn sb_lease_report(
 ) -> sb_status {
     guard("sb_lease_report", || {
         let l = LEASES.get(addr(lease))?;
-        l.lease()?.report(success, Duration::from_nanos(latency_ns));
+        l.lease().report(success, Duration::from_nanos(latency_ns));
         Ok(())
     })
 }
@@ -302,7 +313,7 @@ pub extern "C" fn sb_lease_report(
 pub extern "C" fn sb_lease_release(lease: *mut sb_lease) -> sb_status {
     guard("sb_lease_release", || {
         if !lease.is_null() {
-            drop(LEASES.remove(addr(lease))?);
+            LEASES.remove_then(addr(lease), |_| ())?;
         }
         Ok(())
     })
@@ -315,8 +326,7 @@ pub extern "C" fn sb_lease_release(lease: *mut sb_lease) -> sb_status {
 pub extern "C" fn sb_lease_discard(lease: *mut sb_lease) -> sb_status {
     guard("sb_lease_discard", || {
         if !lease.is_null() {
-            let l = LEASES.remove(addr(lease))?;
-            l.discard.store(true, Ordering::Release);
+            LEASES.remove_then(addr(lease), |l| l.discard.store(true, Ordering::Release))?;
         }
         Ok(())
     })
