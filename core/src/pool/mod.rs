@@ -34,6 +34,7 @@
 //! | `checkout.rs` | the fast path: taking an idle connection and giving one back |
 //! | `waiters.rs` | the slow acquire path: waiting for a grant (timeouts, retries) |
 //! | `waitqueue.rs` | the order waiters are served in (priority, then arrival) |
+//! | `deadlines.rs` | one task per pool that times out waiters at their deadline |
 //! | `connect.rs` | connect slots, background connects, opening and closing a connection |
 //! | `upkeep.rs` | the background pass: idle timeout, lifetime, probes, health checks, leaks, `min_idle` |
 //! | `lease.rs` | [`Lease`], the checked-out connection |
@@ -45,6 +46,7 @@
 
 mod checkout;
 mod connect;
+mod deadlines;
 mod dropguard;
 mod endpoints;
 mod idle;
@@ -150,6 +152,7 @@ pub(crate) struct PoolInner<C: Connector> {
     /// the rest counts the callers waiting (`WAITER` each).
     state: AtomicUsize,
     waiters: Mutex<Waiters<C>>,
+    deadlines: deadlines::Deadlines,
     next_id: AtomicU64,
     counters: Counters,
     events: Arc<EventBus>,
@@ -232,6 +235,7 @@ impl<C: Connector> Pool<C> {
             waiters: Mutex::new(Waiters {
                 queue: Default::default(),
             }),
+            deadlines: Default::default(),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
         });
@@ -242,7 +246,14 @@ impl<C: Connector> Pool<C> {
             // Often enough that health checks keep their interval.
             every = every.min((h / 2).max(Duration::from_millis(10)));
         }
-        drop(inner.rt.handle().spawn(upkeep_task(weak, every)));
+        drop(inner.rt.handle().spawn(upkeep_task(weak.clone(), every)));
+        let wake = inner.deadlines.wake.clone();
+        drop(
+            inner
+                .rt
+                .handle()
+                .spawn(deadlines::deadline_task(weak, wake)),
+        );
         Pool { inner }
     }
 
@@ -477,6 +488,7 @@ impl<C: Connector> Drop for PoolInner<C> {
     /// The last handle and the last lease are gone: close what is idle through the
     /// connector, so custom close callbacks run for every object.
     fn drop(&mut self) {
+        self.deadlines.stop();
         while let Some(e) = self.idle.pop() {
             self.connector.close(e.conn);
             self.counters.closed(CloseReason::Closed);
@@ -508,9 +520,10 @@ impl<C: Connector> PoolInner<C> {
             self.state.fetch_and(CLOSED, Ordering::SeqCst);
             all
         };
-        for tx in waiters {
-            let _ = tx.send(Grant::Closed);
+        for x in waiters {
+            let _ = x.tx.send(Grant::Closed);
         }
+        self.deadlines.stop();
         self.drain_idle(CloseReason::Closed);
         self.endpoints.closed_all();
         let hook = self

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::checkout::Found;
+use super::deadlines::Waiter;
 use super::dropguard::{Held, WaiterGuard};
 use super::stats::{CloseReason, Counters};
 use super::waitqueue::WaitQueue;
@@ -22,13 +23,15 @@ use crate::events::{Event, EventKind};
 pub(super) enum Grant<C: Connector> {
     Conn(Lease<C>),
     Failed(Error),
+    /// The deadline passed (sent by the deadline task).
+    TimedOut,
     Closed,
 }
 
 pub(super) use super::waitqueue::WaiterKey;
 
 pub(super) struct Waiters<C: Connector> {
-    pub(super) queue: WaitQueue<oneshot::Sender<Grant<C>>>,
+    pub(super) queue: WaitQueue<Waiter<C>>,
 }
 
 impl<C: Connector> Pool<C> {
@@ -155,7 +158,7 @@ impl<C: Connector> PoolInner<C> {
         loop {
             self.check_open()?;
             let (tx, rx) = oneshot::channel();
-            let key = self.register(priority, tx)?;
+            let key = self.register(priority, tx, deadline)?;
             let guard = WaiterGuard { pool: self, key };
             // Registered first, then look again: a connection released between our
             // first look and the registration went to the idle queue (see give_back).
@@ -195,8 +198,9 @@ impl<C: Connector> PoolInner<C> {
                 }
             }
             self.ensure_connecting();
-            let grant = tokio::time::timeout_at(deadline, rx).await;
-            if let Ok(Ok(_)) = grant {
+            // No timer of our own: the deadline task sends TimedOut at the deadline.
+            let grant = rx.await;
+            if grant.is_ok() {
                 // A grant is only sent to a waiter taken out of the queue (and counted
                 // out) by the sender: there is nothing for the guard to remove.
                 guard.served();
@@ -204,7 +208,7 @@ impl<C: Connector> PoolInner<C> {
                 drop(guard);
             }
             match grant {
-                Ok(Ok(Grant::Conn(mut lease))) => {
+                Ok(Grant::Conn(mut lease)) => {
                     let alive = lease
                         .entry
                         .as_mut()
@@ -221,14 +225,14 @@ impl<C: Connector> PoolInner<C> {
                         self.close_entry(e, CloseReason::Broken);
                     }
                 }
-                Ok(Ok(Grant::Failed(e))) => return Err(e),
-                Ok(Ok(Grant::Closed)) | Ok(Err(_)) => {
+                Ok(Grant::Failed(e)) => return Err(e),
+                Ok(Grant::TimedOut) => return Err(self.timed_out(timeout)),
+                Ok(Grant::Closed) | Err(_) => {
                     return Err(Error::unavailable(format!(
                         "pool \"{}\" is closed",
                         self.name
                     )));
                 }
-                Err(_) => return Err(self.timed_out(timeout)),
             }
         }
     }
@@ -253,7 +257,12 @@ impl<C: Connector> PoolInner<C> {
         self.waiters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn register(&self, priority: i32, tx: oneshot::Sender<Grant<C>>) -> Result<WaiterKey> {
+    fn register(
+        &self,
+        priority: i32,
+        tx: oneshot::Sender<Grant<C>>,
+        deadline: tokio::time::Instant,
+    ) -> Result<WaiterKey> {
         let mut w = self.lock_waiters();
         if w.queue.len() >= self.settings.max_waiters {
             drop(w);
@@ -271,14 +280,15 @@ impl<C: Connector> PoolInner<C> {
             });
             return Err(err);
         }
-        let key = w.queue.push(priority, tx);
+        let key = w.queue.push(priority, Waiter { tx, deadline });
+        self.deadlines.added(deadline);
         self.state.fetch_add(WAITER, Ordering::SeqCst);
         Ok(key)
     }
 
     fn pop_waiter(&self) -> Option<oneshot::Sender<Grant<C>>> {
         let mut w = self.lock_waiters();
-        let tx = w.queue.pop_first()?;
+        let tx = w.queue.pop_first()?.tx;
         self.state.fetch_sub(WAITER, Ordering::SeqCst);
         Some(tx)
     }
@@ -301,8 +311,8 @@ impl<C: Connector> PoolInner<C> {
             let mut w = self.lock_waiters();
             let mut out = Vec::new();
             while w.queue.len() > keep {
-                if let Some(tx) = w.queue.pop_last() {
-                    out.push(tx);
+                if let Some(x) = w.queue.pop_last() {
+                    out.push(x.tx);
                 }
             }
             self.state.fetch_sub(out.len() * WAITER, Ordering::SeqCst);
