@@ -59,6 +59,70 @@ impl ConnState {
     }
 }
 
+/// How ready an endpoint is to serve without a caller paying for a connect (seed 001's
+/// connection warming), in its health record.
+///
+/// Decided from the endpoint's counts when the record is read ([`Warming::of`]):
+/// - `Cold`: no connection is open to it and none is being opened, so the next
+///   caller that needs it waits for a whole connect;
+/// - `Warming`: connects to it are in flight, or fewer connections are open than its
+///   share of the pool's `min_idle` (`min_idle / endpoints`, rounded down);
+/// - `Warm`: at least one connection is open, its share of `min_idle` is met and
+///   nothing is being opened.
+///
+/// A warm endpoint goes back to warming while the pool opens more (a demand spike,
+/// `pool.scale_ahead`) and to cold when its last connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Warming {
+    /// Nothing open and nothing being opened.
+    Cold = 0,
+    /// Connects in flight, or below its share of `min_idle`.
+    Warming = 1,
+    /// Open, its share of `min_idle` met, nothing being opened.
+    Warm = 2,
+}
+
+impl Warming {
+    /// Every state, in the order of their numbers.
+    pub const ALL: [Warming; 3] = [Warming::Cold, Warming::Warming, Warming::Warm];
+
+    /// The stable name used in every language: `cold`, `warming`, `warm`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Warming::Cold => "cold",
+            Warming::Warming => "warming",
+            Warming::Warm => "warm",
+        }
+    }
+
+    /// The state with number `n`.
+    pub fn from_u8(n: u8) -> Option<Warming> {
+        Self::ALL.get(usize::from(n)).copied()
+    }
+
+    /// The state of an endpoint with `open` connections and `connecting` connects in
+    /// flight, whose share of the pool's `min_idle` is `share`.
+    ///
+    /// ```
+    /// use switchboard_core::Warming;
+    /// assert_eq!(Warming::of(0, 0, 3), Warming::Cold);
+    /// assert_eq!(Warming::of(0, 1, 3), Warming::Warming);
+    /// assert_eq!(Warming::of(2, 0, 3), Warming::Warming);
+    /// assert_eq!(Warming::of(3, 0, 3), Warming::Warm);
+    /// assert_eq!(Warming::of(1, 0, 0), Warming::Warm);
+    /// ```
+    pub const fn of(open: usize, connecting: usize, share: usize) -> Warming {
+        if open == 0 && connecting == 0 {
+            Warming::Cold
+        } else if connecting != 0 || open < share {
+            Warming::Warming
+        } else {
+            Warming::Warm
+        }
+    }
+}
+
 /// Health-check settings, from the `health.*` keys.
 #[derive(Debug, Clone)]
 pub struct HealthSettings {
@@ -159,6 +223,8 @@ pub struct EndpointHealth {
     pub endpoint: String,
     /// Its state.
     pub state: ConnState,
+    /// How warm it is: cold, warming or warm (see [`Warming`]).
+    pub warming: Warming,
     /// Its breaker's state.
     pub breaker: BreakerState,
     /// Quality score in [0, 1] (higher is better).
@@ -264,5 +330,19 @@ mod tests {
         assert_eq!(flaky.failures, 10);
         assert!(flaky.connected_since.is_none(), "its last call failed");
         assert!(fast.connected_since.is_some());
+    }
+
+    #[test]
+    fn warming_names_and_numbers_are_stable() {
+        for (i, w) in Warming::ALL.into_iter().enumerate() {
+            assert_eq!(w as usize, i);
+            assert_eq!(Warming::from_u8(i as u8), Some(w));
+        }
+        assert_eq!(Warming::from_u8(3), None);
+        let names: Vec<&str> = Warming::ALL.iter().map(|w| w.as_str()).collect();
+        assert_eq!(names, ["cold", "warming", "warm"]);
+        // Connects in flight make a cold endpoint warming, and a warm one too.
+        assert_eq!(Warming::of(5, 1, 3), Warming::Warming);
+        assert_eq!(Warming::of(5, 0, 3), Warming::Warm);
     }
 }

@@ -46,7 +46,7 @@ pub use dyn_connector::{AnyConn, AnyConnector};
 pub use endpoint::Endpoint;
 pub use error::{Code, Error, Result};
 pub use events::{Event, EventKind};
-pub use health::{ConnState, EndpointHealth, HealthReport};
+pub use health::{ConnState, EndpointHealth, HealthReport, Warming};
 pub use manager::Manager;
 pub use pool::{
     AcquireOptions, CloseReason, ClosedByReason, Lease, Pool, PoolSettings, PoolStats, WeakPool,

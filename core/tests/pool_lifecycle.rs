@@ -694,3 +694,217 @@ fn the_liveness_check_is_skipped_only_within_the_bypass_window() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("pool.liveness_bypass"), "{err}");
 }
+
+/// A connector whose connects take `delay` and count themselves in `opened`.
+fn slow_counting(delay: Duration, opened: &Arc<AtomicUsize>) -> FnConnector<usize> {
+    let o = opened.clone();
+    FnConnector::new(move |_ep: &Endpoint| {
+        let o = o.clone();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Ok(o.fetch_add(1, Ordering::SeqCst))
+        })
+    })
+}
+
+/// HikariCP's spike (as in `a_demand_spike_opens_only_what_demand_needs`): 50 callers
+/// at once, a 150 ms connect, min_idle 5, max_size 50, each lease held 20 ms.
+/// Returns the connections opened beyond min_idle.
+fn spike(extra: &[(&str, &str)]) -> usize {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let m = Manager::new(&Config::new()).unwrap();
+    let mut c = vec![("pool.max_size", "50"), ("pool.min_idle", "5")];
+    c.extend_from_slice(extra);
+    let pool = m
+        .pool_with(
+            "spike",
+            "slow://db",
+            &cfg(&c),
+            slow_counting(Duration::from_millis(150), &opened),
+        )
+        .unwrap();
+    assert!(pool.warm_blocking().unwrap() <= 5);
+    assert!(wait_until(Duration::from_secs(5), || pool
+        .stats()
+        .connecting
+        == 0));
+    assert_eq!(pool.stats().created_total, 5);
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let p = pool.clone();
+            std::thread::spawn(move || {
+                let l = p.acquire_blocking(NOW).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                drop(l);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Connects still in flight when the last caller left count too.
+    assert!(wait_until(Duration::from_secs(5), || pool
+        .stats()
+        .connecting
+        == 0));
+    let s = pool.stats();
+    assert_eq!(s.acquired_total, 50);
+    s.created_total as usize - 5
+}
+
+/// Issue 13's target: with `pool.scale_ahead` on, HikariCP's spike still ends with at
+/// most 5 connections beyond min_idle (HikariCP's own result), because the connection
+/// opened ahead takes a place under `max_connecting` like any other.
+#[test]
+fn a_demand_spike_with_scale_ahead_opens_at_most_five_beyond_min_idle() {
+    // 0.1: five leased of 50 already reach it, so it is at work from the first callers.
+    let ahead = spike(&[("pool.scale_ahead", "0.1")]);
+    let off = spike(&[]);
+    eprintln!("spike: opened beyond min_idle: scale_ahead off {off}, on {ahead}");
+    assert!(ahead <= 5, "with scale_ahead: {ahead} beyond min_idle");
+    assert!(off <= 5, "without scale_ahead: {off} beyond min_idle");
+}
+
+/// Leases `n` idle connections without waiting (each takes the fast path, the one
+/// that calls scale_ahead).
+fn lease_idle(
+    pool: &switchboard_core::Pool<FnConnector<usize>>,
+    n: usize,
+) -> Vec<switchboard_core::Lease<FnConnector<usize>>> {
+    (0..n)
+        .map(|_| pool.try_acquire().unwrap().expect("an idle connection"))
+        .collect()
+}
+
+/// Opens `n` connections (one at a time) and returns them to the pool idle.
+fn open_idle(pool: &switchboard_core::Pool<FnConnector<usize>>, n: usize) {
+    let held: Vec<_> = (0..n)
+        .map(|_| pool.acquire_blocking(NOW).unwrap())
+        .collect();
+    drop(held);
+    assert_eq!(pool.stats().idle, n);
+}
+
+#[test]
+fn scale_ahead_opens_the_next_connection_before_anyone_waits() {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool_with(
+            "ahead",
+            "slow://db",
+            &cfg(&[("pool.max_size", "4"), ("pool.scale_ahead", "0.5")]),
+            slow_counting(Duration::from_millis(30), &opened),
+        )
+        .unwrap();
+    open_idle(&pool, 2);
+    let waited = pool.stats().acquired_waited_total;
+    // One leased of 4: below 0.5, and one is still idle: nothing opens.
+    let mut leases = lease_idle(&pool, 1);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(pool.stats().created_total, 2);
+    // Two leased of 4 and none idle: the third opens with nobody waiting for it.
+    leases.extend(lease_idle(&pool, 1));
+    let mut max_waiting = 0;
+    assert!(wait_until(Duration::from_secs(5), || {
+        let s = pool.stats();
+        max_waiting = max_waiting.max(s.waiting);
+        s.idle == 1
+    }));
+    let s = pool.stats();
+    assert_eq!((s.created_total, s.size, s.leased), (3, 3, 2), "{s:?}");
+    assert_eq!(max_waiting, 0);
+    // Taken without waiting; three leased of 4: the fourth opens ahead.
+    leases.extend(lease_idle(&pool, 1));
+    assert!(wait_until(Duration::from_secs(5), || pool.stats().idle == 1));
+    // Four leased of 4: max_size reached, nothing more.
+    leases.extend(lease_idle(&pool, 1));
+    std::thread::sleep(Duration::from_millis(100));
+    let s = pool.stats();
+    assert_eq!(
+        (s.created_total, s.size, s.leased, s.waiting),
+        (4, 4, 4, 0),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.acquired_waited_total, waited,
+        "nobody waited after the first two"
+    );
+    drop(leases);
+}
+
+#[test]
+fn scale_ahead_is_off_by_default() {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool_with(
+            "on_demand",
+            "slow://db",
+            &cfg(&[("pool.max_size", "4")]),
+            slow_counting(Duration::from_millis(30), &opened),
+        )
+        .unwrap();
+    assert_eq!(pool.settings().scale_ahead, 0.0);
+    open_idle(&pool, 2);
+    let leases = lease_idle(&pool, 2);
+    std::thread::sleep(Duration::from_millis(150));
+    let s = pool.stats();
+    assert_eq!((s.created_total, s.size, s.idle), (2, 2, 0), "{s:?}");
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    drop(leases);
+}
+
+/// The warming state in the health record: a pool keeping min_idle 3 over a slow
+/// connect is seen warming (connects in flight, fewer than 3 open), then warm; an
+/// endpoint with nothing open and nothing opening is cold.
+#[test]
+fn an_endpoint_warms_up_to_min_idle_and_is_cold_with_nothing_open() {
+    use switchboard_core::Warming;
+    let opened = Arc::new(AtomicUsize::new(0));
+    let m = Manager::new(&Config::new()).unwrap();
+    let pool = m
+        .pool_with(
+            "warming",
+            "slow://db",
+            &cfg(&[("pool.min_idle", "3"), ("pool.max_connecting", "1")]),
+            slow_counting(Duration::from_millis(100), &opened),
+        )
+        .unwrap();
+    let mut seen: Vec<(Warming, usize)> = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        let e = &pool.health().endpoints[0];
+        if seen.last().map(|s| s.0) != Some(e.warming) {
+            seen.push((e.warming, e.open_connections));
+        }
+        e.warming == Warming::Warm
+    }));
+    // A first read may come before the upkeep's first connect has started.
+    if seen[0].0 == Warming::Cold {
+        seen.remove(0);
+    }
+    let states: Vec<Warming> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(states, [Warming::Warming, Warming::Warm], "{seen:?}");
+    assert_eq!(seen[1].1, 3, "warm only once min_idle is open: {seen:?}");
+    assert_eq!(pool.stats().idle, 3);
+    // The same in every face's name.
+    assert_eq!(pool.stats().endpoints[0].warming.as_str(), "warm");
+
+    // No min_idle and nothing leased yet: cold; one connection open: warm; its
+    // last connection gone: cold again.
+    let cold = m
+        .pool_with(
+            "cold",
+            "slow://db",
+            &Config::new(),
+            slow_counting(Duration::from_millis(10), &opened),
+        )
+        .unwrap();
+    let h = cold.health();
+    assert_eq!(h.endpoints[0].warming, Warming::Cold);
+    assert_eq!(h.endpoints[0].warming.as_str(), "cold");
+    let l = cold.acquire_blocking(NOW).unwrap();
+    assert_eq!(cold.health().endpoints[0].warming, Warming::Warm);
+    l.discard();
+    assert_eq!(cold.health().endpoints[0].warming, Warming::Cold);
+}

@@ -58,6 +58,21 @@ impl<C: Connector> PoolInner<C> {
         }
     }
 
+    /// Reserves a connect slot only if no connect is in flight (`connecting` 0 -> 1),
+    /// within `limit`: two checkouts racing into `scale_ahead` start one connect.
+    fn reserve_only_connect(self: &Arc<Self>, limit: usize) -> Option<ConnectSlot<C>> {
+        self.connecting
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        if !self.try_reserve(limit) {
+            self.connecting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(ConnectSlot {
+            pool: Some(self.clone()),
+        })
+    }
+
     /// Reserves one unit of `size` within `limit`.
     fn try_reserve(&self, limit: usize) -> bool {
         self.size
@@ -90,10 +105,41 @@ impl<C: Connector> PoolInner<C> {
         }
     }
 
-    /// `pool.scale_ahead`: called on every checkout when it is set (never otherwise).
+    /// `pool.scale_ahead`: called on every checkout when it is set (never otherwise),
+    /// after the connection being handed out has left the idle queue.
+    ///
+    /// When nothing is left idle, nothing is on its way (no connect in flight, none
+    /// being delivered) and the leased connections have reached `scale_ahead` of
+    /// `max_size`, one connect starts in the background, so the next caller finds a
+    /// connection instead of waiting for one. Only one at a time: it is the next
+    /// connection, opened early, not a burst; and it takes a place under
+    /// `max_connecting` like any other, so a demand spike still opens only a few
+    /// (the waiters' own connects start only while waiters outnumber the connects in
+    /// flight, this one included). Never beyond `max_size` (overflow is for demand).
+    ///
+    /// Reads atomics only, cheapest first; the connect itself is a spawned task.
     #[cold]
     pub(super) fn scale_ahead(self: &Arc<Self>) {
-        // Issue 13 item 8: not built yet.
+        if self.idle.len() != 0
+            || self.connecting.load(Ordering::Relaxed) != 0
+            || self.delivering.load(Ordering::Relaxed) != 0
+        {
+            return;
+        }
+        let max = self.max_size.load(Ordering::Relaxed);
+        // Nothing idle and nothing connecting: every open connection is leased.
+        let leased = self.size.load(Ordering::Relaxed);
+        if leased >= max || (leased as f64) < self.settings.scale_ahead * max as f64 {
+            return;
+        }
+        if self.is_shut() {
+            return;
+        }
+        let Some(slot) = self.reserve_only_connect(max) else {
+            return;
+        };
+        // If the runtime is gone the task is dropped unrun, and the slot with it.
+        drop(self.rt.handle().spawn(connect_task(slot)));
     }
 
     /// Chooses an endpoint (skipping `exclude`), opens one connection to it and

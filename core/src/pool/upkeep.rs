@@ -308,8 +308,9 @@ impl<C: Connector> PoolInner<C> {
     /// Each endpoint's health; a pool of one endpoint takes its in-flight load from
     /// the pool's own count (the fast path keeps per-endpoint counts only for several).
     pub(super) fn endpoint_health(&self) -> Vec<EndpointHealth> {
+        let min_idle = self.min_idle.load(Ordering::SeqCst);
         let mut eps: Vec<EndpointHealth> = (0..self.endpoints.slots.len())
-            .map(|i| self.endpoints.snapshot(i))
+            .map(|i| self.endpoints.snapshot(i, min_idle))
             .collect();
         if let [only] = eps.as_mut_slice() {
             let size = self.size.load(Ordering::SeqCst);

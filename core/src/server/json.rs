@@ -31,6 +31,7 @@ fn endpoint(e: &EndpointHealth) -> Value {
     json!({
         "endpoint": e.endpoint,
         "state": e.state.as_str(),
+        "warming": e.warming.as_str(),
         "breaker": e.breaker.as_str(),
         "quality": e.quality,
         "latency_ewma_ms": e.latency_ewma.map(ms),

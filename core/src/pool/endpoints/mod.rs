@@ -16,7 +16,7 @@ use crate::config::{Config, fmt_duration};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventBus, EventKind};
-use crate::health::{ConnState, EndpointHealth, HealthRecord, HealthSettings};
+use crate::health::{ConnState, EndpointHealth, HealthRecord, HealthSettings, Warming};
 
 /// One endpoint of a pool.
 pub(crate) struct Slot {
@@ -211,10 +211,12 @@ impl Endpoints {
         elapsed: Duration,
     ) -> Effect {
         let i = choice.index;
-        self.slots[i].connecting.fetch_sub(1, Ordering::SeqCst);
+        // Counted open before it stops counting as connecting, so that a health
+        // record read in between never sees the endpoint cold.
         if result.is_ok() {
             self.slots[i].open.fetch_add(1, Ordering::SeqCst);
         }
+        self.slots[i].connecting.fetch_sub(1, Ordering::SeqCst);
         let now = self.clock.now();
         let (transition, backoff) = {
             let mut g = self.lock(i);
@@ -491,16 +493,35 @@ impl Endpoints {
         Effect { evict }
     }
 
-    /// Endpoint `i`'s health now.
-    pub(crate) fn snapshot(&self, i: usize) -> EndpointHealth {
+    /// Endpoint `i`'s share of a pool-wide `min_idle` (rounded down: the endpoints
+    /// share connections by load and quality, not evenly, so a rounded-up share could
+    /// stay out of reach).
+    pub(crate) fn min_idle_share(&self, min_idle: usize) -> usize {
+        min_idle / self.slots.len().max(1)
+    }
+
+    /// Endpoint `i`'s warming state, given its share of `min_idle`.
+    pub(crate) fn warming(&self, i: usize, share: usize) -> Warming {
+        let s = &self.slots[i];
+        // Connecting first: a connect that finishes between the two loads is then
+        // seen as open (on_connect counts it open before it stops connecting).
+        let connecting = s.connecting.load(Ordering::SeqCst);
+        let open = s.open.load(Ordering::SeqCst);
+        Warming::of(open, connecting, share)
+    }
+
+    /// Endpoint `i`'s health now; `min_idle` is the pool's (for its warming state).
+    pub(crate) fn snapshot(&self, i: usize, min_idle: usize) -> EndpointHealth {
         let now = self.clock.now();
         let s = &self.slots[i];
+        let warming = self.warming(i, self.min_idle_share(min_idle));
         let g = self.lock(i);
         let breaker = g.breaker.state();
         let counts = g.breaker.counts();
         EndpointHealth {
             endpoint: s.name.clone(),
             state: self.state(i),
+            warming,
             breaker,
             quality: g.health.quality(breaker),
             latency_ewma: g.health.latency_ewma.map(Duration::from_secs_f64),
