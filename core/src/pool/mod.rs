@@ -234,6 +234,7 @@ impl<C: Connector> Pool<C> {
             state: AtomicUsize::new(0),
             waiters: Mutex::new(Waiters {
                 queue: Default::default(),
+                armed: Default::default(),
             }),
             deadlines: Default::default(),
             next_id: AtomicU64::new(1),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::checkout::Found;
-use super::deadlines::Waiter;
+use super::deadlines::{Armed, Waiter};
 use super::dropguard::{Held, WaiterGuard};
 use super::stats::{CloseReason, Counters};
 use super::waitqueue::WaitQueue;
@@ -32,6 +32,7 @@ pub(super) use super::waitqueue::WaiterKey;
 
 pub(super) struct Waiters<C: Connector> {
     pub(super) queue: WaitQueue<Waiter<C>>,
+    pub(super) armed: Armed,
 }
 
 impl<C: Connector> Pool<C> {
@@ -52,14 +53,12 @@ impl<C: Connector> Pool<C> {
         };
         let _active = inner.rt.enter_active()?;
         // Polled right here in the caller's task (no hand-off to a worker and back),
-        // inside the manager's runtime context so that timers and sockets register
-        // with its drivers whatever executor the caller uses. Dropping this future is
-        // safe: the waiter guard and the probe guard give everything back.
-        InRuntime {
-            handle: inner.rt.handle(),
-            fut: std::pin::pin!(inner.acquire_slow(pending, opts)),
-        }
-        .await
+        // whatever executor the caller uses: the wait itself needs no runtime (the
+        // deadline task times it out), and the steps that use timers or sockets (a
+        // probe, a retry's pause) run inside the manager's runtime context. Dropping
+        // this future is safe: the waiter guard and the probe guard give everything
+        // back.
+        OutOfLine(std::pin::pin!(inner.acquire_slow(pending, opts))).await
     }
 
     /// Acquires a connection from a task that already runs on the manager's runtime
@@ -105,7 +104,7 @@ impl<C: Connector> PoolInner<C> {
         let started = tokio::time::Instant::now();
         let deadline = started + timeout;
         if let Some(e) = pending {
-            if let Some(e) = self.validate(e).await {
+            if let Some(e) = self.in_runtime(std::pin::pin!(self.validate(e))).await {
                 return Ok(self.lease(e, false));
             }
         }
@@ -144,7 +143,11 @@ impl<C: Connector> PoolInner<C> {
             if wake > retry_until {
                 return Err(err);
             }
-            tokio::time::sleep_until(wake).await;
+            let pause = {
+                let _rt = self.rt.handle().enter(); // the timer is the manager's
+                tokio::time::sleep_until(wake)
+            };
+            pause.await;
         }
     }
 
@@ -172,7 +175,11 @@ impl<C: Connector> PoolInner<C> {
                     drop(guard);
                     drop(rx);
                     // Bounded by validation_timeout; an abandoned probe closes it.
-                    match tokio::time::timeout_at(deadline, self.validate(held)).await {
+                    let probe = {
+                        let _rt = self.rt.handle().enter(); // the timer is the manager's
+                        tokio::time::timeout_at(deadline, self.validate(held))
+                    };
+                    match self.in_runtime(std::pin::pin!(probe)).await {
                         Ok(Some(e)) => return Ok(self.lease(e, true)),
                         Ok(None) => continue,
                         Err(_) => return Err(self.timed_out(timeout)),
@@ -281,7 +288,7 @@ impl<C: Connector> PoolInner<C> {
             return Err(err);
         }
         let key = w.queue.push(priority, Waiter { tx, deadline });
-        self.deadlines.added(deadline);
+        self.deadlines.added(&mut w.armed, deadline);
         self.state.fetch_add(WAITER, Ordering::SeqCst);
         Ok(key)
     }
@@ -335,6 +342,34 @@ impl<C: Connector> PoolInner<C> {
         for tx in waiters {
             let _ = tx.send(Grant::Failed(err.clone()));
         }
+    }
+}
+
+impl<C: Connector> PoolInner<C> {
+    /// `fut`, polled with the manager's runtime entered.
+    fn in_runtime<'a, F: std::future::Future>(
+        &'a self,
+        fut: std::pin::Pin<&'a mut F>,
+    ) -> InRuntime<'a, F> {
+        InRuntime {
+            handle: self.rt.handle(),
+            fut,
+        }
+    }
+}
+
+/// Polls the slow path in a function of its own, so that the fast path's caller does
+/// not carry its frame.
+struct OutOfLine<'a, F>(std::pin::Pin<&'a mut F>);
+
+impl<F: std::future::Future> std::future::Future for OutOfLine<'_, F> {
+    type Output = F::Output;
+    #[inline(never)]
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.0.as_mut().poll(cx)
     }
 }
 
