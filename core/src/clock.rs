@@ -18,6 +18,18 @@ pub trait Clock: Send + Sync + 'static {
     fn coarse_stamp(&self) -> Stamp {
         Stamp::of(self.now())
     }
+
+    /// Whether this is the real clock ([`SystemClock`]), whose coarse stamp hot paths
+    /// may read without a call through the trait object ([`system_coarse_stamp`]).
+    fn is_system(&self) -> bool {
+        false
+    }
+}
+
+/// [`SystemClock`]'s coarse stamp, without going through a `dyn Clock`.
+#[inline]
+pub fn system_coarse_stamp() -> Stamp {
+    coarse::stamp()
 }
 
 /// The real monotonic clock.
@@ -33,6 +45,10 @@ impl Clock for SystemClock {
     #[inline]
     fn coarse_stamp(&self) -> Stamp {
         coarse::stamp()
+    }
+
+    fn is_system(&self) -> bool {
+        true
     }
 }
 
@@ -81,7 +97,8 @@ impl Clock for ManualClock {
     }
 }
 
-/// A point in time as nanoseconds since a process-wide origin: eight bytes, compared
+/// A point in time as nanoseconds on the monotonic clock (`CLOCK_MONOTONIC`s zero on
+/// Linux, a process-wide origin elsewhere): eight bytes, compared
 /// and subtracted as integers, for the timestamps a pool keeps on every connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Stamp(u64);
@@ -92,7 +109,8 @@ impl Stamp {
 
     /// The stamp of an instant (instants before the origin are the origin).
     pub fn of(i: Instant) -> Stamp {
-        Stamp(nanos(i.saturating_duration_since(origin().0)))
+        let (base, base_ns) = *origin();
+        Stamp(base_ns.saturating_add(nanos(i.saturating_duration_since(base))))
     }
 
     /// The time from `earlier` to this stamp (zero if `earlier` is later).
@@ -122,7 +140,8 @@ pub fn nanos(d: Duration) -> u64 {
 
 /// The origin of stamps: an instant and, on Linux, the `CLOCK_MONOTONIC` reading taken
 /// right after it (`Instant` is `CLOCK_MONOTONIC` there, and the coarse clock counts on
-/// the same base).
+/// the same base). Stamps count from `CLOCK_MONOTONIC`'s zero, so that the hot path's
+/// coarse reading is a stamp as it is; elsewhere from the origin.
 fn origin() -> &'static (Instant, u64) {
     static ORIGIN: OnceLock<(Instant, u64)> = OnceLock::new();
     ORIGIN.get_or_init(|| {
@@ -160,9 +179,8 @@ mod coarse {
 
     #[inline]
     pub(super) fn stamp() -> Stamp {
-        let base = super::origin().1;
-        // The coarse clock may lag the precise one by a tick: never before the origin.
-        Stamp(read(libc::CLOCK_MONOTONIC_COARSE).saturating_sub(base))
+        // On CLOCK_MONOTONIC's base, as `Stamp::of` counts (it may lag a tick).
+        Stamp(read(libc::CLOCK_MONOTONIC_COARSE))
     }
 }
 

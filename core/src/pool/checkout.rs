@@ -104,7 +104,7 @@ impl<C: Connector> PoolInner<C> {
         let Some(mut e) = popped else {
             return Found::Empty;
         };
-        let now = self.clock.coarse_stamp();
+        let now = self.coarse_now();
         loop {
             let reason = if self.evicted(&e) {
                 Some(CloseReason::Evicted)
@@ -207,7 +207,7 @@ impl<C: Connector> PoolInner<C> {
             self.sweep_evicted();
         }
         if why.is_none() && !self.evicted(&e) {
-            e.proven = self.clock.coarse_stamp();
+            e.proven = self.coarse_now();
             Some(e)
         } else {
             Counters::inc(&self.counters.probe_failed);
@@ -216,7 +216,7 @@ impl<C: Connector> PoolInner<C> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn lease(self: &Arc<Self>, entry: Box<Entry<C::Conn>>, waited: bool) -> Lease<C> {
         if self.scale_ahead_on {
             self.scale_ahead();
@@ -237,7 +237,7 @@ impl<C: Connector> PoolInner<C> {
     /// Returns a connection: to the first waiter, else to the idle queue. `used`: it
     /// comes back from a lease (so it is recycled and counts as freshly proven).
     pub(super) fn give_back(self: &Arc<Self>, mut entry: Box<Entry<C::Conn>>, used: bool) {
-        let now = self.clock.coarse_stamp();
+        let now = self.coarse_now();
         if used {
             self.untrack(entry.id);
             self.count_leased(&entry, false);

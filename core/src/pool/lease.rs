@@ -60,7 +60,7 @@ impl<C: Connector> Lease<C> {
         if let Some(e) = self.entry.take() {
             self.pool.untrack(e.id);
             self.pool.count_leased(&e, false);
-            let held = self.pool.clock.coarse_stamp().since(e.leased_at);
+            let held = self.pool.coarse_now().since(e.leased_at);
             self.pool.counters.lease.record(held);
             self.pool.close_entry(e, CloseReason::Discarded);
         }

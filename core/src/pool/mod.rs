@@ -135,6 +135,8 @@ pub(crate) struct PoolInner<C: Connector> {
     /// the checkout's comparisons.
     validate_after_ns: u64,
     liveness_bypass_ns: u64,
+    /// The clock is the real one: its coarse stamp is read without a virtual call.
+    system_clock: bool,
     /// `pool.scale_ahead` is set: each checkout calls `scale_ahead` (connect.rs).
     scale_ahead_on: bool,
     max_size: AtomicUsize,
@@ -222,6 +224,7 @@ impl<C: Connector> Pool<C> {
             validate_after_ns: crate::clock::nanos(settings.validate_after),
             liveness_bypass_ns: crate::clock::nanos(settings.liveness_bypass),
             scale_ahead_on: settings.scale_ahead > 0.0,
+            system_clock: clock.is_system(),
             max_size: AtomicUsize::new(settings.max_size),
             min_idle: AtomicUsize::new(settings.min_idle),
             settings,
@@ -498,6 +501,16 @@ impl<C: Connector> Drop for PoolInner<C> {
 }
 
 impl<C: Connector> PoolInner<C> {
+    /// Now, from the coarse clock (see [`crate::clock::Clock::coarse_stamp`]).
+    #[inline]
+    pub(super) fn coarse_now(&self) -> Stamp {
+        if self.system_clock {
+            crate::clock::system_coarse_stamp()
+        } else {
+            self.clock.coarse_stamp()
+        }
+    }
+
     /// Whether the pool is closed (read with SeqCst, for the slow paths).
     #[inline]
     pub(super) fn is_shut(&self) -> bool {
