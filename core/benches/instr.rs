@@ -19,6 +19,8 @@
 //! on one current-thread runtime sharing a pool of 16, each acquire -> yield -> release
 //! (so most acquires wait and every release hands over to a waiter), counted per
 //! acquire+release: `switchboard_contended` (`acquire().await`) and `deadpool_contended`.
+//! Connect churn, timed only: `connect_churn` (acquire a new connection, discard it) and
+//! `tokio_connect` (a bare tokio connect + close), to an in-process Unix socket listener.
 
 mod support;
 
@@ -170,6 +172,45 @@ fn run(kind: &str, n: u64, reps: usize) -> Result<Vec<f64>, String> {
             }
             let _ = manager.close(Duration::from_secs(5));
         }
+        "connect_churn" | "tokio_connect" => {
+            // Connect churn: a pool whose connection is discarded after each lease opens
+            // a new one per acquire, against a bare tokio connect + close, to the same
+            // in-process listener. A Unix socket: a loop of TCP connects on loopback fills
+            // the ephemeral ports with TIME_WAIT within seconds and then measures that.
+            let path = churn_listener()?;
+            let rt = rt();
+            if kind == "connect_churn" {
+                let manager = Manager::new(&Config::new()).map_err(|e| e.to_string())?;
+                let pool = manager
+                    .pool(
+                        "churn",
+                        &format!("unix://{}", path.display()),
+                        &Config::new(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                time(&mut |n| {
+                    rt.block_on(async {
+                        for _ in 0..n {
+                            let lease = pool.acquire().await.expect("acquire");
+                            black_box(lease.fd());
+                            lease.discard();
+                        }
+                    })
+                });
+                let _ = manager.close(Duration::from_secs(5));
+            } else {
+                time(&mut |n| {
+                    rt.block_on(async {
+                        for _ in 0..n {
+                            let s = tokio::net::UnixStream::connect(&path)
+                                .await
+                                .expect("connect");
+                            black_box(s.as_raw_fd());
+                        }
+                    })
+                });
+            }
+        }
         "peek" => {
             let target = std::env::var("SB_BENCH_TARGET")
                 .map_err(|_| "peek needs SB_BENCH_TARGET=tcp://host:port".to_string())?;
@@ -273,6 +314,25 @@ fn array_queue_loop(q: &crossbeam_queue::ArrayQueue<u64>, n: u64) {
         let v = q.pop().expect("pre-filled");
         let _ = q.push(black_box(v));
     }
+}
+
+/// A Unix socket listener that accepts every connection and keeps the last 64 open (so
+/// the client closes first, as a client does, and the pool's liveness check sees a
+/// live peer), on a thread of its own for the rest of the process.
+fn churn_listener() -> Result<std::path::PathBuf, String> {
+    let path = std::env::temp_dir().join(format!("sb-churn-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = std::os::unix::net::UnixListener::bind(&path).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let mut open = std::collections::VecDeque::new();
+        for s in l.incoming() {
+            open.push_back(s);
+            if open.len() > 64 {
+                open.pop_front();
+            }
+        }
+    });
+    Ok(path)
 }
 
 #[inline(never)]
