@@ -1,4 +1,4 @@
-//! Tests of `handles`, beside it so that the module holds one concept.
+//! Tests of `handles`: the slab, its handles, its free lists and per-thread caches.
 
 use super::*;
 use std::sync::Arc;
