@@ -125,12 +125,12 @@ $(addprefix $(C_OUT)/,$(C_REDIS_TESTS) $(addsuffix _asan,$(C_REDIS_TESTS))): $(R
 C_TESTS := test_pool test_pool_static test_misuse test_pool_ops test_custom test_metrics \
            test_resilience test_fault_proxy test_sessions test_registry test_registry_admin \
            test_registry_server test_server test_redis test_resources test_resources_admin \
-           test_resources_redis test_offsets_redis test_lease_slots cpp_include
+           test_resources_redis test_offsets_redis test_lease_slots test_warming cpp_include
 C_ASAN_TESTS := test_pool_asan test_misuse_asan test_pool_ops_asan test_custom_asan \
                 test_metrics_asan test_resilience_asan test_fault_proxy_asan test_sessions_asan \
                 test_registry_asan test_registry_admin_asan test_registry_server_asan \
                 test_server_asan test_resources_asan test_resources_admin_asan test_resources_redis_asan \
-                test_offsets_redis_asan test_lease_slots_asan
+                test_offsets_redis_asan test_lease_slots_asan test_liveness_bypass_asan test_warming_asan
 
 # Installs what the C tests need and a fresh machine may lack (valgrind, a C++ compiler,
 # redis-server for test_redis). If the install fails, test_redis says so and fails.
