@@ -765,26 +765,16 @@ fn a_demand_spike_with_scale_ahead_opens_at_most_five_beyond_min_idle() {
     assert!(off <= 5, "without scale_ahead: {off} beyond min_idle");
 }
 
-/// Leases `n` idle connections without waiting (each takes the fast path, the one
-/// that calls scale_ahead).
-fn lease_idle(
+/// Takes an idle connection without waiting (the fast path, which scales ahead).
+fn take_idle(
     pool: &switchboard_core::Pool<FnConnector<usize>>,
-    n: usize,
-) -> Vec<switchboard_core::Lease<FnConnector<usize>>> {
-    (0..n)
-        .map(|_| pool.try_acquire().unwrap().expect("an idle connection"))
-        .collect()
+) -> switchboard_core::Lease<FnConnector<usize>> {
+    pool.try_acquire().unwrap().expect("an idle connection")
 }
 
-/// Opens `n` connections (one at a time) and returns them to the pool idle.
-fn open_idle(pool: &switchboard_core::Pool<FnConnector<usize>>, n: usize) {
-    let held: Vec<_> = (0..n)
-        .map(|_| pool.acquire_blocking(NOW).unwrap())
-        .collect();
-    drop(held);
-    assert_eq!(pool.stats().idle, n);
-}
-
+/// max_size 4, scale_ahead 0.5: one leased of 4 opens nothing; the second lease
+/// reaches 0.5 and the third connection opens with nobody waiting for it; taking that
+/// one opens the fourth; then max_size is reached.
 #[test]
 fn scale_ahead_opens_the_next_connection_before_anyone_waits() {
     let opened = Arc::new(AtomicUsize::new(0));
@@ -797,14 +787,11 @@ fn scale_ahead_opens_the_next_connection_before_anyone_waits() {
             slow_counting(Duration::from_millis(30), &opened),
         )
         .unwrap();
-    open_idle(&pool, 2);
-    let waited = pool.stats().acquired_waited_total;
-    // One leased of 4: below 0.5, and one is still idle: nothing opens.
-    let mut leases = lease_idle(&pool, 1);
+    let a = pool.acquire_blocking(NOW).unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(pool.stats().created_total, 2);
-    // Two leased of 4 and none idle: the third opens with nobody waiting for it.
-    leases.extend(lease_idle(&pool, 1));
+    assert_eq!(pool.stats().created_total, 1, "one leased of 4: below 0.5");
+    let b = pool.acquire_blocking(NOW).unwrap();
+    // Two leased of 4: the third opens ahead, and nobody waits for it.
     let mut max_waiting = 0;
     assert!(wait_until(Duration::from_secs(5), || {
         let s = pool.stats();
@@ -815,10 +802,10 @@ fn scale_ahead_opens_the_next_connection_before_anyone_waits() {
     assert_eq!((s.created_total, s.size, s.leased), (3, 3, 2), "{s:?}");
     assert_eq!(max_waiting, 0);
     // Taken without waiting; three leased of 4: the fourth opens ahead.
-    leases.extend(lease_idle(&pool, 1));
+    let c = take_idle(&pool);
     assert!(wait_until(Duration::from_secs(5), || pool.stats().idle == 1));
     // Four leased of 4: max_size reached, nothing more.
-    leases.extend(lease_idle(&pool, 1));
+    let d = take_idle(&pool);
     std::thread::sleep(Duration::from_millis(100));
     let s = pool.stats();
     assert_eq!(
@@ -826,11 +813,8 @@ fn scale_ahead_opens_the_next_connection_before_anyone_waits() {
         (4, 4, 4, 0),
         "{s:?}"
     );
-    assert_eq!(
-        s.acquired_waited_total, waited,
-        "nobody waited after the first two"
-    );
-    drop(leases);
+    assert_eq!(s.acquired_waited_total, 2, "only the first two waited");
+    drop((a, b, c, d));
 }
 
 #[test]
@@ -846,13 +830,14 @@ fn scale_ahead_is_off_by_default() {
         )
         .unwrap();
     assert_eq!(pool.settings().scale_ahead, 0.0);
-    open_idle(&pool, 2);
-    let leases = lease_idle(&pool, 2);
+    let a = pool.acquire_blocking(NOW).unwrap();
+    let b = pool.acquire_blocking(NOW).unwrap();
     std::thread::sleep(Duration::from_millis(150));
     let s = pool.stats();
     assert_eq!((s.created_total, s.size, s.idle), (2, 2, 0), "{s:?}");
     assert_eq!(opened.load(Ordering::SeqCst), 2);
-    drop(leases);
+    assert!(pool.try_acquire().unwrap().is_none());
+    drop((a, b));
 }
 
 /// The warming state in the health record: a pool keeping min_idle 3 over a slow

@@ -106,7 +106,8 @@ impl<C: Connector> PoolInner<C> {
     }
 
     /// `pool.scale_ahead`: called on every checkout when it is set (never otherwise),
-    /// after the connection being handed out has left the idle queue.
+    /// after the connection being handed out has left the idle queue, and at the end
+    /// of each background connect.
     ///
     /// When nothing is left idle, nothing is on its way (no connect in flight, none
     /// being delivered) and the leased connections have reached `scale_ahead` of
@@ -342,4 +343,11 @@ pub(super) async fn connect_task<C: Connector>(slot: ConnectSlot<C>) {
         }
     }
     pool.ensure_connecting();
+    if pool.scale_ahead_on {
+        // A checkout that took this connection while it was still counted as
+        // delivering saw it on its way and did not scale ahead: look again now that
+        // it has arrived (also after a connect handed straight to a waiter, which
+        // takes no checkout path). Demand's connects, started just above, go first.
+        pool.scale_ahead();
+    }
 }
