@@ -407,6 +407,34 @@ typedef int32_t sb_breaker_state;
 #endif // __cplusplus
 
 /**
+ * How warm an endpoint is (`sb_endpoint_health.warming`): whether the next caller
+ * finds a connection open to it or pays for a connect. The numbers are stable; the
+ * names (`sb_warming_state_str`) are the same in every language.
+ */
+enum sb_warming_state
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+    /**
+     * No connection open to it and none being opened ("cold").
+     */
+    SB_WARMING_COLD = 0,
+    /**
+     * Connects to it are in flight, or fewer are open than its share of the pool's
+     * `pool.min_idle` (`min_idle / endpoints`, rounded down) ("warming").
+     */
+    SB_WARMING_WARMING = 1,
+    /**
+     * Open, its share of `pool.min_idle` met, nothing being opened ("warm").
+     */
+    SB_WARMING_WARM = 2,
+};
+#ifndef __cplusplus
+typedef int32_t sb_warming_state;
+#endif // __cplusplus
+
+/**
  * What kind of event an `sb_event` is. The numbers are stable and never reused; new
  * kinds may be added, so handle unknown values (`sb_event_kind_str` names them).
  */
@@ -1051,6 +1079,11 @@ typedef struct {
      * The last failure's message ("" when none).
      */
     char last_error[SB_ENDPOINT_ERROR_LEN];
+    /**
+     * How warm it is (an `sb_warming_state`). Appended after `last_error`: a caller
+     * built against an older header has a smaller `struct_size` and does not get it.
+     */
+    sb_warming_state warming;
 } sb_endpoint_health;
 
 /**
@@ -2500,6 +2533,12 @@ const char *sb_breaker_state_str(int32_t state);
  * never free it.
  */
 const char *sb_conn_state_str(int32_t state);
+
+/**
+ * The stable name of a warming state (`"cold"`, `"warming"`, `"warm"`; the same in
+ * every language), or `"unknown"`. Static: never free it.
+ */
+const char *sb_warming_state_str(int32_t state);
 
 /**
  * Stores the connection's id in `*out`: unique within its pool (from 1), never

@@ -8,7 +8,9 @@
 use std::ffi::c_char;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use switchboard_core::{BreakerOp, BreakerState, ConnState, EndpointHealth, Error, HealthReport};
+use switchboard_core::{
+    BreakerOp, BreakerState, ConnState, EndpointHealth, Error, HealthReport, Warming,
+};
 
 use crate::args::{
     check_out, copy_str, copy_str_out, str_arg, struct_room, write_out, write_prefix,
@@ -87,6 +89,33 @@ impl From<ConnState> for sb_conn_state {
             ConnState::Disconnecting => SB_CONN_DISCONNECTING,
             ConnState::Disconnected => SB_CONN_DISCONNECTED,
             ConnState::Failed => SB_CONN_FAILED,
+        }
+    }
+}
+
+/// How warm an endpoint is (`sb_endpoint_health.warming`): whether the next caller
+/// finds a connection open to it or pays for a connect. The numbers are stable; the
+/// names (`sb_warming_state_str`) are the same in every language.
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum sb_warming_state {
+    /// No connection open to it and none being opened ("cold").
+    SB_WARMING_COLD = 0,
+    /// Connects to it are in flight, or fewer are open than its share of the pool's
+    /// `pool.min_idle` (`min_idle / endpoints`, rounded down) ("warming").
+    SB_WARMING_WARMING = 1,
+    /// Open, its share of `pool.min_idle` met, nothing being opened ("warm").
+    SB_WARMING_WARM = 2,
+}
+
+impl From<Warming> for sb_warming_state {
+    fn from(w: Warming) -> Self {
+        use sb_warming_state::*;
+        match w {
+            Warming::Cold => SB_WARMING_COLD,
+            Warming::Warming => SB_WARMING_WARMING,
+            Warming::Warm => SB_WARMING_WARM,
         }
     }
 }
@@ -183,6 +212,9 @@ pub struct sb_endpoint_health {
     pub backoff_remaining_ns: u64,
     /// The last failure's message ("" when none).
     pub last_error: [c_char; SB_ENDPOINT_ERROR_LEN],
+    /// How warm it is (an `sb_warming_state`). Appended after `last_error`: a caller
+    /// built against an older header has a smaller `struct_size` and does not get it.
+    pub warming: sb_warming_state,
 }
 
 impl From<&EndpointHealth> for sb_endpoint_health {
@@ -209,6 +241,7 @@ impl From<&EndpointHealth> for sb_endpoint_health {
             connected_since_unix_ns: unix_ns(e.connected_since),
             backoff_remaining_ns: e.backoff_remaining.map_or(0, ns),
             last_error: [0; SB_ENDPOINT_ERROR_LEN],
+            warming: e.warming.into(),
         };
         copy_str(&mut out.endpoint, &e.endpoint);
         copy_str(&mut out.last_error, e.last_error.as_deref().unwrap_or(""));
@@ -244,6 +277,7 @@ fn write_endpoint(out: *mut sb_endpoint_health, src: &sb_endpoint_health, room: 
             connected_since_unix_ns,
             backoff_remaining_ns,
             last_error,
+            warming,
         ]
     );
 }
@@ -651,6 +685,19 @@ pub extern "C" fn sb_conn_state_str(state: i32) -> *const c_char {
     s.as_ptr().cast()
 }
 
+/// The stable name of a warming state (`"cold"`, `"warming"`, `"warm"`; the same in
+/// every language), or `"unknown"`. Static: never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn sb_warming_state_str(state: i32) -> *const c_char {
+    let s: &'static [u8] = match u8::try_from(state).ok().and_then(Warming::from_u8) {
+        Some(Warming::Cold) => b"cold\0",
+        Some(Warming::Warming) => b"warming\0",
+        Some(Warming::Warm) => b"warm\0",
+        None => b"unknown\0",
+    };
+    s.as_ptr().cast()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,5 +727,17 @@ mod tests {
         // SAFETY: static NUL-terminated string.
         let c = unsafe { CStr::from_ptr(sb_conn_state_str(7)) };
         assert_eq!(c.to_str().unwrap(), "unknown");
+        for w in Warming::ALL {
+            let c = sb_warming_state::from(w) as i32;
+            assert_eq!(c, w as i32);
+            // SAFETY: static NUL-terminated strings.
+            let name = unsafe { CStr::from_ptr(sb_warming_state_str(c)) };
+            assert_eq!(name.to_str().unwrap(), w.as_str());
+        }
+        for bad in [-1, 3, 256] {
+            // SAFETY: static NUL-terminated strings.
+            let w = unsafe { CStr::from_ptr(sb_warming_state_str(bad)) };
+            assert_eq!(w.to_str().unwrap(), "unknown");
+        }
     }
 }
