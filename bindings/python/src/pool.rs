@@ -480,6 +480,7 @@ fn endpoint_dict<'py>(py: Python<'py>, e: &EndpointHealth) -> PyResult<Bound<'py
     let d = PyDict::new(py);
     d.set_item("endpoint", &e.endpoint)?;
     d.set_item("state", e.state.as_str())?;
+    d.set_item("warming", e.warming.as_str())?;
     d.set_item("breaker", e.breaker.as_str())?;
     d.set_item("quality", e.quality)?;
     d.set_item("latency_ewma", e.latency_ewma.map(|l| l.as_secs_f64()))?;

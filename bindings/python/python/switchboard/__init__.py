@@ -58,6 +58,7 @@ from ._api import (
     Pool,
     PoolStats,
 )
+from ._snapshots import WarmingState
 from ._errors import (
     Cancelled,
     FailedPrecondition,
@@ -104,6 +105,7 @@ __all__ = [
     "BreakerState",
     "BreakerOp",
     "ConnState",
+    "WarmingState",
     "Lease",
     "Sessions",
     "Session",

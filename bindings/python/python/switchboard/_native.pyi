@@ -52,6 +52,7 @@ _BreakerStateName: TypeAlias = Literal[
 _ConnStateName: TypeAlias = Literal[
     "idle", "connecting", "connected", "reconnecting", "disconnecting", "disconnected", "failed"
 ]
+_WarmingStateName: TypeAlias = Literal["cold", "warming", "warm"]
 
 @type_check_only
 class _EventDict(TypedDict):
@@ -75,6 +76,7 @@ class _EventDict(TypedDict):
 class _EndpointHealthDict(TypedDict):
     endpoint: str
     state: _ConnStateName
+    warming: _WarmingStateName
     breaker: _BreakerStateName
     quality: float
     latency_ewma: Optional[float]

@@ -1,6 +1,7 @@
 """The snapshot and value types of the public API: what pools and managers report.
 
-The breaker and connection state names (``BreakerState``, ``BreakerOp``, ``ConnState``),
+The breaker, connection and warming state names (``BreakerState``, ``BreakerOp``,
+``ConnState``, ``WarmingState``),
 the counters and summaries of :meth:`Pool.stats` (``PoolStats``, ``ClosedBy``,
 ``LatencyStats``), the health of :meth:`Pool.health` (``HealthReport``,
 ``EndpointHealth``) and the manager's ``Event``. All are plain frozen values, built from
@@ -24,6 +25,7 @@ __all__ = [
     "HealthReport",
     "LatencyStats",
     "PoolStats",
+    "WarmingState",
 ]
 
 # The aliases below are Unions of one-word Literals rather than Literal["a", "b"]: the
@@ -54,6 +56,11 @@ ConnState = Union[
     Literal["disconnected"],
     Literal["failed"],
 ]
+
+#: How warm an endpoint is (``EndpointHealth.warming``): ``"cold"`` (nothing open and
+#: nothing being opened), ``"warming"`` (connects in flight, or fewer open than its share
+#: of the pool's ``min_idle``) or ``"warm"`` (open, that share met, nothing being opened).
+WarmingState = Union[Literal["cold"], Literal["warming"], Literal["warm"]]
 
 
 @dataclass(frozen=True)
@@ -210,6 +217,10 @@ class EndpointHealth:
     last_error: Optional[str]
     #: Seconds until the next reconnect may start, while backing off; else ``None``.
     backoff_remaining: Optional[float]
+    #: How warm it is: ``"cold"`` (no connection open and none being opened),
+    #: ``"warming"`` (connects in flight, or fewer open than its share of ``min_idle``)
+    #: or ``"warm"``.
+    warming: WarmingState
 
 
 @dataclass(frozen=True)
