@@ -390,6 +390,14 @@ export interface SwitchboardEvent {
 /** A connection's or an endpoint's state. */
 export type ConnState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnecting' | 'disconnected' | 'failed';
 
+/**
+ * How warm an endpoint is: `cold` (no connection open and none being opened), `warming`
+ * (connects in flight, or fewer open than its share of the pool's `minIdle`, i.e.
+ * `minIdle / endpoints` rounded down) or `warm` (open, that share met, nothing being
+ * opened).
+ */
+export type WarmingState = 'cold' | 'warming' | 'warm';
+
 /** A circuit breaker's state. */
 export type BreakerState = 'closed' | 'open' | 'half_open' | 'forced_open' | 'disabled' | 'metrics_only';
 
@@ -402,6 +410,8 @@ export interface EndpointHealth {
   endpoint: string;
   /** Its state. */
   state: ConnState;
+  /** How warm it is: whether the next caller finds a connection open to it. */
+  warming: WarmingState;
   /** Its breaker's state. */
   breaker: BreakerState;
   /** Quality score in [0, 1], higher is better (success rate and latency). */

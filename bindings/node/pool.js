@@ -15,6 +15,7 @@ function endpointFrom(e) {
   return {
     endpoint: e.endpoint,
     state: e.state,
+    warming: e.warming,
     breaker: e.breaker,
     quality: e.quality,
     latencyEwma: e.latencyEwma ?? null,

@@ -25,6 +25,8 @@ pub struct NativeEndpointHealth {
     /// `idle`, `connecting`, `connected`, `reconnecting`, `disconnecting`,
     /// `disconnected` or `failed`.
     pub state: String,
+    /// `cold`, `warming` or `warm`.
+    pub warming: String,
     /// `closed`, `open`, `half_open`, `forced_open`, `disabled` or `metrics_only`.
     pub breaker: String,
     /// Quality score in [0, 1], higher is better.
@@ -57,6 +59,7 @@ impl From<&EndpointHealth> for NativeEndpointHealth {
         NativeEndpointHealth {
             endpoint: e.endpoint.clone(),
             state: e.state.as_str().to_string(),
+            warming: e.warming.as_str().to_string(),
             breaker: e.breaker.as_str().to_string(),
             quality: e.quality,
             latency_ewma: e.latency_ewma.map(ms),
