@@ -9,6 +9,8 @@
 #  2b. core/benches/sessions.rs (memory per open session, counting and commit costs)
 #     and core/benches/resilience.rs (breaker, fail-fast, one vs two endpoints), and
 #     core/benches/cluster.rs (a broadcast to 10,000 sinks over 3 instances via Redis);
+#  2b'. core/benches/spike.rs: HikariCP's spike test with pool.scale_ahead off and on
+#     (connections opened beyond min_idle; build/bench/spike.json);
 #  2c. the registry (issue 9): core/benches/registry.rs (broadcast to 10,000
 #     connections, memory per connection, and callgrind instructions per recipient),
 #     then the same broadcast from C, Python and Node beside each language's plain
@@ -74,7 +76,7 @@ fi
 # ------------------------------------------------------------------ 1. build
 
 say "building (release)"
-INSTR_BIN= POOL_BIN= SESSIONS_BIN= RESILIENCE_BIN= REGISTRY_BIN= CLUSTER_BIN=
+INSTR_BIN= POOL_BIN= SESSIONS_BIN= RESILIENCE_BIN= REGISTRY_BIN= CLUSTER_BIN= SPIKE_BIN=
 if timeout 1200 "$CARGO" bench -p switchboard-core --no-run --message-format=json \
   >"$OUT/cargo-bench.json" 2>"$OUT/cargo-bench.log"; then
   eval "$("$PYTHON" - "$OUT/cargo-bench.json" <<'EOF'
@@ -86,7 +88,7 @@ for line in open(sys.argv[1]):
         continue
     if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
         name = m["target"]["name"]
-        if name in ("pool", "instr", "sessions", "resilience", "registry", "hub", "cluster"):
+        if name in ("pool", "instr", "sessions", "resilience", "registry", "hub", "cluster", "spike"):
             print(f'{name.upper()}_BIN="{m["executable"]}"')
 EOF
 )"
@@ -166,6 +168,20 @@ done
 [[ -n $SESSIONS_BIN ]] || fail "sessions bench not built"
 [[ -n $RESILIENCE_BIN ]] || fail "resilience bench not built"
 [[ -n $CLUSTER_BIN ]] || fail "cluster bench not built"
+
+# ------------------------------------------------------------------ 2b'. spike
+
+# HikariCP's spike with pool.scale_ahead off and on (issue 13): spike.json.
+if [[ -n $SPIKE_BIN ]]; then
+  say "spike: 50 callers, 150 ms connect, scale_ahead off and on"
+  if ! SB_BENCH_OUT="$OUT" SB_BENCH_REPS="$REPS" timeout 600 "$SPIKE_BIN" --bench \
+    2>>"$OUT/extra.log" | tee -a "$OUT/spike.txt" >&2; then
+    fail "spike bench (see build/bench/extra.log)"
+  fi
+  [[ -s $OUT/spike.json ]] || fail "spike bench wrote no spike.json"
+else
+  fail "spike bench not built"
+fi
 
 # ------------------------------------------------------------------ 2c. registry
 

@@ -426,6 +426,15 @@ def section_bindings(lines: list[str], rows, per_op: dict[str, float], raw) -> d
     return {**{("min",) + key: v for key, v in low.items()}, **med}
 
 
+def read_spike() -> dict:
+    """core/benches/spike.rs's spike.json: {"off": {...}, "on": {...}}, or {}."""
+    p = OUT / "spike.json"
+    try:
+        return json.loads(p.read_text()) if p.exists() else {}
+    except ValueError:
+        return {}
+
+
 def headline(lines, a_med, instr, rates, fair, bmed) -> None:
     def val(x, f):
         return f(x) if x is not None else "not measured"
@@ -503,6 +512,20 @@ def headline(lines, a_med, instr, rates, fair, bmed) -> None:
             met(None if node_try is None or peek is None else node_try - peek < 400),
         ),
     ]
+    spike = read_spike()
+    on, off = spike.get("on", {}), spike.get("off", {})
+    rows.append(
+        (
+            "spike test (HikariCP's: 50 callers, 150 ms connect) with `pool.scale_ahead` on (issue 13)",
+            "≤ 5 opened beyond min_idle",
+            "not measured" if "beyond_min_idle_max" not in on else
+            f"{on['beyond_min_idle_median']} beyond min_idle (median, max {on['beyond_min_idle_max']}, "
+            f"served in {on['served_ms_median']:.0f} ms); off: {off.get('beyond_min_idle_median', '?')} "
+            f"(max {off.get('beyond_min_idle_max', '?')}, {off.get('served_ms_median', float('nan')):.0f} ms); "
+            f"{on['runs']} runs each",
+            met(None if "beyond_min_idle_max" not in on else on["beyond_min_idle_max"] <= 5),
+        )
+    )
     lines += [
         "## Against the targets of issue 3",
         "",
