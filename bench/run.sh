@@ -280,7 +280,7 @@ trap stop_echo EXIT
 if command -v valgrind >/dev/null; then
   say "callgrind: instructions per acquire+release ($N1 and $N2 iterations)"
   KINDS=()
-  [[ -n $INSTR_BIN ]] && KINDS+=(switchboard_try switchboard deadpool bb8 r2d2 semaphore_vec array_queue)
+  [[ -n $INSTR_BIN ]] && KINDS+=(switchboard_try switchboard deadpool bb8 r2d2 semaphore_vec array_queue switchboard_contended deadpool_contended)
   [[ -n $INSTR_BIN && -n $TARGET ]] && KINDS+=(switchboard_tcp_try switchboard_tcp_blocking)
   [[ -n $C_BIN && -n $TARGET ]] && KINDS+=(c_try c_acquire)
   # The interpreter runs ~50x slower under callgrind: fewer iterations, same method.
@@ -314,6 +314,13 @@ if [[ -n $TARGET ]]; then
   if [[ -n $INSTR_BIN ]]; then
     for kind in switchboard_tcp_try switchboard_tcp_blocking peek; do
       if ! SB_BENCH_TARGET="$TARGET" timeout 300 "$INSTR_BIN" --reps "$REPS" "$kind" $N_NATIVE |
+        sed 's/^/rust /' >>"$OUT/bindings.txt"; then
+        fail "rust $kind"
+      fi
+    done
+    # Connect churn (issue 13): fewer iterations, each opens a connection.
+    for kind in connect_churn tokio_connect; do
+      if ! timeout 300 "$INSTR_BIN" --reps "$REPS" "$kind" 5000 |
         sed 's/^/rust /' >>"$OUT/bindings.txt"; then
         fail "rust $kind"
       fi
