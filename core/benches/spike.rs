@@ -37,7 +37,9 @@ fn spike(m: &Manager, name: &str, scale_ahead: &str) -> (u64, Duration) {
     ] {
         cfg.set(k, v).expect("config");
     }
-    let pool = m.pool_with(name, "slow://db", &cfg, connector).expect("pool");
+    let pool = m
+        .pool_with(name, "slow://db", &cfg, connector)
+        .expect("pool");
     pool.warm_blocking().expect("warm");
     let settle = |what: &str| {
         let end = Instant::now() + Duration::from_secs(10);
