@@ -147,8 +147,9 @@ test('stats().wait and stats().lease: counts match, peak covers a lease held ~50
       assert.ok(h.p50 <= h.p90 && h.p90 <= h.p99 && h.p99 <= h.peak, `${name} quantiles ordered: ${JSON.stringify(h)}`);
       assert.ok(h.avg <= h.peak, `${name} avg <= peak`);
     }
-    // Milliseconds, not seconds or nanoseconds.
-    assert.ok(s.lease.peak >= heldAtLeast - 1, `lease peak ${s.lease.peak} ms >= held ${heldAtLeast} ms`);
+    // Milliseconds, not seconds or nanoseconds. Lease times come from the coarse monotonic
+    // clock (docs/metrics.md): one kernel tick, at most 10 ms, of resolution.
+    assert.ok(s.lease.peak >= heldAtLeast - 10, `lease peak ${s.lease.peak} ms >= held ${heldAtLeast} ms`);
     assert.ok(s.lease.peak < 60_000, `lease peak ${s.lease.peak} is in milliseconds`);
   });
 });

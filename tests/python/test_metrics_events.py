@@ -88,7 +88,9 @@ def test_stats_have_wait_and_lease_summaries(
     assert isinstance(s.wait, switchboard.LatencyStats)
     assert s.wait.count == s.acquired_total == 4
     assert s.lease.count == 4
-    assert s.lease.peak >= 0.05
+    # Lease times come from the coarse monotonic clock (docs/metrics.md): a 50 ms lease
+    # may read one kernel tick (at most 10 ms) short.
+    assert s.lease.peak >= 0.04
     assert s.lease.avg > 0
     assert 0 <= s.lease.p50 <= s.lease.p90 <= s.lease.p99 <= s.lease.peak
     assert 0 <= s.wait.p50 <= s.wait.p90 <= s.wait.p99 <= s.wait.peak
